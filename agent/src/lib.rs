@@ -1,0 +1,8 @@
+//! The edge agent as a library: each module is one stage of the data flow
+//! (sensor → window → function → sink), and the `edge-agent` binary is a thin CLI over them.
+
+pub mod function;
+pub mod replay;
+pub mod sensor;
+pub mod series;
+pub mod window;
