@@ -1,0 +1,133 @@
+//! Seasonal Hybrid ESD (Twitter's S-H-ESD) anomaly detection as an edge-agent function,
+//! through the `anomaly_detection` crate.
+//!
+//! It judges the window's `air_quality` series: STL removes the seasonal component (one
+//! season is `period` samples), then a generalised ESD test on the median-centred
+//! remainder flags at most `max_anoms` of the samples at significance `alpha`.
+//!
+//! | parameter | default | meaning |
+//! |---|---|---|
+//! | `period` | 24 | samples per season (≥ 2); a window needs at least two seasons |
+//! | `max_anoms` | 0.1 | most anomalies, as a fraction of the window; clamped to (0, 0.49] |
+//! | `alpha` | 0.05 | significance level of the ESD test, in (0, 1) |
+//! | `direction` | `both` | `both`, `pos` (only highs) or `neg` (only lows) |
+//!
+//! The crate panics on `period < 2` and on infinite values; this function refuses both
+//! (and NaN, and too-short windows) with an [`Error`] before the crate sees them, so a
+//! wasm build never traps on data.
+//!
+//! Licence: GPL-3.0-or-later, as `anomaly_detection` is.
+
+use anomaly_detection::{AnomalyDetectionParams, Direction};
+use edge_function::{Error, Function, Params, Verdict, Verdicts, Window, register};
+
+pub const DEFAULT_PERIOD: usize = 24;
+pub const DEFAULT_MAX_ANOMS: f32 = 0.1;
+pub const DEFAULT_ALPHA: f32 = 0.05;
+/// Twitter's R package refuses to flag half the series or more: past that the "normal"
+/// majority the test leans on is gone.
+pub const MAX_ANOMS_CEILING: f32 = 0.49;
+/// Above this magnitude STL's weighted sums can overflow `f32` into NaN, on which the
+/// crate panics; no air-quality value comes near it.
+const MAX_MAGNITUDE: f32 = 1e30;
+
+const PARAMETERS: &[&str] = &["period", "max_anoms", "alpha", "direction"];
+
+/// S-H-ESD with its parameters checked.
+#[derive(Clone, Debug)]
+pub struct SeasonalHybridEsd {
+    period: usize,
+    detector: AnomalyDetectionParams,
+}
+
+impl Function for SeasonalHybridEsd {
+    fn from_params(params: &Params) -> Result<Self, Error> {
+        params.only(PARAMETERS)?;
+
+        let period = params.get::<usize>("period")?.unwrap_or(DEFAULT_PERIOD);
+        if period < 2 {
+            return Err(Error::new(format!(
+                "parameter `period` must be at least 2 samples per season, got {period}"
+            )));
+        }
+
+        let max_anoms = params.get::<f32>("max_anoms")?.unwrap_or(DEFAULT_MAX_ANOMS);
+        // NaN fails this comparison too.
+        if !(max_anoms > 0.0) {
+            return Err(Error::new(format!(
+                "parameter `max_anoms` must be a fraction above 0 (it is clamped to {MAX_ANOMS_CEILING}), got {max_anoms}"
+            )));
+        }
+
+        let alpha = params.get::<f32>("alpha")?.unwrap_or(DEFAULT_ALPHA);
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return Err(Error::new(format!(
+                "parameter `alpha` must be strictly between 0 and 1, got {alpha}"
+            )));
+        }
+
+        let direction = match params.raw("direction").map(str::trim) {
+            None | Some("both") => Direction::Both,
+            Some("pos") => Direction::Positive,
+            Some("neg") => Direction::Negative,
+            Some(other) => {
+                return Err(Error::new(format!(
+                    "parameter `direction` must be `both`, `pos` or `neg`, got {other:?}"
+                )));
+            }
+        };
+
+        let mut detector = AnomalyDetectionParams::new();
+        detector
+            .max_anoms(max_anoms.min(MAX_ANOMS_CEILING))
+            .alpha(alpha)
+            .direction(direction);
+        Ok(Self { period, detector })
+    }
+
+    fn min_window_len(&self) -> usize {
+        self.period.saturating_mul(2)
+    }
+
+    fn execute(&self, window: Window) -> Result<Verdicts, Error> {
+        let series = &window.air_quality;
+        if series.len() != window.timestamps.len() {
+            return Err(Error::new(format!(
+                "window has {} timestamps but {} air-quality values",
+                window.timestamps.len(),
+                series.len()
+            )));
+        }
+        if series.len() < self.min_window_len() {
+            return Err(Error::new(format!(
+                "window of {} samples is shorter than two seasons ({} samples with period {})",
+                series.len(),
+                self.min_window_len(),
+                self.period
+            )));
+        }
+        if let Some((index, value)) = series
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.abs() <= MAX_MAGNITUDE))
+        {
+            return Err(Error::new(format!(
+                "air_quality[{index}] is {value}: S-H-ESD needs finite values of magnitude at most {MAX_MAGNITUDE:e}"
+            )));
+        }
+
+        let result = self
+            .detector
+            .fit(series, self.period)
+            .map_err(|e| Error::new(format!("S-H-ESD: {e}")))?;
+        let mut verdicts = vec![Verdict::flag(false); series.len()];
+        for &index in result.anomalies() {
+            if let Some(verdict) = verdicts.get_mut(index) {
+                verdict.is_anomaly = true;
+            }
+        }
+        Ok(verdicts)
+    }
+}
+
+register!(SeasonalHybridEsd);

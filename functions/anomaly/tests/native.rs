@@ -1,0 +1,133 @@
+//! The function natively, through the SDK's harness: parameters, data guards, verdicts.
+
+use edge_anomaly::SeasonalHybridEsd;
+use edge_function::testing::Harness;
+use edge_function::{Params, Window};
+
+fn harness(pairs: &[(&str, &str)]) -> Result<Harness<SeasonalHybridEsd>, edge_function::Error> {
+    Harness::new(&pairs.iter().copied().collect())
+}
+
+fn window(values: Vec<f32>) -> Window {
+    let timestamps = (0..values.len() as i64).map(|i| i * 60_000).collect();
+    Window::from_air_quality("test", timestamps, values)
+}
+
+/// The crate's own example series: known anomalies at 9, 15 and 26 with period 7.
+fn crate_example() -> Vec<f32> {
+    vec![
+        5.0, 9.0, 2.0, 9.0, 0.0, 6.0, 3.0, 8.0, 5.0, 18.0, 7.0, 8.0, 8.0, 0.0, 2.0, -5.0, 0.0,
+        5.0, 6.0, 7.0, 3.0, 6.0, 1.0, 4.0, 4.0, 4.0, 30.0, 7.0, 5.0, 8.0,
+    ]
+}
+
+fn flagged(verdicts: &[edge_function::Verdict]) -> Vec<usize> {
+    verdicts
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_anomaly)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn finds_the_known_anomalies_in_each_direction() {
+    let cases = [("both", vec![9, 15, 26]), ("pos", vec![9, 26]), ("neg", vec![15])];
+    for (direction, expected) in cases {
+        let f = harness(&[("period", "7"), ("max_anoms", "0.2"), ("direction", direction)])
+            .unwrap();
+        let verdicts = f.execute(&window(crate_example())).unwrap();
+        assert_eq!(verdicts.len(), 30);
+        assert_eq!(flagged(&verdicts), expected, "direction {direction}");
+    }
+}
+
+#[test]
+fn minimum_window_is_two_periods() {
+    assert_eq!(harness(&[("period", "7")]).unwrap().min_window_len(), 14);
+    assert_eq!(harness(&[]).unwrap().min_window_len(), 48);
+}
+
+#[test]
+fn bad_parameters_are_refused_with_the_name() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("period", "1")], "`period` must be at least 2"),
+        (&[("period", "0")], "`period` must be at least 2"),
+        (&[("period", "-3")], "`period`"),
+        (&[("period", "x")], "`period`"),
+        (&[("max_anoms", "0")], "`max_anoms`"),
+        (&[("max_anoms", "-0.1")], "`max_anoms`"),
+        (&[("max_anoms", "NaN")], "`max_anoms`"),
+        (&[("alpha", "0")], "`alpha`"),
+        (&[("alpha", "1")], "`alpha`"),
+        (&[("alpha", "NaN")], "`alpha`"),
+        (&[("direction", "up")], "`direction`"),
+        (&[("periodd", "7")], "unknown parameter `periodd`"),
+    ];
+    for (params, expected) in cases {
+        let err = harness(params).err().unwrap_or_else(|| panic!("{params:?} accepted"));
+        assert!(err.message.contains(expected), "{params:?}: {err}");
+    }
+}
+
+#[test]
+fn max_anoms_above_the_ceiling_is_clamped_not_refused() {
+    let f = harness(&[("period", "7"), ("max_anoms", "0.9"), ("alpha", "0.5")]).unwrap();
+    let verdicts = f.execute(&window(crate_example())).unwrap();
+    assert!(flagged(&verdicts).len() <= (30.0 * 0.49) as usize);
+}
+
+#[test]
+fn bad_data_is_an_error_not_a_panic() {
+    let f = harness(&[("period", "7")]).unwrap();
+    let mut with_nan = crate_example();
+    with_nan[4] = f32::NAN;
+    let mut with_inf = crate_example();
+    with_inf[5] = f32::INFINITY;
+    let mut with_huge = crate_example();
+    with_huge[6] = -3e38;
+    let cases = [
+        (with_nan, "air_quality[4] is NaN"),
+        (with_inf, "air_quality[5] is inf"),
+        (with_huge, "air_quality[6]"),
+        (crate_example()[..13].to_vec(), "shorter than two seasons"),
+        (vec![], "shorter than two seasons"),
+    ];
+    for (values, expected) in cases {
+        let err = f.execute(&window(values)).unwrap_err();
+        assert!(err.message.contains(expected), "{err}");
+    }
+    let mut mismatched = window(crate_example());
+    mismatched.timestamps.pop();
+    assert!(f.execute(&mismatched).unwrap_err().message.contains("timestamps"));
+}
+
+#[test]
+fn never_panics_on_odd_but_finite_series() {
+    // Deterministic pseudo-random series of awkward shapes; a panic here would be a trap
+    // in the wasm build.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let f = harness(&[("period", "5"), ("max_anoms", "0.49")]).unwrap();
+    for case in 0..200 {
+        let n = 10 + (next() % 90) as usize;
+        let values: Vec<f32> = (0..n)
+            .map(|i| match case % 5 {
+                0 => 42.0,
+                1 => if i == n / 2 { 1e30 } else { 0.0 },
+                2 => (next() % 3) as f32,
+                3 => f32::from_bits((next() as u32 & 0x7f7f_ffff) | (next() as u32 & 0x8000_0000)).clamp(-1e30, 1e30),
+                _ => (next() % 1000) as f32 / 7.0 - 70.0,
+            })
+            .collect();
+        let result = f.execute(&window(values.clone()));
+        if let Ok(verdicts) = result {
+            assert_eq!(verdicts.len(), n, "case {case}");
+        }
+    }
+}
