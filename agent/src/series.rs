@@ -1,1 +1,177 @@
-//! TODO
+//! A recorded series read from CSV (`timestamp,value` with a header), for `replay`.
+//!
+//! Timestamps may be RFC 3339 (`2024-05-01T12:00:00Z`, `…+02:00`), `YYYY-MM-DD HH:MM:SS`
+//! (taken as UTC) or Unix epoch seconds (`1714564800`, fractions allowed). A row that
+//! cannot be read is an error naming its line; nothing is skipped silently.
+
+use std::io::Read;
+
+use thiserror::Error;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// Timestamps (Unix milliseconds, UTC, strictly increasing) and their values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    pub timestamps: Vec<i64>,
+    pub values: Vec<f32>,
+}
+
+#[derive(Debug, Error)]
+pub enum SeriesError {
+    #[error("cannot read the CSV: {0}")]
+    Io(String),
+    #[error("the header must name the columns `timestamp` and `value` (found: {found})")]
+    Header { found: String },
+    #[error("line {line}: {reason}")]
+    Row { line: u64, reason: String },
+    #[error("the CSV has a header but no rows")]
+    Empty,
+}
+
+impl Series {
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    pub fn from_csv(input: impl Read) -> Result<Self, SeriesError> {
+        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+        let header = reader
+            .headers()
+            .map_err(|e| SeriesError::Io(e.to_string()))?
+            .clone();
+        let column = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let (Some(time_column), Some(value_column)) = (column("timestamp"), column("value"))
+        else {
+            return Err(SeriesError::Header {
+                found: header.iter().collect::<Vec<_>>().join(","),
+            });
+        };
+
+        let mut series = Series::default();
+        for record in reader.records() {
+            let record = record.map_err(|e| match e.position() {
+                Some(position) => SeriesError::Row {
+                    line: position.line(),
+                    reason: e.to_string(),
+                },
+                None => SeriesError::Io(e.to_string()),
+            })?;
+            let line = record.position().map_or(0, |p| p.line());
+            let row_error = |reason: String| SeriesError::Row { line, reason };
+            let field = |index: usize, name: &str| {
+                record
+                    .get(index)
+                    .filter(|text| !text.is_empty())
+                    .ok_or_else(|| row_error(format!("no {name}")))
+            };
+
+            let timestamp = parse_timestamp(field(time_column, "timestamp")?).map_err(row_error)?;
+            let value_text = field(value_column, "value")?;
+            let value = value_text
+                .parse::<f32>()
+                .map_err(|_| row_error(format!("value {value_text:?} is not a number")))?;
+            if let Some(&previous) = series.timestamps.last()
+                && timestamp <= previous
+            {
+                return Err(row_error(format!(
+                    "timestamp {} is not after the previous row's {}",
+                    format_timestamp(timestamp),
+                    format_timestamp(previous)
+                )));
+            }
+            series.timestamps.push(timestamp);
+            series.values.push(value);
+        }
+        if series.is_empty() {
+            return Err(SeriesError::Empty);
+        }
+        Ok(series)
+    }
+}
+
+/// Unix milliseconds from any of the accepted forms.
+pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        let millis = (seconds * 1000.0).round();
+        return if millis.is_finite() && millis.abs() < 1e17 {
+            Ok(millis as i64)
+        } else {
+            Err(format!("epoch seconds {text:?} are out of range"))
+        };
+    }
+    let datetime = OffsetDateTime::parse(text, &Rfc3339).or_else(|_| {
+        PrimitiveDateTime::parse(
+            text,
+            format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+        )
+        .map(PrimitiveDateTime::assume_utc)
+    });
+    match datetime {
+        Ok(datetime) => Ok((datetime.unix_timestamp_nanos() / 1_000_000) as i64),
+        Err(_) => Err(format!(
+            "timestamp {text:?} is neither RFC 3339, `YYYY-MM-DD HH:MM:SS` nor epoch seconds"
+        )),
+    }
+}
+
+/// RFC 3339 in UTC, as every output of the agent writes time.
+pub fn format_timestamp(unix_millis: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_millis) * 1_000_000)
+        .ok()
+        .and_then(|datetime| datetime.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{unix_millis}ms"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_timestamp_form() {
+        let csv = "timestamp,value\n\
+                   2024-05-01T12:00:00Z,1.5\n\
+                   2024-05-01T14:00:01+02:00,2\n\
+                   2024-05-01 12:00:02,3\n\
+                   1714564803,4\n\
+                   1714564803.5,NaN\n";
+        let series = Series::from_csv(csv.as_bytes()).unwrap();
+        assert_eq!(
+            series.timestamps,
+            [1714564800000, 1714564801000, 1714564802000, 1714564803000, 1714564803500]
+        );
+        assert_eq!(series.values[..4], [1.5, 2.0, 3.0, 4.0]);
+        assert!(series.values[4].is_nan());
+        assert_eq!(format_timestamp(1714564803500), "2024-05-01T12:00:03.5Z");
+    }
+
+    #[test]
+    fn columns_are_found_by_name() {
+        let csv = "Value,sensor,Timestamp\n7,a,10\n8,a,20\n";
+        let series = Series::from_csv(csv.as_bytes()).unwrap();
+        assert_eq!(series.timestamps, [10_000, 20_000]);
+        assert_eq!(series.values, [7.0, 8.0]);
+    }
+
+    #[test]
+    fn bad_rows_name_their_line() {
+        let cases = [
+            ("timestamp,value\n1,2\n2,abc\n", "line 3: value \"abc\" is not a number"),
+            ("timestamp,value\n1,2\nyesterday,3\n", "line 3: timestamp \"yesterday\""),
+            ("timestamp,value\n1,2\n3,\n", "line 3: no value"),
+            ("timestamp,value\n5,2\n5,3\n", "line 3: timestamp 1970-01-01T00:00:05Z is not after"),
+            ("timestamp,value\n1,2\n2,3,4\n", "line 3"),
+            ("time,value\n1,2\n", "header must name"),
+            ("timestamp,value\n", "no rows"),
+        ];
+        for (csv, expected) in cases {
+            let err = Series::from_csv(csv.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{csv:?}: {err}");
+        }
+    }
+}

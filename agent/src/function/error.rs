@@ -1,0 +1,78 @@
+//! Everything that can go wrong between the agent and a function, one variant per cause.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum FunctionError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+
+    #[error("not a valid WebAssembly module: {0}")]
+    NotWasm(String),
+
+    #[error("not an edge-agent function: {0}")]
+    UnknownAbi(String),
+
+    #[error("export `{name}` is missing or has the wrong type (expected {expected})")]
+    MissingExport {
+        name: &'static str,
+        expected: &'static str,
+    },
+
+    #[error("module imports {0}, but functions may import nothing")]
+    Imports(String),
+
+    #[error("ABI version {found} is not supported (this agent speaks version {supported})")]
+    AbiVersion { found: u32, supported: u32 },
+
+    #[error("cannot instantiate: {0}")]
+    Instantiate(String),
+
+    #[error("input does not encode: {0}")]
+    Encode(String),
+
+    #[error("out of fuel: the call used its whole budget of {budget} units")]
+    OutOfFuel { budget: u64 },
+
+    #[error("memory limit of {limit_bytes} bytes reached")]
+    MemoryLimit { limit_bytes: usize },
+
+    #[error("trapped: {0}")]
+    Trap(String),
+
+    #[error("bad output: {0}")]
+    BadOutput(String),
+
+    #[error("the function refused: {0}")]
+    Function(String),
+}
+
+impl FunctionError {
+    /// A short stable name for counters and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Read { .. } => "read",
+            Self::NotWasm(_) => "not_wasm",
+            Self::UnknownAbi(_) => "unknown_abi",
+            Self::MissingExport { .. } => "missing_export",
+            Self::Imports(_) => "imports",
+            Self::AbiVersion { .. } => "abi_version",
+            Self::Instantiate(_) => "instantiate",
+            Self::Encode(_) => "encode",
+            Self::OutOfFuel { .. } => "out_of_fuel",
+            Self::MemoryLimit { .. } => "memory_limit",
+            Self::Trap(_) => "trap",
+            Self::BadOutput(_) => "bad_output",
+            Self::Function(_) => "function",
+        }
+    }
+
+    /// Whether the guest instance is unusable afterwards and must be rebuilt: after a
+    /// trap its memory and globals may be half-updated.
+    pub fn poisons_instance(&self) -> bool {
+        matches!(
+            self,
+            Self::OutOfFuel { .. } | Self::MemoryLimit { .. } | Self::Trap(_) | Self::BadOutput(_)
+        )
+    }
+}

@@ -1,0 +1,183 @@
+//! A compiled `.wasm` function: validated, its exports checked, its ABI picked from them,
+//! and identified by the sha256 of its bytes.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use wasmi::{Config, Engine, ExternType, FuncType, Module, ValType};
+
+use super::FunctionError;
+
+/// How the host talks to a module, chosen from what the module exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Abi {
+    /// The `edge-function` SDK: postcard in and out, `edge_abi_version` exported.
+    Edge,
+}
+
+impl Abi {
+    pub fn name(self) -> &'static str {
+        match self {
+            Abi::Edge => "edge-function v1",
+        }
+    }
+}
+
+/// A module ready to be instantiated. Each module has its own [`Engine`], so dropping
+/// the module after a hot swap frees everything the old code held.
+#[derive(Clone)]
+pub struct FunctionModule {
+    module: Module,
+    sha256: String,
+    abi: Abi,
+    size_bytes: usize,
+}
+
+impl FunctionModule {
+    pub fn load(path: &Path) -> Result<Self, FunctionError> {
+        let bytes = std::fs::read(path).map_err(|e| FunctionError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_bytes(&bytes)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, FunctionError> {
+        let mut config = Config::default();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config);
+        let module =
+            Module::new(&engine, bytes).map_err(|e| FunctionError::NotWasm(e.to_string()))?;
+
+        let imports: Vec<String> = module
+            .imports()
+            .map(|import| format!("`{}.{}`", import.module(), import.name()))
+            .collect();
+        if !imports.is_empty() {
+            return Err(FunctionError::Imports(imports.join(", ")));
+        }
+
+        let abi = pick_abi(&module)?;
+        check_exports(&module, abi)?;
+        Ok(Self {
+            module,
+            sha256: sha256_hex(bytes),
+            abi,
+            size_bytes: bytes.len(),
+        })
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn abi(&self) -> Abi {
+        self.abi
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.size_bytes
+    }
+
+    /// The module's exports by name, as the `check` command lists them.
+    pub fn export_names(&self) -> Vec<String> {
+        self.module
+            .exports()
+            .map(|export| export.name().to_owned())
+            .collect()
+    }
+
+    pub(super) fn module(&self) -> &Module {
+        &self.module
+    }
+}
+
+fn pick_abi(module: &Module) -> Result<Abi, FunctionError> {
+    if module.get_export("edge_abi_version").is_some() {
+        Ok(Abi::Edge)
+    } else {
+        Err(FunctionError::UnknownAbi(
+            "it exports no `edge_abi_version` (modules are built with the edge-function SDK's `register!`)".into(),
+        ))
+    }
+}
+
+/// An export the host calls, with the signature it calls it with.
+struct Expected {
+    name: &'static str,
+    params: &'static [ValType],
+    results: &'static [ValType],
+    signature: &'static str,
+}
+
+const EDGE_EXPORTS: &[Expected] = &[
+    Expected {
+        name: "edge_abi_version",
+        params: &[],
+        results: &[ValType::I32],
+        signature: "func () -> i32",
+    },
+    Expected {
+        name: "alloc",
+        params: &[ValType::I32],
+        results: &[ValType::I32],
+        signature: "func (i32) -> i32",
+    },
+    Expected {
+        name: "dealloc",
+        params: &[ValType::I32, ValType::I32],
+        results: &[],
+        signature: "func (i32, i32)",
+    },
+    Expected {
+        name: "init",
+        params: &[ValType::I32, ValType::I32],
+        results: &[ValType::I64],
+        signature: "func (i32, i32) -> i64",
+    },
+    Expected {
+        name: "execute",
+        params: &[ValType::I32, ValType::I32],
+        results: &[ValType::I64],
+        signature: "func (i32, i32) -> i64",
+    },
+];
+
+fn check_exports(module: &Module, abi: Abi) -> Result<(), FunctionError> {
+    let expected_funcs = match abi {
+        Abi::Edge => EDGE_EXPORTS,
+    };
+    if !matches!(module.get_export("memory"), Some(ExternType::Memory(_))) {
+        return Err(FunctionError::MissingExport {
+            name: "memory",
+            expected: "a linear memory",
+        });
+    }
+    for expected in expected_funcs {
+        let matches = match module.get_export(expected.name) {
+            Some(ExternType::Func(ty)) => signature_is(&ty, expected),
+            _ => false,
+        };
+        if !matches {
+            return Err(FunctionError::MissingExport {
+                name: expected.name,
+                expected: expected.signature,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn signature_is(ty: &FuncType, expected: &Expected) -> bool {
+    ty.params() == expected.params && ty.results() == expected.results
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}

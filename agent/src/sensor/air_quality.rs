@@ -1,0 +1,432 @@
+//! The air-quality score: an open, documented number from gas resistance and humidity.
+//!
+//! # What the number means
+//!
+//! `air_quality` = 25 × humidity comfort + 75 × gas quality, from 0 (worst) to 100 (best),
+//! always finite.
+//!
+//! - **Humidity comfort** (0–1) is Pimoroni's: 1 at 40 %RH, falling linearly to 0 at 0 %
+//!   and at 100 %RH.
+//! - **Gas quality** (0–1) compares the gas resistance, *compensated for humidity*, with
+//!   this sensor's own clean-air baseline: `g = clamp((log2(R_comp / baseline) + 3) / 3.5)`.
+//!   Air at the baseline scores g = 6/7 (64.3 of 75 points); every halving of the resistance
+//!   costs 21.4 points; resistance down to 1/8 of the baseline (heavy cooking fumes, solvent)
+//!   scores 0; air cleaner than the baseline scores up to the full 75 points at 1.41 × the
+//!   baseline.
+//!
+//! So at 40 %RH ordinary clean air for this room reads ≈ 89, a fresh-air peak reads up to
+//! 100, and a VOC event that divides the resistance by 4 reads ≈ 46. The number is relative
+//! to the sensor's own history (like BSEC's IAQ, unlike a ppm concentration): it says how
+//! much more reducing gas there is than in this place's usual clean air.
+//!
+//! # What is improved over Pimoroni's method (reference §9.1)
+//!
+//! - **Humidity cross-effect**: water vapour lowers the metal-oxide resistance too (≈ −3 %
+//!   per g/m³ of absolute humidity, thstielow's fit). The resistance is scaled to a
+//!   reference of 8 g/m³ before it is compared, so a humid shower does not read as VOCs:
+//!   `R_comp = R × exp(0.03 × (AH − 8 g/m³))`.
+//! - **Saturation above the baseline**: Pimoroni's gas part is capped at the baseline, so
+//!   an opened window is invisible. The log scale keeps headroom up to 1.41 × baseline.
+//! - **Frozen baseline**: after burn-in the baseline keeps adapting, asymmetrically —
+//!   upwards with a 1 h time constant (cleaner air than we knew means the baseline was low,
+//!   e.g. a new sensor still settling), downwards with a 4 day one (sensor ageing, like
+//!   BSEC's history), so a cooking hour does not become the new normal. It is persisted and
+//!   reused after a restart (see `baseline.rs`).
+//! - **Log scale**: metal-oxide resistance follows a power law of the gas concentration,
+//!   so equal ratios (not equal differences) mean equal changes in concentration.
+//!
+//! # Burn-in and unusable readings
+//!
+//! The first `burn_in_secs` of heat-stable readings set the baseline (the median of the
+//! compensated resistance over the last quarter of the burn-in, robust to the warm-up
+//! rise and to spikes). During burn-in `burn_in = true` and the score is provisional
+//! (against the median of the latest readings). A reading whose gas is not valid or whose
+//! heater was not stable never touches the baseline; its score keeps the last usable gas
+//! quality (at-baseline before the first) with the current humidity, and the sample's flags
+//! say so.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::sensor::baseline::PersistedBaseline;
+use crate::sensor::config::AirQualityConfig;
+use crate::sensor::driver::{Reading, saturation_vapour_pressure_hpa};
+
+/// Weight of humidity comfort in the score (Pimoroni's 25 : 75).
+pub const HUMIDITY_WEIGHT: f32 = 25.0;
+/// Weight of gas quality in the score.
+pub const GAS_WEIGHT: f32 = 75.0;
+/// The humidity comfort peak, %RH.
+pub const OPTIMAL_HUMIDITY: f32 = 40.0;
+/// Absolute humidity the gas resistance is normalised to, g/m³ (about 45 %RH at 21 °C).
+pub const REFERENCE_ABSOLUTE_HUMIDITY: f32 = 8.0;
+/// Relative resistance change per g/m³ of absolute humidity.
+pub const HUMIDITY_SLOPE: f32 = 0.03;
+/// log2 of the resistance ratio at which gas quality reaches 0.
+const GAS_FLOOR_OCTAVES: f32 = 3.0;
+/// log2 of the resistance ratio at which gas quality reaches 1.
+const GAS_CEILING_OCTAVES: f32 = 0.5;
+/// Gas quality of air exactly at the baseline.
+pub const GAS_QUALITY_AT_BASELINE: f32 =
+    GAS_FLOOR_OCTAVES / (GAS_FLOOR_OCTAVES + GAS_CEILING_OCTAVES);
+/// Readings kept for the provisional score during burn-in.
+const PROVISIONAL_WINDOW: usize = 20;
+/// A gap longer than this between two readings adapts the baseline as if it were this long.
+const MAX_ADAPTATION_STEP: Duration = Duration::from_secs(600);
+
+/// Water vapour in g/m³ for a temperature (°C) and relative humidity (%).
+pub fn absolute_humidity_g_m3(temperature_c: f32, humidity_pct: f32) -> f32 {
+    let vapour_hpa = humidity_pct / 100.0 * saturation_vapour_pressure_hpa(temperature_c);
+    216.7 * vapour_hpa / (273.15 + temperature_c)
+}
+
+/// Gas resistance scaled to the reference absolute humidity.
+pub fn humidity_compensated_resistance(ohms: f32, temperature_c: f32, humidity_pct: f32) -> f32 {
+    let excess = absolute_humidity_g_m3(temperature_c, humidity_pct) - REFERENCE_ABSOLUTE_HUMIDITY;
+    ohms * (HUMIDITY_SLOPE * excess).exp()
+}
+
+/// Humidity comfort, 0..=1.
+pub fn humidity_comfort(humidity_pct: f32) -> f32 {
+    let humidity = humidity_pct.clamp(0.0, 100.0);
+    let comfort = if humidity <= OPTIMAL_HUMIDITY {
+        humidity / OPTIMAL_HUMIDITY
+    } else {
+        (100.0 - humidity) / (100.0 - OPTIMAL_HUMIDITY)
+    };
+    finite_or(comfort, 0.0)
+}
+
+/// Gas quality, 0..=1, of a compensated resistance against a baseline.
+pub fn gas_quality(compensated_ohms: f32, baseline_ohms: f32) -> f32 {
+    let octaves = (compensated_ohms / baseline_ohms).log2();
+    let quality = ((octaves + GAS_FLOOR_OCTAVES) / (GAS_FLOOR_OCTAVES + GAS_CEILING_OCTAVES))
+        .clamp(0.0, 1.0);
+    finite_or(quality, 0.0)
+}
+
+/// The score from its two parts.
+pub fn score(humidity_comfort: f32, gas_quality: f32) -> f32 {
+    finite_or(
+        HUMIDITY_WEIGHT * humidity_comfort + GAS_WEIGHT * gas_quality,
+        0.0,
+    )
+    .clamp(0.0, 100.0)
+}
+
+fn finite_or(value: f32, fallback: f32) -> f32 {
+    if value.is_finite() { value } else { fallback }
+}
+
+/// The air-quality verdict for one reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    pub air_quality: f32,
+    pub burn_in: bool,
+}
+
+/// Where the estimator's baseline came from when it started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BaselineOrigin {
+    /// A persisted baseline, fresh enough and for the same heater profile.
+    Restored { age: Duration },
+    /// A persisted baseline older than `baseline_max_age`.
+    Stale { age: Duration },
+    /// A persisted baseline for another heater temperature or duration.
+    ProfileChanged,
+    /// Nothing usable on disk.
+    None,
+}
+
+/// The heater profile a baseline belongs to: change it and resistances change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaterProfile {
+    pub temperature_c: u16,
+    pub duration_ms: u16,
+}
+
+#[derive(Debug, Clone)]
+struct BurnIn {
+    started_ms: i64,
+    values: Vec<(i64, f32)>,
+}
+
+/// Turns readings into scores and keeps the gas baseline.
+#[derive(Debug, Clone)]
+pub struct AirQualityEstimator {
+    config: AirQualityConfig,
+    profile: HeaterProfile,
+    baseline: Option<f32>,
+    burn_in: Option<BurnIn>,
+    recent: VecDeque<f32>,
+    last_gas_quality: f32,
+    last_update_ms: Option<i64>,
+    burn_in_completed_at_ms: Option<i64>,
+    origin: BaselineOrigin,
+    last_saved_ms: Option<i64>,
+    save_due: bool,
+}
+
+impl AirQualityEstimator {
+    /// Starts from `restored` if it is fresh and for `profile`, else with a burn-in.
+    pub fn new(
+        config: AirQualityConfig,
+        profile: HeaterProfile,
+        restored: Option<PersistedBaseline>,
+        now_ms: i64,
+    ) -> Self {
+        let mut estimator = Self {
+            config,
+            profile,
+            baseline: None,
+            burn_in: None,
+            recent: VecDeque::with_capacity(PROVISIONAL_WINDOW),
+            last_gas_quality: GAS_QUALITY_AT_BASELINE,
+            last_update_ms: None,
+            burn_in_completed_at_ms: None,
+            origin: BaselineOrigin::None,
+            last_saved_ms: None,
+            save_due: false,
+        };
+        if let Some(persisted) = restored {
+            let age = Duration::from_millis(
+                u64::try_from(now_ms.saturating_sub(persisted.updated_at_ms)).unwrap_or(0),
+            );
+            let usable = persisted.gas_baseline_ohm.is_finite() && persisted.gas_baseline_ohm > 0.0;
+            if persisted.heater_temperature_c != profile.temperature_c
+                || persisted.heater_duration_ms != profile.duration_ms
+            {
+                estimator.origin = BaselineOrigin::ProfileChanged;
+            } else if age > estimator.config.baseline_max_age() {
+                estimator.origin = BaselineOrigin::Stale { age };
+            } else if usable {
+                estimator.origin = BaselineOrigin::Restored { age };
+                estimator.baseline = Some(persisted.gas_baseline_ohm as f32);
+                estimator.burn_in_completed_at_ms = Some(persisted.burn_in_completed_at_ms);
+                estimator.last_update_ms = Some(now_ms);
+                estimator.last_saved_ms = Some(now_ms);
+            }
+        }
+        estimator
+    }
+
+    pub fn origin(&self) -> BaselineOrigin {
+        self.origin
+    }
+
+    /// The humidity-compensated clean-air resistance, once burn-in is over.
+    pub fn baseline_ohm(&self) -> Option<f32> {
+        self.baseline
+    }
+
+    pub fn in_burn_in(&self) -> bool {
+        self.baseline.is_none()
+    }
+
+    /// Scores one reading taken at `now_ms` (Unix ms) and learns from it if it is usable.
+    pub fn assess(&mut self, reading: &Reading, now_ms: i64) -> Assessment {
+        let comfort = humidity_comfort(reading.humidity);
+        let usable_ohms = reading
+            .gas_resistance
+            .filter(|_| reading.gas_valid && reading.heater_stable)
+            .map(|ohms| humidity_compensated_resistance(ohms, reading.temperature, reading.humidity))
+            .filter(|ohms| ohms.is_finite() && *ohms > 0.0);
+        if let Some(compensated) = usable_ohms {
+            self.learn(compensated, now_ms);
+            let reference = self.baseline.or_else(|| self.provisional_baseline());
+            if let Some(reference) = reference {
+                self.last_gas_quality = gas_quality(compensated, reference);
+            }
+        }
+        Assessment {
+            air_quality: score(comfort, self.last_gas_quality),
+            burn_in: self.baseline.is_none(),
+        }
+    }
+
+    fn learn(&mut self, compensated: f32, now_ms: i64) {
+        if self.recent.len() == PROVISIONAL_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(compensated);
+        match self.baseline {
+            Some(baseline) => {
+                let step_ms = self
+                    .last_update_ms
+                    .map_or(0, |last| now_ms.saturating_sub(last).max(0));
+                let step = Duration::from_millis(u64::try_from(step_ms).unwrap_or(0))
+                    .min(MAX_ADAPTATION_STEP);
+                let time_constant = if compensated > baseline {
+                    self.config.baseline_rise_secs
+                } else {
+                    self.config.baseline_fall_secs
+                };
+                let alpha = 1.0 - (-step.as_secs_f32() / time_constant.max(1) as f32).exp();
+                let adapted = baseline + alpha * (compensated - baseline);
+                if adapted.is_finite() && adapted > 0.0 {
+                    self.baseline = Some(adapted);
+                }
+                if self
+                    .last_saved_ms
+                    .is_none_or(|saved| now_ms.saturating_sub(saved) >= self.save_interval_ms())
+                {
+                    self.save_due = true;
+                }
+            }
+            None => {
+                let burn_in = self.burn_in.get_or_insert_with(|| BurnIn {
+                    started_ms: now_ms,
+                    values: Vec::new(),
+                });
+                burn_in.values.push((now_ms, compensated));
+                let burn_in_ms = i64::try_from(self.config.burn_in().as_millis()).unwrap_or(i64::MAX);
+                let elapsed = now_ms.saturating_sub(burn_in.started_ms);
+                if elapsed >= burn_in_ms && burn_in.values.len() >= 3 {
+                    let tail_from = now_ms.saturating_sub(elapsed / 4);
+                    let mut tail: Vec<f32> = burn_in
+                        .values
+                        .iter()
+                        .filter(|(at, _)| *at >= tail_from)
+                        .map(|(_, ohms)| *ohms)
+                        .collect();
+                    if tail.len() < 3 {
+                        tail = burn_in.values.iter().rev().take(3).map(|(_, ohms)| *ohms).collect();
+                    }
+                    if let Some(median) = median(&mut tail) {
+                        self.baseline = Some(median);
+                        self.burn_in = None;
+                        self.burn_in_completed_at_ms = Some(now_ms);
+                        self.save_due = true;
+                    }
+                }
+            }
+        }
+        self.last_update_ms = Some(now_ms);
+    }
+
+    fn save_interval_ms(&self) -> i64 {
+        i64::try_from(self.config.baseline_save_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    fn provisional_baseline(&self) -> Option<f32> {
+        let mut recent: Vec<f32> = self.recent.iter().copied().collect();
+        median(&mut recent)
+    }
+
+    /// The baseline to persist, if burn-in has finished.
+    pub fn snapshot(&self, now_ms: i64) -> Option<PersistedBaseline> {
+        let baseline = self.baseline?;
+        Some(PersistedBaseline {
+            version: PersistedBaseline::VERSION,
+            gas_baseline_ohm: f64::from(baseline),
+            heater_temperature_c: self.profile.temperature_c,
+            heater_duration_ms: self.profile.duration_ms,
+            burn_in_completed_at_ms: self.burn_in_completed_at_ms.unwrap_or(now_ms),
+            updated_at_ms: now_ms,
+        })
+    }
+
+    /// The baseline to persist now, if burn-in just finished or the save interval passed.
+    pub fn take_due_snapshot(&mut self, now_ms: i64) -> Option<PersistedBaseline> {
+        if !self.save_due {
+            return None;
+        }
+        self.save_due = false;
+        self.last_saved_ms = Some(now_ms);
+        self.snapshot(now_ms)
+    }
+}
+
+fn median(values: &mut [f32]) -> Option<f32> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f32::total_cmp);
+    Some(values[values.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(ohms: f32, humidity: f32) -> Reading {
+        Reading {
+            temperature: 21.0,
+            humidity,
+            pressure: 1013.0,
+            gas_resistance: Some(ohms),
+            gas_valid: true,
+            heater_stable: true,
+        }
+    }
+
+    #[test]
+    fn worked_values() {
+        assert!((score(1.0, 1.0) - 100.0).abs() < 1e-4);
+        assert!((score(humidity_comfort(40.0), GAS_QUALITY_AT_BASELINE) - 89.2857).abs() < 1e-3);
+        assert!((humidity_comfort(70.0) - 0.5).abs() < 1e-6);
+        assert!((gas_quality(0.5, 1.0) - (GAS_QUALITY_AT_BASELINE - 1.0 / 3.5)).abs() < 1e-6);
+        assert_eq!(gas_quality(0.1, 1.0), 0.0);
+        assert_eq!(gas_quality(2.0, 1.0), 1.0);
+        assert_eq!(gas_quality(f32::NAN, 1.0), 0.0);
+        assert_eq!(humidity_comfort(f32::NAN), 0.0);
+    }
+
+    #[test]
+    fn humidity_compensation_is_neutral_at_the_reference() {
+        // 8 g/m³ is about 43.8 %RH at 21 °C.
+        let ah = absolute_humidity_g_m3(21.0, 43.8);
+        assert!((ah - 8.0).abs() < 0.05, "{ah}");
+        let ohms = humidity_compensated_resistance(100_000.0, 21.0, 43.8);
+        assert!((ohms / 100_000.0 - 1.0).abs() < 0.002);
+        assert!(humidity_compensated_resistance(100_000.0, 21.0, 80.0) > 110_000.0);
+    }
+
+    #[test]
+    fn burn_in_then_baseline_from_its_last_quarter() {
+        let config = AirQualityConfig {
+            burn_in_secs: 100,
+            ..AirQualityConfig::default()
+        };
+        let profile = HeaterProfile {
+            temperature_c: 320,
+            duration_ms: 150,
+        };
+        let mut estimator = AirQualityEstimator::new(config, profile, None, 0);
+        let compensation = humidity_compensated_resistance(1.0, 21.0, 43.8);
+        let mut last = None;
+        for second in 0..=100 {
+            // Warm-up: the resistance climbs to 200 kΩ, then stays.
+            let ohms = (second as f32 * 4000.0).min(200_000.0).max(10_000.0);
+            last = Some(estimator.assess(&reading(ohms, 43.8), second * 1000));
+        }
+        assert!(!last.unwrap().burn_in, "burn-in over after 100 s");
+        let baseline = estimator.baseline_ohm().unwrap() / compensation;
+        assert!((baseline - 200_000.0).abs() < 1.0, "{baseline}");
+        assert!(estimator.take_due_snapshot(100_000).is_some());
+        assert!(estimator.take_due_snapshot(100_000).is_none());
+    }
+
+    #[test]
+    fn unusable_gas_keeps_the_last_gas_quality_and_the_baseline() {
+        let config = AirQualityConfig {
+            burn_in_secs: 0,
+            ..AirQualityConfig::default()
+        };
+        let profile = HeaterProfile {
+            temperature_c: 320,
+            duration_ms: 150,
+        };
+        let mut estimator = AirQualityEstimator::new(config, profile, None, 0);
+        for i in 0..3 {
+            estimator.assess(&reading(100_000.0, 40.0), i * 1000);
+        }
+        let baseline = estimator.baseline_ohm().unwrap();
+        let good = estimator.assess(&reading(100_000.0, 40.0), 4000);
+        let mut broken = reading(1.0, 40.0);
+        broken.heater_stable = false;
+        let held = estimator.assess(&broken, 5000);
+        assert_eq!(held.air_quality, good.air_quality);
+        assert_eq!(estimator.baseline_ohm().unwrap(), baseline);
+    }
+}

@@ -1,0 +1,214 @@
+//! Time for the sensor stage, behind a trait so the same code runs on wall time, on an
+//! accelerated demo clock (`--simulate --speed X`) and on a virtual clock in tests.
+//!
+//! Two readings of time are kept apart on purpose: a monotonic one that drives the sampling
+//! schedule and every wait (so a wall-clock step from NTP cannot stretch or squash periods),
+//! and a Unix one that only stamps samples.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A source of time and of waiting.
+pub trait Clock: Send + Sync + Debug {
+    /// Time elapsed since the clock's origin; never goes backwards.
+    fn monotonic(&self) -> Duration;
+    /// Current time as Unix milliseconds (UTC), used only for timestamps.
+    fn unix_millis(&self) -> i64;
+    /// Blocks (or, for a virtual clock, advances) for `duration` of this clock's time.
+    fn sleep(&self, duration: Duration);
+    /// Sleeps until `monotonic()` reaches `deadline`; returns at once if it already has.
+    fn sleep_until(&self, deadline: Duration) {
+        let now = self.monotonic();
+        if deadline > now {
+            self.sleep(deadline - now);
+        }
+    }
+}
+
+/// A clock shared between the sampler, the driver's delays and (for simulation) the chip.
+pub type SharedClock = Arc<dyn Clock>;
+
+fn system_unix_millis() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+        // A clock set before 1970 is broken; negative stamps say so rather than hiding it.
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Wall time: `std::thread::sleep` and the system clock.
+#[derive(Debug)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl SystemClock {
+    pub fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn monotonic(&self) -> Duration {
+        self.origin.elapsed()
+    }
+    fn unix_millis(&self) -> i64 {
+        system_unix_millis()
+    }
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+/// Real time run `speed` times faster, for the simulated demo: an hour of scenario in a
+/// minute at speed 60. Timestamps start at the real current time and advance at `speed`.
+#[derive(Debug)]
+pub struct ScaledClock {
+    origin: Instant,
+    unix_origin_ms: i64,
+    speed: f64,
+}
+
+impl ScaledClock {
+    /// `speed` below or at 0, or not finite, is taken as 1 (real time).
+    pub fn new(speed: f64) -> Self {
+        let speed = if speed.is_finite() && speed > 0.0 {
+            speed
+        } else {
+            1.0
+        };
+        Self {
+            origin: Instant::now(),
+            unix_origin_ms: system_unix_millis(),
+            speed,
+        }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn monotonic(&self) -> Duration {
+        self.origin.elapsed().mul_f64(self.speed)
+    }
+    fn unix_millis(&self) -> i64 {
+        let elapsed_ms = i64::try_from(self.monotonic().as_millis()).unwrap_or(i64::MAX);
+        self.unix_origin_ms.saturating_add(elapsed_ms)
+    }
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration.div_f64(self.speed));
+    }
+}
+
+/// Test time: sleeping advances the clock instantly, so an hour of sampling runs in
+/// milliseconds and every run is deterministic. Clones share the same time.
+#[derive(Debug, Clone)]
+pub struct VirtualClock {
+    elapsed_nanos: Arc<AtomicU64>,
+    unix_origin_ms: i64,
+}
+
+impl VirtualClock {
+    /// A clock whose Unix time starts at `unix_origin_ms`.
+    pub fn starting_at(unix_origin_ms: i64) -> Self {
+        Self {
+            elapsed_nanos: Arc::new(AtomicU64::new(0)),
+            unix_origin_ms,
+        }
+    }
+
+    /// Moves time forward without anybody sleeping (a test standing in for the world).
+    pub fn advance(&self, duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        self.elapsed_nanos.fetch_add(nanos, Ordering::SeqCst);
+    }
+}
+
+impl Default for VirtualClock {
+    /// Starts at 2026-01-01T00:00:00Z, a fixed point so test output is reproducible.
+    fn default() -> Self {
+        Self::starting_at(1_767_225_600_000)
+    }
+}
+
+impl Clock for VirtualClock {
+    fn monotonic(&self) -> Duration {
+        Duration::from_nanos(self.elapsed_nanos.load(Ordering::SeqCst))
+    }
+    fn unix_millis(&self) -> i64 {
+        let elapsed_ms = i64::try_from(self.monotonic().as_millis()).unwrap_or(i64::MAX);
+        self.unix_origin_ms.saturating_add(elapsed_ms)
+    }
+    fn sleep(&self, duration: Duration) {
+        self.advance(duration);
+    }
+}
+
+/// The embedded-hal delay the driver waits with, routed through a [`Clock`] so the driver's
+/// conversion waits also run on virtual time.
+#[derive(Debug, Clone)]
+pub struct ClockDelay {
+    clock: SharedClock,
+}
+
+impl ClockDelay {
+    pub fn new(clock: SharedClock) -> Self {
+        Self { clock }
+    }
+}
+
+impl embedded_hal::delay::DelayNs for ClockDelay {
+    fn delay_ns(&mut self, ns: u32) {
+        self.clock.sleep(Duration::from_nanos(u64::from(ns)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_clock_advances_only_when_slept() {
+        let clock = VirtualClock::starting_at(1_000);
+        assert_eq!(clock.monotonic(), Duration::ZERO);
+        clock.sleep(Duration::from_millis(1500));
+        assert_eq!(clock.monotonic(), Duration::from_millis(1500));
+        assert_eq!(clock.unix_millis(), 2_500);
+        clock.sleep_until(Duration::from_millis(1000));
+        assert_eq!(clock.monotonic(), Duration::from_millis(1500), "past deadline");
+        clock.sleep_until(Duration::from_secs(3));
+        assert_eq!(clock.monotonic(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn clones_of_a_virtual_clock_share_time() {
+        let a = VirtualClock::default();
+        let b = a.clone();
+        a.advance(Duration::from_secs(7));
+        assert_eq!(b.monotonic(), Duration::from_secs(7));
+    }
+
+    #[test]
+    fn delay_goes_through_the_clock() {
+        use embedded_hal::delay::DelayNs;
+        let clock = VirtualClock::default();
+        let mut delay = ClockDelay::new(Arc::new(clock.clone()));
+        delay.delay_ms(10);
+        delay.delay_us(500);
+        assert_eq!(clock.monotonic(), Duration::from_micros(10_500));
+    }
+
+    #[test]
+    fn scaled_clock_rejects_nonsense_speed() {
+        let clock = ScaledClock::new(f64::NAN);
+        assert!((clock.speed - 1.0).abs() < f64::EPSILON);
+    }
+}
