@@ -100,8 +100,8 @@ pub fn humidity_comfort(humidity_pct: f32) -> f32 {
 /// Gas quality, 0..=1, of a compensated resistance against a baseline.
 pub fn gas_quality(compensated_ohms: f32, baseline_ohms: f32) -> f32 {
     let octaves = (compensated_ohms / baseline_ohms).log2();
-    let quality = ((octaves + GAS_FLOOR_OCTAVES) / (GAS_FLOOR_OCTAVES + GAS_CEILING_OCTAVES))
-        .clamp(0.0, 1.0);
+    let quality =
+        ((octaves + GAS_FLOOR_OCTAVES) / (GAS_FLOOR_OCTAVES + GAS_CEILING_OCTAVES)).clamp(0.0, 1.0);
     finite_or(quality, 0.0)
 }
 
@@ -229,7 +229,9 @@ impl AirQualityEstimator {
         let usable_ohms = reading
             .gas_resistance
             .filter(|_| reading.gas_valid && reading.heater_stable)
-            .map(|ohms| humidity_compensated_resistance(ohms, reading.temperature, reading.humidity))
+            .map(|ohms| {
+                humidity_compensated_resistance(ohms, reading.temperature, reading.humidity)
+            })
             .filter(|ohms| ohms.is_finite() && *ohms > 0.0);
         if let Some(compensated) = usable_ohms {
             self.learn(compensated, now_ms);
@@ -279,7 +281,8 @@ impl AirQualityEstimator {
                     values: Vec::new(),
                 });
                 burn_in.values.push((now_ms, compensated));
-                let burn_in_ms = i64::try_from(self.config.burn_in().as_millis()).unwrap_or(i64::MAX);
+                let burn_in_ms =
+                    i64::try_from(self.config.burn_in().as_millis()).unwrap_or(i64::MAX);
                 let elapsed = now_ms.saturating_sub(burn_in.started_ms);
                 if elapsed >= burn_in_ms && burn_in.values.len() >= 3 {
                     let tail_from = now_ms.saturating_sub(elapsed / 4);
@@ -290,7 +293,13 @@ impl AirQualityEstimator {
                         .map(|(_, ohms)| *ohms)
                         .collect();
                     if tail.len() < 3 {
-                        tail = burn_in.values.iter().rev().take(3).map(|(_, ohms)| *ohms).collect();
+                        tail = burn_in
+                            .values
+                            .iter()
+                            .rev()
+                            .take(3)
+                            .map(|(_, ohms)| *ohms)
+                            .collect();
                     }
                     if let Some(median) = median(&mut tail) {
                         self.baseline = Some(median);
@@ -397,7 +406,7 @@ mod tests {
         let mut last = None;
         for second in 0..=100 {
             // Warm-up: the resistance climbs to 200 kΩ, then stays.
-            let ohms = (second as f32 * 4000.0).min(200_000.0).max(10_000.0);
+            let ohms = (second as f32 * 4000.0).clamp(10_000.0, 200_000.0);
             last = Some(estimator.assess(&reading(ohms, 43.8), second * 1000));
         }
         assert!(!last.unwrap().burn_in, "burn-in over after 100 s");

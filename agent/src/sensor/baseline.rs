@@ -86,7 +86,11 @@ impl BaselineStore {
         if baseline.version != PersistedBaseline::VERSION {
             return Err(BaselineError::Corrupt {
                 path: self.path.clone(),
-                detail: format!("version {} (expected {})", baseline.version, PersistedBaseline::VERSION),
+                detail: format!(
+                    "version {} (expected {})",
+                    baseline.version,
+                    PersistedBaseline::VERSION
+                ),
             });
         }
         Ok(Some(baseline))
@@ -105,10 +109,11 @@ impl BaselineStore {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir).map_err(io("create", dir))?;
         }
-        let text = serde_json::to_string_pretty(baseline).map_err(|error| BaselineError::Corrupt {
-            path: self.path.clone(),
-            detail: error.to_string(),
-        })?;
+        let text =
+            serde_json::to_string_pretty(baseline).map_err(|error| BaselineError::Corrupt {
+                path: self.path.clone(),
+                detail: error.to_string(),
+            })?;
         let temporary = self.path.with_extension("json.tmp");
         let mut file = fs::File::create(&temporary).map_err(io("create", &temporary))?;
         file.write_all(text.as_bytes())

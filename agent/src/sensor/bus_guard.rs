@@ -84,7 +84,9 @@ impl BusMonitor {
     fn lock(&self) -> MutexGuard<'_, GuardState> {
         // The guard's own code cannot panic while holding the lock; a poisoned lock can only
         // come from elsewhere and the plain data inside is still consistent.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts a driver call: allows `budget` more transfers and forgets the last block.
@@ -199,8 +201,7 @@ impl<I2C> GuardedBus<I2C> {
     }
 
     fn record_block(&self, write: &[u8], read: &[u8]) {
-        if let ([FIELD_BLOCK_START], Ok(block)) = (write, <[u8; FIELD_BLOCK_LEN]>::try_from(read))
-        {
+        if let ([FIELD_BLOCK_START], Ok(block)) = (write, <[u8; FIELD_BLOCK_LEN]>::try_from(read)) {
             self.monitor.lock().last_block = Some(block);
         }
     }
@@ -225,7 +226,12 @@ impl<I2C: I2c<SevenBitAddress>> I2c<SevenBitAddress> for GuardedBus<I2C> {
         .map_err(GuardError::Bus)
     }
 
-    fn write_read(&mut self, address: u8, write: &[u8], read: &mut [u8]) -> Result<(), Self::Error> {
+    fn write_read(
+        &mut self,
+        address: u8,
+        write: &[u8],
+        read: &mut [u8],
+    ) -> Result<(), Self::Error> {
         self.admit()?;
         self.wait_for_conversion(write);
         self.inner

@@ -183,7 +183,11 @@ mod tests {
         assert_eq!(clock.monotonic(), Duration::from_millis(1500));
         assert_eq!(clock.unix_millis(), 2_500);
         clock.sleep_until(Duration::from_millis(1000));
-        assert_eq!(clock.monotonic(), Duration::from_millis(1500), "past deadline");
+        assert_eq!(
+            clock.monotonic(),
+            Duration::from_millis(1500),
+            "past deadline"
+        );
         clock.sleep_until(Duration::from_secs(3));
         assert_eq!(clock.monotonic(), Duration::from_secs(3));
     }

@@ -358,8 +358,7 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let err = serde_json::from_str::<SensorConfig>(r#"{"adress": "auto"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
-        let err =
-            serde_json::from_str::<SensorConfig>(r#"{"retry": {"backof": 1}}"#).unwrap_err();
+        let err = serde_json::from_str::<SensorConfig>(r#"{"retry": {"backof": 1}}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 

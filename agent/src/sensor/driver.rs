@@ -12,7 +12,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
-use bosch_bme680::{BmeError, Bme680, Configuration, DeviceAddress, GasConfig};
+use bosch_bme680::{Bme680, BmeError, Configuration, DeviceAddress, GasConfig};
 use embedded_hal::i2c::{I2c, SevenBitAddress};
 
 use crate::sensor::bus_guard::{BusMonitor, GuardError, GuardedBus, HeaterOverride};
@@ -74,7 +74,11 @@ impl<I2C: I2c<SevenBitAddress>> std::fmt::Debug for Bme680Sensor<I2C> {
 
 impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
     /// Opens the bus, finds the chip, initialises and configures it.
-    pub fn open<F>(factory: &mut F, config: &SensorConfig, clock: SharedClock) -> Result<Self, SensorError>
+    pub fn open<F>(
+        factory: &mut F,
+        config: &SensorConfig,
+        clock: SharedClock,
+    ) -> Result<Self, SensorError>
     where
         F: BusFactory<Bus = I2C>,
     {
@@ -147,11 +151,8 @@ impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
         let gas_resistance = data
             .gas_resistance
             .filter(|ohms| ohms.is_finite() && *ohms > 0.0);
-        let (temperature, humidity) = correct_self_heating(
-            data.temperature,
-            data.humidity,
-            self.temperature_offset_c,
-        );
+        let (temperature, humidity) =
+            correct_self_heating(data.temperature, data.humidity, self.temperature_offset_c);
         Ok(Reading {
             temperature,
             humidity,
@@ -366,7 +367,11 @@ mod tests {
         assert_eq!(heater_resistance_code(&cal, 200, 25), 0x4E);
         assert_eq!(heater_resistance_code(&cal, 320, 25), 0x6A);
         assert_eq!(heater_resistance_code(&cal, 400, 25), 0x7C);
-        assert_eq!(heater_resistance_code(&cal, 450, 25), 0x7C, "capped at 400 °C");
+        assert_eq!(
+            heater_resistance_code(&cal, 450, 25),
+            0x7C,
+            "capped at 400 °C"
+        );
     }
 
     #[test]

@@ -106,7 +106,9 @@ pub struct SampleReader {
 
 impl std::fmt::Debug for SampleReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SampleReader").field("len", &self.len()).finish()
+        f.debug_struct("SampleReader")
+            .field("len", &self.len())
+            .finish()
     }
 }
 

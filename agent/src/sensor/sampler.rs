@@ -312,7 +312,11 @@ impl<F: BusFactory> Sampler<F> {
     }
 
     fn period_times(&self, slots: u64) -> Duration {
-        let nanos = self.config.sample_period().as_nanos().saturating_mul(u128::from(slots));
+        let nanos = self
+            .config
+            .sample_period()
+            .as_nanos()
+            .saturating_mul(u128::from(slots));
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
@@ -392,8 +396,10 @@ impl<F: BusFactory> Sampler<F> {
         }
         let driver_suspect = matches!(kind, FaultKind::DriverPanic | FaultKind::Runaway);
         let reinit_after = self.config.retry.reinit_after_failures.max(1);
-        if self.sensor.is_some() && (driver_suspect || consecutive % reinit_after == 0) {
-            debug!("dropping the BME680 driver after {consecutive} failures; it will be re-initialised");
+        if self.sensor.is_some() && (driver_suspect || consecutive.is_multiple_of(reinit_after)) {
+            debug!(
+                "dropping the BME680 driver after {consecutive} failures; it will be re-initialised"
+            );
             self.sensor = None;
         }
     }
@@ -413,12 +419,15 @@ impl<F: BusFactory> Sampler<F> {
 
         let was_burning_in = self.estimator.in_burn_in();
         let assessment = self.estimator.assess(&reading, timestamp);
-        if was_burning_in && !assessment.burn_in {
-            if let Some(baseline_ohm) = self.estimator.baseline_ohm() {
-                info!("air-quality burn-in complete: baseline {baseline_ohm:.0} Ω (humidity-compensated)");
-                self.monitor
-                    .record(timestamp, SamplerEvent::BurnInCompleted { baseline_ohm });
-            }
+        if was_burning_in
+            && !assessment.burn_in
+            && let Some(baseline_ohm) = self.estimator.baseline_ohm()
+        {
+            info!(
+                "air-quality burn-in complete: baseline {baseline_ohm:.0} Ω (humidity-compensated)"
+            );
+            self.monitor
+                .record(timestamp, SamplerEvent::BurnInCompleted { baseline_ohm });
         }
         let sample = Sample {
             timestamp,
@@ -545,10 +554,10 @@ impl SamplerHandle {
 
     fn shutdown(&mut self) {
         self.monitor.request_stop();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                error!("the sampler thread ended with a panic");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            error!("the sampler thread ended with a panic");
         }
     }
 }

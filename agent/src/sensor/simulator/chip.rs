@@ -12,7 +12,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation, SevenBitAddress};
+use embedded_hal::i2c::{
+    ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation, SevenBitAddress,
+};
 
 use super::calibration::Calibration;
 use super::compensation::{self, RawCodes, Realized};
@@ -134,7 +136,8 @@ impl Chip {
             return;
         }
         if self.faults.strike(FaultKindSim::StaleData).is_some() {
-            self.registers[REG_STATUS] &= !(STATUS_NEW_DATA | STATUS_MEASURING | STATUS_GAS_MEASURING);
+            self.registers[REG_STATUS] &=
+                !(STATUS_NEW_DATA | STATUS_MEASURING | STATUS_GAS_MEASURING);
             return;
         }
         self.store_results(conversion.started_at);
@@ -154,14 +157,25 @@ impl Chip {
         let osrs_p = (self.registers[REG_CTRL_MEAS] >> 2) & 0b111;
         let osrs_h = self.registers[REG_CTRL_HUM] & 0b111;
         let stored = RawCodes {
-            temperature: if osrs_t == 0 { 0x80000 } else { codes.temperature },
+            temperature: if osrs_t == 0 {
+                0x80000
+            } else {
+                codes.temperature
+            },
             pressure: if osrs_p == 0 { 0x80000 } else { codes.pressure },
             humidity: if osrs_h == 0 { 0x8000 } else { codes.humidity },
             ..codes
         };
-        write_20_bit(&mut self.registers[REG_TEMP_MSB..REG_TEMP_MSB + 3], stored.temperature);
-        write_20_bit(&mut self.registers[REG_PRESS_MSB..REG_PRESS_MSB + 3], stored.pressure);
-        self.registers[REG_HUM_MSB..REG_HUM_MSB + 2].copy_from_slice(&stored.humidity.to_be_bytes());
+        write_20_bit(
+            &mut self.registers[REG_TEMP_MSB..REG_TEMP_MSB + 3],
+            stored.temperature,
+        );
+        write_20_bit(
+            &mut self.registers[REG_PRESS_MSB..REG_PRESS_MSB + 3],
+            stored.pressure,
+        );
+        self.registers[REG_HUM_MSB..REG_HUM_MSB + 2]
+            .copy_from_slice(&stored.humidity.to_be_bytes());
 
         let run_gas = self.registers[REG_CTRL_GAS_1] & 0x10 != 0;
         if run_gas {
@@ -216,10 +230,11 @@ impl Chip {
     fn read_register(&mut self, register: u8) -> u8 {
         let register = usize::from(register);
         let mut value = self.registers[register];
-        if register == REG_CHIP_ID {
-            if let Some(Fault::WrongChipId { id, .. }) = self.faults.strike(FaultKindSim::WrongChipId) {
-                value = id;
-            }
+        if register == REG_CHIP_ID
+            && let Some(Fault::WrongChipId { id, .. }) =
+                self.faults.strike(FaultKindSim::WrongChipId)
+        {
+            value = id;
         }
         if register == REG_CTRL_MEAS {
             if self.conversion.is_some() {
@@ -270,7 +285,11 @@ impl Chip {
         }
     }
 
-    fn transaction(&mut self, address: u8, operations: &mut [Operation<'_>]) -> Result<(), SimBusError> {
+    fn transaction(
+        &mut self,
+        address: u8,
+        operations: &mut [Operation<'_>],
+    ) -> Result<(), SimBusError> {
         self.transactions += 1;
         self.tick();
         if self.faults.strike(FaultKindSim::Nack).is_some() || address != self.address {
@@ -351,7 +370,9 @@ impl SimulatedBme680 {
 
     fn lock(&self) -> MutexGuard<'_, Chip> {
         // Nothing panics while the chip is locked; a poisoned lock holds consistent data.
-        self.chip.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.chip
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Answers at `address` instead (SDO strapped the other way).
@@ -493,10 +514,15 @@ mod tests {
         bus.write(0x76, &[0x71, 0x10]).unwrap();
         bus.write(0x76, &[0x64, 0x59]).unwrap(); // 100 ms
         bus.write(0x76, &[0x5A, 0x6A]).unwrap();
-        bus.write(0x76, &[0x74, (1 << 5) | (1 << 2) | 0b01]).unwrap();
+        bus.write(0x76, &[0x74, (1 << 5) | (1 << 2) | 0b01])
+            .unwrap();
         let mut status = [0];
         bus.write_read(0x76, &[0x1D], &mut status).unwrap();
-        assert_eq!(status[0] & 0xA0, STATUS_MEASURING, "busy right after the trigger");
+        assert_eq!(
+            status[0] & 0xA0,
+            STATUS_MEASURING,
+            "busy right after the trigger"
+        );
         let mut mode = [0];
         bus.write_read(0x76, &[0x74], &mut mode).unwrap();
         assert_eq!(mode[0] & 0b11, 0b01);
@@ -507,7 +533,10 @@ mod tests {
         assert_eq!(mode[0] & 0b11, 0, "back to sleep");
         let mut gas_lsb = [0];
         bus.write_read(0x76, &[0x2B], &mut gas_lsb).unwrap();
-        assert_eq!(gas_lsb[0] & (GAS_VALID | HEAT_STABLE), GAS_VALID | HEAT_STABLE);
+        assert_eq!(
+            gas_lsb[0] & (GAS_VALID | HEAT_STABLE),
+            GAS_VALID | HEAT_STABLE
+        );
         assert_eq!(sim.conversions_started(), 1);
     }
 

@@ -208,7 +208,9 @@ impl Noise {
 
 /// An unknown scenario name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scenario {name:?}; known: clean, cooking, window, drift, cold-start, heater-fault")]
+#[error(
+    "unknown scenario {name:?}; known: clean, cooking, window, drift, cold-start, heater-fault"
+)]
 pub struct UnknownScenario {
     pub name: String,
 }
@@ -260,7 +262,8 @@ mod tests {
 
     #[test]
     fn cooking_lowers_resistance_and_recovers() {
-        let at = |minutes: u64| Scenario::Cooking.environment_at(Duration::from_secs(minutes * 60), 1);
+        let at =
+            |minutes: u64| Scenario::Cooking.environment_at(Duration::from_secs(minutes * 60), 1);
         assert!(at(20).gas_ohm < 0.3 * at(5).gas_ohm);
         assert!(at(120).gas_ohm > 0.9 * at(5).gas_ohm);
     }
