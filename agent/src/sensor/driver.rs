@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use bosch_bme680::{Bme680, BmeError, Configuration, DeviceAddress, GasConfig};
-use embedded_hal::i2c::{I2c, SevenBitAddress};
+use embedded_hal::i2c::{Error as _, ErrorKind, I2c, SevenBitAddress};
 
 use crate::sensor::bus_guard::{BusMonitor, GuardError, GuardedBus, HeaterOverride};
 use crate::sensor::clock::{ClockDelay, SharedClock};
@@ -212,6 +212,7 @@ fn probe_address<I2C: I2c<SevenBitAddress>>(
 ) -> Result<u8, SensorError> {
     let mut failures = Vec::new();
     let mut wrong_id = None;
+    let mut bus_fault = false;
     for &address in candidates {
         let mut id = [0u8];
         match bus.write_read(address, &[CHIP_ID_REGISTER], &mut id) {
@@ -220,11 +221,18 @@ fn probe_address<I2C: I2c<SevenBitAddress>>(
                 wrong_id = Some(id[0]);
                 failures.push(format!("{address:#04x}: chip id {:#04x}", id[0]));
             }
-            Err(error) => failures.push(format!("{address:#04x}: {error:?}")),
+            Err(error) => {
+                // A NACK means nobody is at that address; anything else is the bus itself.
+                bus_fault |= !matches!(error.kind(), ErrorKind::NoAcknowledge(_));
+                failures.push(format!("{address:#04x}: {error:?}"));
+            }
         }
     }
     if let Some(found) = wrong_id {
         return Err(SensorError::WrongChipId { found });
+    }
+    if bus_fault {
+        return Err(SensorError::Bus(failures.join("; ")));
     }
     let addresses = candidates
         .iter()

@@ -242,6 +242,8 @@ impl Chip {
             }
             if self.faults.strike(FaultKindSim::GarbageModeBits).is_some() {
                 value |= 0b11;
+            } else if self.faults.strike(FaultKindSim::ModeStuckForced).is_some() {
+                value = (value & !0b11) | 0b01;
             }
         }
         if register == REG_STATUS && self.conversion.is_some() {

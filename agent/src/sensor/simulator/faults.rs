@@ -20,6 +20,9 @@ pub enum Fault {
     StaleData { measurements: u32 },
     /// The next `reads` reads of `ctrl_meas` (0x74) show the undefined mode bits 0b11.
     GarbageModeBits { reads: u32 },
+    /// The next `reads` reads of `ctrl_meas` show forced mode (0b01) whatever was written:
+    /// a chip that never goes back to sleep.
+    ModeStuckForced { reads: u32 },
 }
 
 /// Which fault, without its count: for counters and lookups.
@@ -31,6 +34,7 @@ pub enum FaultKindSim {
     DataNeverReady,
     StaleData,
     GarbageModeBits,
+    ModeStuckForced,
 }
 
 impl Fault {
@@ -42,13 +46,16 @@ impl Fault {
             Fault::DataNeverReady { .. } => FaultKindSim::DataNeverReady,
             Fault::StaleData { .. } => FaultKindSim::StaleData,
             Fault::GarbageModeBits { .. } => FaultKindSim::GarbageModeBits,
+            Fault::ModeStuckForced { .. } => FaultKindSim::ModeStuckForced,
         }
     }
 
     fn remaining_mut(&mut self) -> &mut u32 {
         match self {
             Fault::Nack { transactions } | Fault::BusError { transactions } => transactions,
-            Fault::WrongChipId { reads, .. } | Fault::GarbageModeBits { reads } => reads,
+            Fault::WrongChipId { reads, .. }
+            | Fault::GarbageModeBits { reads }
+            | Fault::ModeStuckForced { reads } => reads,
             Fault::DataNeverReady { measurements } | Fault::StaleData { measurements } => {
                 measurements
             }
