@@ -14,7 +14,11 @@ use edge_agent::window::WindowSpec;
 use edge_function::Params;
 
 #[derive(Parser)]
-#[command(name = "edge-agent", version, about = "Air-quality edge agent with sandboxed WebAssembly data functions")]
+#[command(
+    name = "edge-agent",
+    version,
+    about = "Air-quality edge agent with sandboxed WebAssembly data functions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,8 +54,12 @@ impl FunctionArgs {
             fuel_per_call: self.fuel,
             max_memory_bytes: self.max_memory_mib << 20,
         };
-        FunctionHost::new(module, self.params.iter().cloned().collect::<Params>(), limits)
-            .with_context(|| format!("cannot start {}", self.function.display()))
+        FunctionHost::new(
+            module,
+            self.params.iter().cloned().collect::<Params>(),
+            limits,
+        )
+        .with_context(|| format!("cannot start {}", self.function.display()))
     }
 }
 
@@ -100,8 +108,8 @@ fn main() -> ExitCode {
 }
 
 fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
-    let file = File::open(&args.input)
-        .with_context(|| format!("cannot open {}", args.input.display()))?;
+    let file =
+        File::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
     let series = Series::from_csv(std::io::BufReader::new(file))
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let spec = match (args.window, args.hop) {
@@ -117,9 +125,14 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let mut progress = Progress::new(series.len());
-    let summary = replay(&mut host, &series, spec, &args.sensor_id, &mut out, &mut |done| {
-        progress.show(done)
-    })?;
+    let summary = replay(
+        &mut host,
+        &series,
+        spec,
+        &args.sensor_id,
+        &mut out,
+        &mut |done| progress.show(done),
+    )?;
     progress.clear();
     report(&summary, host.module().sha256());
     Ok(if summary.failed_windows == 0 {

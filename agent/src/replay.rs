@@ -115,7 +115,9 @@ fn run_window(
     summary.windows += 1;
     let error = match &result {
         Ok(outcome) => {
-            summary.window_times.push(outcome.guest_time + outcome.host_time);
+            summary
+                .window_times
+                .push(outcome.guest_time + outcome.host_time);
             summary.max_fuel = summary.max_fuel.max(outcome.fuel_used);
             None
         }

@@ -40,14 +40,15 @@ impl Series {
     }
 
     pub fn from_csv(input: impl Read) -> Result<Self, SeriesError> {
-        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(input);
         let header = reader
             .headers()
             .map_err(|e| SeriesError::Io(e.to_string()))?
             .clone();
         let column = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
-        let (Some(time_column), Some(value_column)) = (column("timestamp"), column("value"))
-        else {
+        let (Some(time_column), Some(value_column)) = (column("timestamp"), column("value")) else {
             return Err(SeriesError::Header {
                 found: header.iter().collect::<Vec<_>>().join(","),
             });
@@ -143,7 +144,13 @@ mod tests {
         let series = Series::from_csv(csv.as_bytes()).unwrap();
         assert_eq!(
             series.timestamps,
-            [1714564800000, 1714564801000, 1714564802000, 1714564803000, 1714564803500]
+            [
+                1714564800000,
+                1714564801000,
+                1714564802000,
+                1714564803000,
+                1714564803500
+            ]
         );
         assert_eq!(series.values[..4], [1.5, 2.0, 3.0, 4.0]);
         assert!(series.values[4].is_nan());
@@ -161,10 +168,19 @@ mod tests {
     #[test]
     fn bad_rows_name_their_line() {
         let cases = [
-            ("timestamp,value\n1,2\n2,abc\n", "line 3: value \"abc\" is not a number"),
-            ("timestamp,value\n1,2\nyesterday,3\n", "line 3: timestamp \"yesterday\""),
+            (
+                "timestamp,value\n1,2\n2,abc\n",
+                "line 3: value \"abc\" is not a number",
+            ),
+            (
+                "timestamp,value\n1,2\nyesterday,3\n",
+                "line 3: timestamp \"yesterday\"",
+            ),
             ("timestamp,value\n1,2\n3,\n", "line 3: no value"),
-            ("timestamp,value\n5,2\n5,3\n", "line 3: timestamp 1970-01-01T00:00:05Z is not after"),
+            (
+                "timestamp,value\n5,2\n5,3\n",
+                "line 3: timestamp 1970-01-01T00:00:05Z is not after",
+            ),
             ("timestamp,value\n1,2\n2,3,4\n", "line 3"),
             ("time,value\n1,2\n", "header must name"),
             ("timestamp,value\n", "no rows"),

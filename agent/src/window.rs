@@ -163,9 +163,21 @@ mod tests {
         assert_eq!(
             plans,
             [
-                WindowPlan { start: 0, end: 10, decide_from: 0 },
-                WindowPlan { start: 3, end: 13, decide_from: 10 },
-                WindowPlan { start: 6, end: 16, decide_from: 13 },
+                WindowPlan {
+                    start: 0,
+                    end: 10,
+                    decide_from: 0
+                },
+                WindowPlan {
+                    start: 3,
+                    end: 13,
+                    decide_from: 10
+                },
+                WindowPlan {
+                    start: 6,
+                    end: 16,
+                    decide_from: 13
+                },
             ]
         );
     }
@@ -173,14 +185,27 @@ mod tests {
     #[test]
     fn a_short_tail_is_decided_by_a_full_size_window() {
         let plans = plans(10, 4, 12);
-        assert_eq!(plans.last(), Some(&WindowPlan { start: 2, end: 12, decide_from: 10 }));
+        assert_eq!(
+            plans.last(),
+            Some(&WindowPlan {
+                start: 2,
+                end: 12,
+                decide_from: 10
+            })
+        );
     }
 
     #[test]
     fn bad_specs_are_refused() {
         assert_eq!(WindowSpec::new(0, 0), Err(WindowError::EmptyWindow));
-        assert_eq!(WindowSpec::new(5, 0), Err(WindowError::BadHop { size: 5, hop: 0 }));
-        assert_eq!(WindowSpec::new(5, 6), Err(WindowError::BadHop { size: 5, hop: 6 }));
+        assert_eq!(
+            WindowSpec::new(5, 0),
+            Err(WindowError::BadHop { size: 5, hop: 0 })
+        );
+        assert_eq!(
+            WindowSpec::new(5, 6),
+            Err(WindowError::BadHop { size: 5, hop: 6 })
+        );
         assert_eq!(
             WindowSpec::new(5, 5).unwrap().check_min_len(6),
             Err(WindowError::TooShort { size: 5, min: 6 })

@@ -37,16 +37,21 @@ impl EdgeGuest {
                 supported: ABI_VERSION,
             });
         }
-        let memory = instance
-            .get_memory(&*store, "memory")
-            .ok_or(FunctionError::MissingExport {
-                name: "memory",
-                expected: "a linear memory",
-            })?;
+        let memory =
+            instance
+                .get_memory(&*store, "memory")
+                .ok_or(FunctionError::MissingExport {
+                    name: "memory",
+                    expected: "a linear memory",
+                })?;
         Ok(Self {
             memory,
-            alloc: instance.get_typed_func(&*store, "alloc").map_err(export_error)?,
-            init: instance.get_typed_func(&*store, "init").map_err(export_error)?,
+            alloc: instance
+                .get_typed_func(&*store, "alloc")
+                .map_err(export_error)?,
+            init: instance
+                .get_typed_func(&*store, "init")
+                .map_err(export_error)?,
             execute: instance
                 .get_typed_func(&*store, "execute")
                 .map_err(export_error)?,
@@ -86,18 +91,18 @@ impl EdgeGuest {
         entry: TypedFunc<(u32, u32), u64>,
         input: &I,
     ) -> Result<O, FunctionError> {
-        let encoded = postcard::to_allocvec(input)
-            .map_err(|e| FunctionError::Encode(e.to_string()))?;
-        let len = u32::try_from(encoded.len()).map_err(|_| {
-            FunctionError::MemoryLimit {
-                limit_bytes: store.data().max_memory_bytes,
-            }
+        let encoded =
+            postcard::to_allocvec(input).map_err(|e| FunctionError::Encode(e.to_string()))?;
+        let len = u32::try_from(encoded.len()).map_err(|_| FunctionError::MemoryLimit {
+            limit_bytes: store.data().max_memory_bytes,
         })?;
         let ptr = call.run(store, |store| self.alloc.call(store, len))?;
         self.checked_range(store, ptr, len, "alloc")?;
         self.memory
             .write(&mut *store, ptr as usize, &encoded)
-            .map_err(|e| FunctionError::BadOutput(format!("alloc returned unusable memory: {e}")))?;
+            .map_err(|e| {
+                FunctionError::BadOutput(format!("alloc returned unusable memory: {e}"))
+            })?;
 
         let packed = call.run(store, |store| entry.call(store, (ptr, len)))?;
         let (out_ptr, out_len) = ((packed >> 32) as u32, packed as u32);

@@ -1,8 +1,8 @@
 //! The function natively, through the SDK's harness: parameters, data guards, verdicts.
 
 use edge_anomaly::SeasonalHybridEsd;
+use edge_function::Window;
 use edge_function::testing::Harness;
-use edge_function::{Params, Window};
 
 fn harness(pairs: &[(&str, &str)]) -> Result<Harness<SeasonalHybridEsd>, edge_function::Error> {
     Harness::new(&pairs.iter().copied().collect())
@@ -16,8 +16,8 @@ fn window(values: Vec<f32>) -> Window {
 /// The crate's own example series: known anomalies at 9, 15 and 26 with period 7.
 fn crate_example() -> Vec<f32> {
     vec![
-        5.0, 9.0, 2.0, 9.0, 0.0, 6.0, 3.0, 8.0, 5.0, 18.0, 7.0, 8.0, 8.0, 0.0, 2.0, -5.0, 0.0,
-        5.0, 6.0, 7.0, 3.0, 6.0, 1.0, 4.0, 4.0, 4.0, 30.0, 7.0, 5.0, 8.0,
+        5.0, 9.0, 2.0, 9.0, 0.0, 6.0, 3.0, 8.0, 5.0, 18.0, 7.0, 8.0, 8.0, 0.0, 2.0, -5.0, 0.0, 5.0,
+        6.0, 7.0, 3.0, 6.0, 1.0, 4.0, 4.0, 4.0, 30.0, 7.0, 5.0, 8.0,
     ]
 }
 
@@ -32,10 +32,18 @@ fn flagged(verdicts: &[edge_function::Verdict]) -> Vec<usize> {
 
 #[test]
 fn finds_the_known_anomalies_in_each_direction() {
-    let cases = [("both", vec![9, 15, 26]), ("pos", vec![9, 26]), ("neg", vec![15])];
+    let cases = [
+        ("both", vec![9, 15, 26]),
+        ("pos", vec![9, 26]),
+        ("neg", vec![15]),
+    ];
     for (direction, expected) in cases {
-        let f = harness(&[("period", "7"), ("max_anoms", "0.2"), ("direction", direction)])
-            .unwrap();
+        let f = harness(&[
+            ("period", "7"),
+            ("max_anoms", "0.2"),
+            ("direction", direction),
+        ])
+        .unwrap();
         let verdicts = f.execute(&window(crate_example())).unwrap();
         assert_eq!(verdicts.len(), 30);
         assert_eq!(flagged(&verdicts), expected, "direction {direction}");
@@ -65,7 +73,9 @@ fn bad_parameters_are_refused_with_the_name() {
         (&[("periodd", "7")], "unknown parameter `periodd`"),
     ];
     for (params, expected) in cases {
-        let err = harness(params).err().unwrap_or_else(|| panic!("{params:?} accepted"));
+        let err = harness(params)
+            .err()
+            .unwrap_or_else(|| panic!("{params:?} accepted"));
         assert!(err.message.contains(expected), "{params:?}: {err}");
     }
 }
@@ -88,8 +98,8 @@ fn bad_data_is_an_error_not_a_panic() {
     with_huge[6] = -3e38;
     let cases = [
         (with_nan, "air_quality[4] is NaN"),
-        (with_inf, "air_quality[5] is inf"),
-        (with_huge, "air_quality[6]"),
+        (with_inf, "air_quality[5] is infinite"),
+        (with_huge, "air_quality[6] is beyond"),
         (crate_example()[..13].to_vec(), "shorter than two seasons"),
         (vec![], "shorter than two seasons"),
     ];
@@ -99,7 +109,12 @@ fn bad_data_is_an_error_not_a_panic() {
     }
     let mut mismatched = window(crate_example());
     mismatched.timestamps.pop();
-    assert!(f.execute(&mismatched).unwrap_err().message.contains("timestamps"));
+    assert!(
+        f.execute(&mismatched)
+            .unwrap_err()
+            .message
+            .contains("timestamps")
+    );
 }
 
 #[test]
@@ -119,9 +134,16 @@ fn never_panics_on_odd_but_finite_series() {
         let values: Vec<f32> = (0..n)
             .map(|i| match case % 5 {
                 0 => 42.0,
-                1 => if i == n / 2 { 1e30 } else { 0.0 },
+                1 => {
+                    if i == n / 2 {
+                        1e30
+                    } else {
+                        0.0
+                    }
+                }
                 2 => (next() % 3) as f32,
-                3 => f32::from_bits((next() as u32 & 0x7f7f_ffff) | (next() as u32 & 0x8000_0000)).clamp(-1e30, 1e30),
+                3 => f32::from_bits((next() as u32 & 0x7f7f_ffff) | (next() as u32 & 0x8000_0000))
+                    .clamp(-1e30, 1e30),
                 _ => (next() % 1000) as f32 / 7.0 - 70.0,
             })
             .collect();

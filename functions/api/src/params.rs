@@ -48,7 +48,7 @@ impl Params {
         self.raw(name)
             .map(|text| {
                 text.trim().parse::<T>().map_err(|e| {
-                    Error::new(format!("parameter `{name}`: cannot use {text:?}: {e}"))
+                    Error::new(format!("parameter `{name}`: cannot use `{text}`: {e}"))
                 })
             })
             .transpose()
@@ -94,7 +94,7 @@ mod tests {
         assert_eq!(params.get::<usize>("missing"), Ok(None));
         let err = params.get::<f32>("alpha").unwrap_err();
         assert!(err.message.contains("`alpha`"), "{err}");
-        assert!(err.message.contains("\"x\""), "{err}");
+        assert!(err.message.contains("`x`"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,166 @@
+//! The ESD half of S-H-ESD, as `anomaly_detection` 0.4 computes it, in O(n) per step.
+//!
+//! The crate sorts the whole remainder again on every step to find its median absolute
+//! deviation: O(k·n log n) for k steps, ~95% of its time. Here the remainder is kept
+//! sorted once; the deviations from its median then form two sorted runs (left of the
+//! median, read leftwards, and right of it), so their median is a merge walk of n/2
+//! steps. Every floating-point operation and every tie-break is the crate's, so the
+//! anomalies are the same, index for index: `tests/equivalence.rs` checks that against
+//! the crate itself on thousands of series.
+
+use core::cmp::Ordering;
+
+use distrs::StudentsT;
+use stlrs::Stl;
+
+/// Which side of the remainder can be anomalous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    Both,
+    Upper,
+    Lower,
+}
+
+/// Indices of the anomalies in `series`, most extreme first. The caller guarantees a finite
+/// series of at least two periods and `period >= 2`; STL's own refusals come back as
+/// `Err` with its message.
+pub fn detect(
+    series: &[f32],
+    period: usize,
+    max_anoms: f32,
+    alpha: f32,
+    tail: Tail,
+) -> Result<Vec<usize>, &'static str> {
+    let n = series.len();
+    let decomposition = Stl::params()
+        .robust(true)
+        .seasonal_length(n * 10 + 1)
+        .fit(series, period)
+        .map_err(|e| match e {
+            stlrs::Error::Series(message) | stlrs::Error::Parameter(message) => message,
+        })?;
+    let seasonal = decomposition.seasonal();
+
+    let median = median_of_sorted(&sorted_values(series, &sorted_indexes(series)));
+    let remainder: Vec<f32> = series
+        .iter()
+        .zip(seasonal)
+        .map(|(value, season)| value - (season + median))
+        .collect();
+    let mut indexes = sorted_indexes(&remainder);
+    let mut sorted = sorted_values(&remainder, &indexes);
+
+    let max_outliers = (n as f32 * max_anoms) as usize;
+    let mut anomalies = Vec::with_capacity(max_outliers);
+    let mut significant = 0;
+    for i in 1..=max_outliers {
+        let centre = median_of_sorted(&sorted);
+        let sigma = 1.4826 * median_abs_deviation(&sorted, centre);
+        if sigma == 0.0 {
+            break;
+        }
+        let (index, deviation) = most_extreme(&sorted, centre, tail);
+        let r = deviation / sigma;
+        anomalies.push(indexes.remove(index));
+        sorted.remove(index);
+
+        let p = match tail {
+            Tail::Both => 1.0 - alpha / (2.0 * (n - i + 1) as f32),
+            Tail::Upper | Tail::Lower => 1.0 - alpha / (n - i + 1) as f32,
+        };
+        let t = StudentsT::ppf(p as f64, (n - i - 1) as u32) as f32;
+        let lambda =
+            t * (n - i) as f32 / (((n - i - 1) as f32 + t * t) * (n - i + 1) as f32).sqrt();
+        if r > lambda {
+            significant = i;
+        }
+    }
+    anomalies.truncate(significant);
+    Ok(anomalies)
+}
+
+/// Positions of `values` in ascending order, equal values in their original order: the
+/// crate's stable sort of indices. (Also its unstable sort of the values themselves, as
+/// equal values are interchangeable.) One sort serves every use, so the wasm build
+/// carries one copy of the sorting code.
+fn sorted_indexes(values: &[f32]) -> Vec<usize> {
+    let mut indexes: Vec<usize> = (0..values.len()).collect();
+    indexes.sort_unstable_by(|&a, &b| ascending(&values[a], &values[b]).then(a.cmp(&b)));
+    indexes
+}
+
+fn sorted_values(values: &[f32], indexes: &[usize]) -> Vec<f32> {
+    indexes.iter().map(|&i| values[i]).collect()
+}
+
+/// The series is finite, so partial order is total here.
+fn ascending(a: &f32, b: &f32) -> Ordering {
+    a.partial_cmp(b).unwrap_or(Ordering::Equal)
+}
+
+fn median_of_sorted(sorted: &[f32]) -> f32 {
+    (sorted[(sorted.len() - 1) / 2] + sorted[sorted.len() / 2]) / 2.0
+}
+
+/// The deviation each tail is judged by, as the crate computes it.
+fn deviation(value: f32, centre: f32, tail: Tail) -> f32 {
+    match tail {
+        Tail::Both => (value - centre).abs(),
+        Tail::Upper => value - centre,
+        Tail::Lower => centre - value,
+    }
+}
+
+/// The position of the largest deviation and the deviation; among equals the last
+/// position, as `Iterator::max_by` picks. Rounded subtraction is monotonic, so over
+/// sorted values the deviation only falls then rises: the maximum sits at an end.
+fn most_extreme(sorted: &[f32], centre: f32, tail: Tail) -> (usize, f32) {
+    let last = sorted.len() - 1;
+    let high = deviation(sorted[last], centre, tail);
+    let low = deviation(sorted[0], centre, tail);
+    if tail != Tail::Lower && ascending(&high, &low) != Ordering::Less {
+        return (last, high);
+    }
+    // The maximum is at the low end; the last of a run of equal deviations wins.
+    let run = sorted[1..]
+        .iter()
+        .take_while(|&&value| deviation(value, centre, tail) == low)
+        .count();
+    (run, low)
+}
+
+/// The median of `|v - centre|` over sorted values, without sorting the deviations:
+/// left of `centre` they grow leftwards, right of it rightwards, so the k-th smallest is
+/// a merge of the two runs. `median_of_sorted` of the deviations, value for value.
+fn median_abs_deviation(sorted: &[f32], centre: f32) -> f32 {
+    let len = sorted.len();
+    let split = sorted.partition_point(|&value| value - centre < 0.0);
+    let mut left = split; // next candidate is sorted[left - 1]
+    let mut right = split; // next candidate is sorted[right]
+    let mut take = || {
+        let from_left = (left > 0).then(|| (sorted[left - 1] - centre).abs());
+        let from_right = (right < len).then(|| (sorted[right] - centre).abs());
+        match (from_left, from_right) {
+            (Some(l), Some(r)) if ascending(&l, &r) != Ordering::Greater => {
+                left -= 1;
+                l
+            }
+            (Some(l), None) => {
+                left -= 1;
+                l
+            }
+            (_, Some(r)) => {
+                right += 1;
+                r
+            }
+            (None, None) => 0.0,
+        }
+    };
+    let lower_rank = (len - 1) / 2;
+    for _ in 0..lower_rank {
+        take();
+    }
+    let lower = take();
+    let upper = if len / 2 == lower_rank { lower } else { take() };
+    (lower + upper) / 2.0
+}
