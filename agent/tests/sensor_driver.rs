@@ -311,3 +311,28 @@ fn cold_start_gas_values_in_range_twelve_read_correctly() {
     let ohms = reading.gas_resistance.unwrap();
     assert!((ohms - 2_100.0).abs() / 2_100.0 < 0.002, "{ohms}");
 }
+
+#[test]
+fn an_unexpected_variant_id_panics_in_the_driver_and_is_reported() {
+    let (mut chip, clock) = fixed_chip(Calibration::PIMORONI, Environment::CLEAN_INDOOR);
+    chip.inject(Fault::WrongVariant { id: 0x07, reads: 1 });
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        Bme680::new(
+            chip.bus(),
+            DeviceAddress::Primary,
+            ClockDelay::new(clock.clone()),
+            &Configuration::default(),
+            25,
+        )
+        .map(|_| ())
+    }));
+    assert!(
+        outcome.is_err(),
+        "bosch-bme680 1.0.4 panics on a variant id other than 0 or 1"
+    );
+
+    chip.inject(Fault::WrongVariant { id: 0x07, reads: 1 });
+    let error = Bme680Sensor::open(&mut chip, &SensorConfig::default(), clock.clone()).unwrap_err();
+    assert!(matches!(error, SensorError::DriverPanic(_)), "{error}");
+    assert!(Bme680Sensor::open(&mut chip, &SensorConfig::default(), clock).is_ok());
+}

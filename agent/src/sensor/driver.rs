@@ -73,7 +73,8 @@ impl<I2C: I2c<SevenBitAddress>> std::fmt::Debug for Bme680Sensor<I2C> {
 }
 
 impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
-    /// Opens the bus, finds the chip, initialises and configures it.
+    /// Opens the bus, finds the chip, initialises and configures it, assuming 25 °C
+    /// ambient for the heater code.
     pub fn open<F>(
         factory: &mut F,
         config: &SensorConfig,
@@ -82,7 +83,22 @@ impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
     where
         F: BusFactory<Bus = I2C>,
     {
+        Self::open_at_ambient(factory, config, clock, ASSUMED_AMBIENT_C)
+    }
+
+    /// As [`Bme680Sensor::open`], with the ambient temperature (°C) the heater target code
+    /// is computed for: a re-initialisation passes the last measured temperature.
+    pub fn open_at_ambient<F>(
+        factory: &mut F,
+        config: &SensorConfig,
+        clock: SharedClock,
+        ambient_c: i32,
+    ) -> Result<Self, SensorError>
+    where
+        F: BusFactory<Bus = I2C>,
+    {
         config.validate()?;
+        let ambient_c = ambient_c.clamp(-40, 85);
         let mut bus = factory.open_bus()?;
         let address = probe_address(&mut bus, config.address.candidates())?;
         let (guarded, monitor) = GuardedBus::new(bus, clock.clone());
@@ -96,13 +112,7 @@ impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
         monitor.begin_call(INIT_BUDGET);
         let delay = ClockDelay::new(clock);
         let mut driver = guarded_call(&monitor, || {
-            Bme680::new(
-                guarded,
-                device_address,
-                delay,
-                &driver_config,
-                ASSUMED_AMBIENT_C,
-            )
+            Bme680::new(guarded, device_address, delay, &driver_config, ambient_c)
         })?;
 
         let calibration = driver.get_calibration_data();
@@ -116,7 +126,7 @@ impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
                     res_heat_val: calibration.res_heat_val,
                 },
                 config.heater_temperature_c,
-                ASSUMED_AMBIENT_C,
+                ambient_c,
             ),
             gas_wait_code: gas_wait_code(config.heater_duration_ms),
             conversion_time: conversion_time(config),

@@ -203,6 +203,7 @@ pub struct Sampler<F: BusFactory> {
     consecutive_failures: u32,
     origin: Option<Duration>,
     next_slot: u64,
+    last_temperature_c: Option<f32>,
 }
 
 impl<F: BusFactory> Sampler<F> {
@@ -271,6 +272,7 @@ impl<F: BusFactory> Sampler<F> {
             consecutive_failures: 0,
             origin: None,
             next_slot: 0,
+            last_temperature_c: None,
         })
     }
 
@@ -337,8 +339,16 @@ impl<F: BusFactory> Sampler<F> {
         let sensor = match &mut self.sensor {
             Some(sensor) => sensor,
             None => {
-                let sensor =
-                    Bme680Sensor::open(&mut self.factory, &self.config, self.clock.clone())?;
+                // The heater code depends (slightly) on ambient temperature.
+                let ambient_c = self
+                    .last_temperature_c
+                    .map_or(25, |celsius| celsius.round() as i32);
+                let sensor = Bme680Sensor::open_at_ambient(
+                    &mut self.factory,
+                    &self.config,
+                    self.clock.clone(),
+                    ambient_c,
+                )?;
                 let address = sensor.address();
                 if self.opened_before {
                     self.monitor.update(|stats| stats.reinits += 1);
@@ -416,6 +426,7 @@ impl<F: BusFactory> Sampler<F> {
             self.health = Health::Healthy;
         }
         self.consecutive_failures = 0;
+        self.last_temperature_c = Some(reading.temperature);
 
         let was_burning_in = self.estimator.in_burn_in();
         let assessment = self.estimator.assess(&reading, timestamp);

@@ -236,6 +236,12 @@ impl Chip {
         {
             value = id;
         }
+        if register == REG_VARIANT
+            && let Some(Fault::WrongVariant { id, .. }) =
+                self.faults.strike(FaultKindSim::WrongVariant)
+        {
+            value = id;
+        }
         if register == REG_CTRL_MEAS {
             if self.conversion.is_some() {
                 value = (value & !0b11) | 0b01;

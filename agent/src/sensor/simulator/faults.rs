@@ -20,6 +20,9 @@ pub enum Fault {
     StaleData { measurements: u32 },
     /// The next `reads` reads of `ctrl_meas` (0x74) show the undefined mode bits 0b11.
     GarbageModeBits { reads: u32 },
+    /// The next `reads` reads of the variant id register (0xF0) answer `id` (a BME680 reads
+    /// 0x00, a BME688 0x01).
+    WrongVariant { id: u8, reads: u32 },
     /// The next `reads` reads of `ctrl_meas` show forced mode (0b01) whatever was written:
     /// a chip that never goes back to sleep.
     ModeStuckForced { reads: u32 },
@@ -34,6 +37,7 @@ pub enum FaultKindSim {
     DataNeverReady,
     StaleData,
     GarbageModeBits,
+    WrongVariant,
     ModeStuckForced,
 }
 
@@ -46,6 +50,7 @@ impl Fault {
             Fault::DataNeverReady { .. } => FaultKindSim::DataNeverReady,
             Fault::StaleData { .. } => FaultKindSim::StaleData,
             Fault::GarbageModeBits { .. } => FaultKindSim::GarbageModeBits,
+            Fault::WrongVariant { .. } => FaultKindSim::WrongVariant,
             Fault::ModeStuckForced { .. } => FaultKindSim::ModeStuckForced,
         }
     }
@@ -55,6 +60,7 @@ impl Fault {
             Fault::Nack { transactions } | Fault::BusError { transactions } => transactions,
             Fault::WrongChipId { reads, .. }
             | Fault::GarbageModeBits { reads }
+            | Fault::WrongVariant { reads, .. }
             | Fault::ModeStuckForced { reads } => reads,
             Fault::DataNeverReady { measurements } | Fault::StaleData { measurements } => {
                 measurements

@@ -3,12 +3,15 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use edge_agent::sensor::clock::VirtualClock;
-//! use edge_agent::sensor::simulator::{Calibration, Scenario, SimulatedBme680};
+//! use edge_agent::sensor::simulator::{Calibration, SimulatedBme680};
+//! use edge_agent::sensor::{Bme680Sensor, SensorConfig, SharedClock, VirtualClock};
 //!
-//! let clock = Arc::new(VirtualClock::default());
-//! let chip = SimulatedBme680::new(Calibration::PIMORONI, "cooking".parse().unwrap(), clock);
-//! # let _ = chip;
+//! let clock: SharedClock = Arc::new(VirtualClock::default());
+//! let mut chip = SimulatedBme680::new(Calibration::PIMORONI, "cooking".parse()?, clock.clone());
+//! let mut sensor = Bme680Sensor::open(&mut chip, &SensorConfig::default(), clock)?;
+//! let reading = sensor.read()?;
+//! assert!((reading.temperature - 23.0).abs() < 0.5, "clean air before the cooking starts");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod calibration;
