@@ -18,6 +18,12 @@ pub fn anomaly_wasm() -> &'static Path {
     BUILT.get_or_init(|| build_function("edge-anomaly", "edge_anomaly"))
 }
 
+/// Builds the misbehaving fixture (see `tests/fixtures/misbehave`) and returns its path.
+pub fn misbehave_wasm() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_function("misbehave", "misbehave"))
+}
+
 /// Builds one function crate with the `wasm` profile, in a target directory of its own:
 /// the outer `cargo test` may still hold the lock on the main one.
 pub fn build_function(package: &str, artifact: &str) -> PathBuf {

@@ -15,7 +15,7 @@ pub struct Limits {
 impl Limits {
     /// Enough for S-H-ESD on a 4096-sample window with `max_anoms = 0.1` (measured: see
     /// the README's figures), while an infinite loop still stops in a fraction of a second.
-    pub const DEFAULT_FUEL_PER_CALL: u64 = 400_000_000;
+    pub const DEFAULT_FUEL_PER_CALL: u64 = 1_100_000_000;
     pub const DEFAULT_MAX_MEMORY_BYTES: usize = 32 << 20;
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use wasmi::{Config, Engine, ExternType, FuncType, Module, ValType};
+use wasmi::{Config, Engine, ExternType, FuncType, Module, OperatorCost, ValType};
 
 use super::FunctionError;
 
@@ -44,9 +44,7 @@ impl FunctionModule {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FunctionError> {
-        let mut config = Config::default();
-        config.consume_fuel(true);
-        let engine = Engine::new(&config);
+        let engine = Engine::new(&metered_config());
         let module =
             Module::new(&engine, bytes).map_err(|e| FunctionError::NotWasm(e.to_string()))?;
 
@@ -91,6 +89,22 @@ impl FunctionModule {
     pub(super) fn module(&self) -> &Module {
         &self.module
     }
+}
+
+/// Fuel is the sandbox's clock, so it should track time. With one unit per operator a
+/// tight loop (`loop … br_if`) runs at half the fuel rate of straight-line code, as the
+/// interpreter's per-block overhead goes unpaid; charging branches more evens the rates,
+/// so the same budget stops a spinning guest as fast as it lets real work finish.
+const BRANCH_COST: u8 = 4;
+
+fn metered_config() -> Config {
+    let mut costs = OperatorCost::default();
+    costs.br = BRANCH_COST;
+    costs.br_if = BRANCH_COST;
+    costs.br_table = BRANCH_COST;
+    let mut config = Config::default();
+    config.consume_fuel(true).operator_cost(costs);
+    config
 }
 
 fn pick_abi(module: &Module) -> Result<Abi, FunctionError> {
