@@ -98,10 +98,12 @@ impl FunctionModule {
 const BRANCH_COST: u8 = 4;
 
 fn metered_config() -> Config {
-    let mut costs = OperatorCost::default();
-    costs.br = BRANCH_COST;
-    costs.br_if = BRANCH_COST;
-    costs.br_table = BRANCH_COST;
+    let costs = OperatorCost {
+        br: BRANCH_COST,
+        br_if: BRANCH_COST,
+        br_table: BRANCH_COST,
+        ..OperatorCost::default()
+    };
     let mut config = Config::default();
     config.consume_fuel(true).operator_cost(costs);
     config
