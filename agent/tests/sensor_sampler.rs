@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, Once};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use edge_agent::sensor::Sample;
 use edge_agent::sensor::clock::{Clock, SharedClock, VirtualClock};
 use edge_agent::sensor::config::{AirQualityConfig, SensorConfig};
 use edge_agent::sensor::error::FaultKind;
 use edge_agent::sensor::queue::{SampleReader, sample_queue};
 use edge_agent::sensor::sampler::{Sampler, SamplerEvent, SamplerStats, spawn};
 use edge_agent::sensor::simulator::{Calibration, Fault, Scenario, SimulatedBme680};
+use edge_agent::sensor::{Sample, SensorSource, start_sampler};
 
 // ---- a logger that keeps records per thread, so parallel tests do not see each other ----
 
@@ -370,4 +370,55 @@ fn the_spawned_sampler_survives_a_driver_panic_and_stops_cleanly() {
         _state.path().join("bme680-baseline.json").exists(),
         "baseline saved on stop"
     );
+}
+
+#[test]
+fn start_sampler_runs_a_named_scenario() {
+    let state = tempfile::tempdir().unwrap();
+    let clock: SharedClock = Arc::new(VirtualClock::default());
+    let config = SensorConfig {
+        state_dir: state.path().to_path_buf(),
+        ..SensorConfig::default()
+    };
+    let (writer, reader) = sample_queue(16).unwrap();
+    let source = SensorSource::Simulated {
+        scenario: "heater-fault".parse().unwrap(),
+    };
+    let handle = start_sampler(config, source, clock, writer).unwrap();
+    handle
+        .wait_until(Duration::from_secs(30), |stats| stats.samples >= 200)
+        .expect("samples from the simulated chip");
+    drop(handle);
+    // Past minute 5 of "heater-fault" every reading has an unstable heater; the buffer
+    // holds only the newest 16.
+    let mut kept = Vec::new();
+    reader.drain_into(&mut kept);
+    assert_eq!(kept.len(), 16);
+    assert!(
+        kept.iter().all(|s| s.gas_valid && !s.heater_stable),
+        "{kept:?}"
+    );
+}
+
+#[test]
+fn a_missing_i2c_device_is_retried_and_counted_not_fatal() {
+    let state = tempfile::tempdir().unwrap();
+    let clock: SharedClock = Arc::new(VirtualClock::default());
+    let config = SensorConfig {
+        state_dir: state.path().to_path_buf(),
+        i2c_device: state.path().join("i2c-9"),
+        ..SensorConfig::default()
+    };
+    let (writer, _reader) = sample_queue(4).unwrap();
+    let handle = start_sampler(config, SensorSource::Hardware, clock, writer).unwrap();
+    let stats = handle
+        .wait_until(Duration::from_secs(30), |stats| stats.open_errors >= 20)
+        .expect("keeps retrying");
+    assert_eq!(stats.samples, 0);
+    let faults = handle
+        .events()
+        .iter()
+        .filter(|timed| matches!(timed.event, SamplerEvent::Faulted { .. }))
+        .count();
+    assert_eq!(faults, 1, "one state change, however many tries");
 }

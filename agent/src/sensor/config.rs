@@ -85,6 +85,11 @@ impl SensorConfig {
         if self.heater_duration_ms == 0 || self.heater_duration_ms > 4032 {
             return Err(ConfigError::Invalid("heater_duration_ms must be 1..=4032"));
         }
+        if self.sample_period() < crate::sensor::driver::conversion_time(self) {
+            return Err(ConfigError::Invalid(
+                "sample_period_ms is shorter than one conversion (oversampling plus heater_duration_ms)",
+            ));
+        }
         if !self.temperature_offset_c.is_finite() || self.temperature_offset_c.abs() > 20.0 {
             return Err(ConfigError::Invalid(
                 "temperature_offset_c must be within ±20 °C",
@@ -398,6 +403,15 @@ mod tests {
             ..SensorConfig::default()
         };
         assert!(config.validate().is_err());
+        let config = SensorConfig {
+            sample_period_ms: 1000,
+            heater_duration_ms: 1500,
+            ..SensorConfig::default()
+        };
+        assert!(
+            config.validate().is_err(),
+            "a 1.5 s heater cannot run every second"
+        );
     }
 
     #[test]

@@ -34,7 +34,8 @@
 //! [`config`] what can be set · [`sample`] what comes out · [`driver`] the driver wrapper,
 //! generic over the bus · [`bus_guard`] the pass-through that watches it · [`clock`] real,
 //! accelerated and virtual time · [`simulator`] the register-level chip · [`air_quality`] the
-//! score · [`baseline`] its persistence · [`queue`] the ring buffer · [`sampler`] the thread.
+//! score · [`baseline`] its persistence · [`queue`] the ring buffer · [`sampler`] the thread ·
+//! [`source`] hardware or simulator, for the binary.
 
 pub mod air_quality;
 pub mod baseline;
@@ -49,6 +50,7 @@ pub mod queue;
 pub mod sample;
 pub mod sampler;
 pub mod simulator;
+pub mod source;
 
 pub use clock::{Clock, ScaledClock, SharedClock, SystemClock, VirtualClock};
 pub use config::SensorConfig;
@@ -59,3 +61,4 @@ pub use linux_bus::LinuxI2c;
 pub use queue::{SampleReader, SampleWriter, sample_queue};
 pub use sample::Sample;
 pub use sampler::{Sampler, SamplerHandle, SamplerMonitor, SamplerStats, spawn};
+pub use source::{SensorSource, start_sampler};
