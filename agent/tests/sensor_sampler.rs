@@ -265,6 +265,32 @@ fn a_chip_stuck_in_forced_mode_is_cut_off_and_reinitialised() {
     assert_eq!(count_logs(log::Level::Warn, "driver runaway"), 1);
 }
 
+#[test]
+fn a_fault_that_never_ends_is_logged_once_however_many_tries() {
+    let mut rig = rig(Scenario::Clean);
+    rig.run_samples(2);
+    let logged_before = my_logs()
+        .iter()
+        .filter(|(level, _)| *level <= log::Level::Info)
+        .count();
+    rig.chip.inject(Fault::DataNeverReady {
+        measurements: u32::MAX,
+    });
+    let stats = rig.run_until(|stats| stats.failures >= 40);
+    assert_eq!(stats.no_data, 40);
+    assert!(
+        stats.reinits >= 10,
+        "re-initialised every 3 failures: {stats:?}"
+    );
+    let logged_since: Vec<(log::Level, String)> = my_logs()
+        .into_iter()
+        .filter(|(level, _)| *level <= log::Level::Info)
+        .skip(logged_before)
+        .collect();
+    assert_eq!(logged_since.len(), 1, "{logged_since:?}");
+    assert!(logged_since[0].1.contains("no new data"));
+}
+
 // ---- schedule and buffer ----
 
 #[test]

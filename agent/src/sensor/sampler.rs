@@ -352,7 +352,8 @@ impl<F: BusFactory> Sampler<F> {
                 let address = sensor.address();
                 if self.opened_before {
                     self.monitor.update(|stats| stats.reinits += 1);
-                    info!(
+                    // Part of a retry loop: the fault and the recovery are what is logged.
+                    debug!(
                         "BME680 re-initialised at {address:#04x} on {}",
                         self.factory.describe()
                     );
