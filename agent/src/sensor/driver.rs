@@ -158,6 +158,10 @@ impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
         if !status.new_data {
             return Err(SensorError::NoNewData);
         }
+        if !(data.temperature.is_finite() && data.humidity.is_finite() && data.pressure.is_finite())
+        {
+            return Err(SensorError::NotFinite(format!("{data:?}")));
+        }
         let gas_resistance = data
             .gas_resistance
             .filter(|ohms| ohms.is_finite() && *ohms > 0.0);

@@ -45,6 +45,8 @@ pub enum SensorError {
     WrongChipId { found: u8 },
     #[error("the chip reported no new data")]
     NoNewData,
+    #[error("the reading is not a number: {0}")]
+    NotFinite(String),
     #[error("the driver panicked: {0}")]
     DriverPanic(String),
     #[error("the driver made {0} bus transfers without finishing; chip stuck?")]
@@ -60,7 +62,7 @@ impl SensorError {
         match self {
             SensorError::Bus(_) => FaultKind::Bus,
             SensorError::NotFound { .. } | SensorError::WrongChipId { .. } => FaultKind::NotFound,
-            SensorError::NoNewData => FaultKind::NoData,
+            SensorError::NoNewData | SensorError::NotFinite(_) => FaultKind::NoData,
             SensorError::DriverPanic(_) => FaultKind::DriverPanic,
             SensorError::Runaway(_) => FaultKind::Runaway,
             SensorError::Open { .. } | SensorError::Config(_) => FaultKind::Open,

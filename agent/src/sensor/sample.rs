@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 
 /// One reading of the sensor, with its air-quality score.
 ///
-/// Every float is finite: consumers never have to guard against NaN. When the gas reading
-/// is unusable, `gas_valid` or `heater_stable` is false and `air_quality` holds the last
-/// score computed from a usable reading (see [`crate::sensor::air_quality`]).
+/// Every float is finite (a non-finite reading is an error, never a sample); `air_quality`
+/// is within 0..=100. When the gas reading is unusable, `gas_valid`
+/// or `heater_stable` is false and `air_quality` keeps the gas part of the last usable
+/// reading, with the current humidity part (see [`crate::sensor::air_quality`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// When the measurement was triggered: Unix time in milliseconds, UTC.
