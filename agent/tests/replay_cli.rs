@@ -15,7 +15,10 @@ fn replay(args: &[&str]) -> Output {
 }
 
 fn demo_csv() -> String {
-    workspace().join("demo/air_quality.csv").display().to_string()
+    workspace()
+        .join("demo/air_quality.csv")
+        .display()
+        .to_string()
 }
 
 fn lines(output: &Output) -> Vec<Value> {
@@ -26,7 +29,10 @@ fn lines(output: &Output) -> Vec<Value> {
 }
 
 fn sha256_of(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum runs");
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum runs");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
@@ -37,8 +43,19 @@ fn sha256_of(path: &Path) -> String {
 #[test]
 fn the_demo_series_flags_exactly_the_injected_spikes() {
     let wasm = anomaly_wasm().display().to_string();
-    let out = replay(&["--function", &wasm, "--input", &demo_csv(), "--param", "period=24"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = replay(&[
+        "--function",
+        &wasm,
+        "--input",
+        &demo_csv(),
+        "--param",
+        "period=24",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = lines(&out);
     assert_eq!(lines.len(), 336);
     let sha = sha256_of(anomaly_wasm());
@@ -55,7 +72,10 @@ fn the_demo_series_flags_exactly_the_injected_spikes() {
     // The demo series has spikes on days 3, 6, 9 and 12 (see demo/README.md).
     assert_eq!(flagged, [91, 152, 236, 291]);
     let summary = String::from_utf8_lossy(&out.stderr);
-    assert!(summary.contains("336 samples, 1 windows (0 failed), 4 anomalies"), "{summary}");
+    assert!(
+        summary.contains("336 samples, 1 windows (0 failed), 4 anomalies"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -64,15 +84,33 @@ fn sliding_windows_give_every_sample_one_verdict_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.ndjson");
     let out = replay(&[
-        "--function", &wasm, "--input", &demo_csv(), "--param", "period=24",
-        "--window", "168", "--hop", "24", "--output", output.to_str().unwrap(),
+        "--function",
+        &wasm,
+        "--input",
+        &demo_csv(),
+        "--param",
+        "period=24",
+        "--window",
+        "168",
+        "--hop",
+        "24",
+        "--output",
+        output.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty());
     let text = std::fs::read_to_string(&output).unwrap();
     let indexes: Vec<u64> = text
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["index"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["index"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(indexes, (0..336).collect::<Vec<_>>());
     // 336 samples: one window of 168, then 7 hops of 24.
@@ -83,14 +121,20 @@ fn sliding_windows_give_every_sample_one_verdict_in_order() {
 fn a_bad_row_is_named_by_its_line_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("bad.csv");
-    std::fs::write(&csv, "timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,oops\n")
-        .unwrap();
+    std::fs::write(
+        &csv,
+        "timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,oops\n",
+    )
+    .unwrap();
     let wasm = anomaly_wasm().display().to_string();
     let out = replay(&["--function", &wasm, "--input", csv.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 3: value \"oops\" is not a number"), "{stderr}");
+    assert!(
+        stderr.contains("line 3: value \"oops\" is not a number"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -99,21 +143,38 @@ fn a_window_the_function_refuses_is_marked_not_dropped() {
     let csv = dir.path().join("gap.csv");
     let mut text = String::from("timestamp,value\n");
     for i in 0..16 {
-        let value = if i == 3 { "NaN".to_owned() } else { format!("{}", 50 + i % 4) };
+        let value = if i == 3 {
+            "NaN".to_owned()
+        } else {
+            format!("{}", 50 + i % 4)
+        };
         text += &format!("{},{value}\n", 1_700_000_000 + i * 60);
     }
     std::fs::write(&csv, text).unwrap();
     let wasm = anomaly_wasm().display().to_string();
     let out = replay(&[
-        "--function", &wasm, "--input", csv.to_str().unwrap(), "--param", "period=4",
-        "--window", "8", "--hop", "4",
+        "--function",
+        &wasm,
+        "--input",
+        csv.to_str().unwrap(),
+        "--param",
+        "period=4",
+        "--window",
+        "8",
+        "--hop",
+        "4",
     ]);
     assert_eq!(out.status.code(), Some(1), "a failed window fails the run");
     let lines = lines(&out);
     assert_eq!(lines.len(), 16, "every sample is still written");
     for line in &lines[..8] {
         assert_eq!(line["is_anomaly"], Value::Null);
-        assert!(line["error"].as_str().unwrap().contains("air_quality[3] is NaN"));
+        assert!(
+            line["error"]
+                .as_str()
+                .unwrap()
+                .contains("air_quality[3] is NaN")
+        );
     }
     for line in &lines[8..] {
         assert!(line["is_anomaly"].is_boolean(), "{line}");
@@ -131,17 +192,31 @@ fn a_broken_module_is_refused_with_the_reason() {
     let out = replay(&["--function", wasm.to_str().unwrap(), "--input", &demo_csv()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("refusing") && stderr.contains("not a valid WebAssembly module"), "{stderr}");
+    assert!(
+        stderr.contains("refusing") && stderr.contains("not a valid WebAssembly module"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_window_shorter_than_the_function_needs_is_refused_up_front() {
     let wasm = anomaly_wasm().display().to_string();
     let out = replay(&[
-        "--function", &wasm, "--input", &demo_csv(), "--param", "period=24",
-        "--window", "40", "--hop", "10",
+        "--function",
+        &wasm,
+        "--input",
+        &demo_csv(),
+        "--param",
+        "period=24",
+        "--window",
+        "40",
+        "--hop",
+        "10",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("shorter than the function's minimum of 48"), "{stderr}");
+    assert!(
+        stderr.contains("shorter than the function's minimum of 48"),
+        "{stderr}"
+    );
 }
