@@ -13,6 +13,10 @@ use edge_agent::series::Series;
 use edge_agent::window::WindowSpec;
 use edge_function::Params;
 
+mod cli;
+
+use cli::{check, run};
+
 #[derive(Parser)]
 #[command(
     name = "edge-agent",
@@ -26,12 +30,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the agent: sample, window, judge, emit verdicts, until SIGTERM or SIGINT.
+    Run(run::RunArgs),
     /// Replay a CSV series (`timestamp,value`) through a function; NDJSON verdicts out.
     Replay(ReplayArgs),
+    /// Check a function module before deploying it: load it, run it on a synthetic window.
+    Check(check::CheckArgs),
 }
 
 #[derive(Args)]
-struct FunctionArgs {
+pub(crate) struct FunctionArgs {
     /// The function module (.wasm).
     #[arg(long, value_name = "F.wasm")]
     function: PathBuf,
@@ -47,7 +55,7 @@ struct FunctionArgs {
 }
 
 impl FunctionArgs {
-    fn host(&self) -> Result<FunctionHost> {
+    pub(crate) fn host(&self) -> Result<FunctionHost> {
         let module = FunctionModule::load(&self.function)
             .with_context(|| format!("refusing {}", self.function.display()))?;
         let limits = Limits {
@@ -84,7 +92,7 @@ struct ReplayArgs {
     sensor_id: String,
 }
 
-fn parse_param(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_param(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => {
             Ok((name.trim().to_owned(), value.trim().to_owned()))
@@ -95,8 +103,11 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Replay(args) => run_replay(args),
+        Command::Check(args) => check::check(args),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,8 @@
 //! writer retries once and otherwise drops the new sample (counted as dropped). Either way
 //! the sensor thread never waits on the consumer.
 
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
 
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
@@ -42,19 +43,29 @@ pub fn sample_queue(capacity: usize) -> Result<(SampleWriter, SampleReader), Que
     })?;
     let (producer, consumer) = ring.split();
     let consumer = Arc::new(Mutex::new(consumer));
+    let arrival = Arc::new(Arrival::default());
     Ok((
         SampleWriter {
             producer,
             consumer: consumer.clone(),
+            arrival: arrival.clone(),
         },
-        SampleReader { consumer },
+        SampleReader { consumer, arrival },
     ))
+}
+
+/// Wakes the reader when a sample arrives, so it neither polls nor sleeps blindly.
+#[derive(Default)]
+struct Arrival {
+    lock: Mutex<()>,
+    condvar: Condvar,
 }
 
 /// The sampler's end.
 pub struct SampleWriter {
     producer: HeapProd<Sample>,
     consumer: Arc<Mutex<HeapCons<Sample>>>,
+    arrival: Arc<Arrival>,
 }
 
 impl std::fmt::Debug for SampleWriter {
@@ -69,6 +80,14 @@ impl std::fmt::Debug for SampleWriter {
 impl SampleWriter {
     /// Stores `sample`, evicting the oldest one if the ring is full. Never blocks.
     pub fn push(&mut self, sample: Sample) -> PushOutcome {
+        let outcome = self.store(sample);
+        // Taking the lock orders this notification after a reader's emptiness check.
+        drop(self.arrival.lock.lock());
+        self.arrival.condvar.notify_one();
+        outcome
+    }
+
+    fn store(&mut self, sample: Sample) -> PushOutcome {
         let sample = match self.producer.try_push(sample) {
             Ok(()) => return PushOutcome::Stored,
             Err(sample) => sample,
@@ -102,6 +121,7 @@ impl SampleWriter {
 #[derive(Clone)]
 pub struct SampleReader {
     consumer: Arc<Mutex<HeapCons<Sample>>>,
+    arrival: Arc<Arrival>,
 }
 
 impl std::fmt::Debug for SampleReader {
@@ -117,6 +137,20 @@ impl SampleReader {
         self.consumer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until a sample is available or `timeout` passes; answers whether one is.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let guard = self
+            .arrival
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _unused = self
+            .arrival
+            .condvar
+            .wait_timeout_while(guard, timeout, |_| self.is_empty());
+        !self.is_empty()
     }
 
     /// The oldest sample, if any.

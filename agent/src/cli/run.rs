@@ -1,0 +1,298 @@
+//! `edge-agent run`: the agent's life cycle. Sampler → ring buffer → pipeline → sink, the
+//! function watcher beside them; SIGTERM or SIGINT stops sampling, finishes the pending
+//! window, flushes the sink and exits 0; SIGHUP re-reads the function. Under systemd it
+//! reports READY, a one-line STATUS, and pings the watchdog only while the pipeline and
+//! the sampler both make progress, so a stuck thread gets the service restarted.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use edge_agent::config::AgentConfig;
+use edge_agent::function::{FunctionHost, FunctionModule};
+use edge_agent::pipeline::{Identity, Pipeline, PipelineStats, short};
+use edge_agent::sensor::simulator::Scenario;
+use edge_agent::sensor::source::{SensorSource, start_sampler};
+use edge_agent::sensor::{ScaledClock, SharedClock, SystemClock, sample_queue};
+use edge_agent::sink::{NdjsonSink, Sink};
+use edge_agent::watch::{WatchConfig, Watcher};
+use log::{info, warn};
+use sd_notify::NotifyState;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// sysexits' EX_CONFIG: the unit file does not restart on it.
+pub const EXIT_CONFIG: u8 = 78;
+/// Samples the ring holds while the pipeline is busy with a window.
+const QUEUE_CAPACITY: usize = 4096;
+/// Where `make functions` leaves the S-H-ESD function in a checkout: the demo's default.
+const CHECKOUT_FUNCTION: &str = "target/wasm32-unknown-unknown/wasm/edge_anomaly.wasm";
+/// How often the main thread looks at progress when there is no watchdog.
+const TICK: Duration = Duration::from_secs(1);
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The configuration file (TOML); every key has a default.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Sample a simulated BME680 instead of the chip on I2C.
+    #[arg(long)]
+    simulate: bool,
+    /// The simulated scenario: clean, cooking, window, drift, cold-start, heater-fault.
+    #[arg(long, requires = "simulate", default_value = "clean")]
+    scenario: String,
+    /// Run the simulated clock this many times faster than real time.
+    #[arg(long, requires = "simulate", default_value_t = 1.0)]
+    speed: f64,
+    /// The function module, instead of the configured one.
+    #[arg(long, value_name = "F.wasm")]
+    function: Option<PathBuf>,
+    /// Append verdicts (NDJSON) to this file instead of the configured output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let config = match configure(&args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("edge-agent: configuration error: {error:#}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let module = FunctionModule::load(&config.function.path)
+        .with_context(|| format!("refusing {}", config.function.path.display()))?;
+    let function = FunctionHost::new(module, config.function.params(), config.function.limits())
+        .with_context(|| format!("cannot start {}", config.function.path.display()))?;
+    let spec = match config
+        .window_spec()
+        .and_then(|spec| spec.check_min_len(function.min_window_len()))
+    {
+        Ok(spec) => spec,
+        Err(error) => {
+            eprintln!("edge-agent: configuration error: [window]: {error}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+
+    let (source, clock, speed) = source(&args)?;
+    let (writer, reader) = sample_queue(QUEUE_CAPACITY)?;
+    std::fs::create_dir_all(&config.sensor.state_dir).with_context(|| {
+        format!(
+            "cannot create the state directory {}",
+            config.sensor.state_dir.display()
+        )
+    })?;
+    let sampler = start_sampler(config.sensor.clone(), source, clock, writer)
+        .context("cannot start the sensor")?;
+
+    let sink: Box<dyn Sink> = match config.output.path.as_deref() {
+        Some(path) if path != Path::new("-") => Box::new(
+            NdjsonSink::append_to(path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
+        ),
+        _ => Box::new(NdjsonSink::stdout()),
+    };
+    let identity = Identity {
+        host_id: config.agent.host_id.clone().unwrap_or_else(host_name),
+        sensor_id: config.agent.sensor_id.clone(),
+    };
+    let stats = Arc::new(PipelineStats::default());
+    let (candidates_tx, candidates_rx) = mpsc::channel();
+    let watcher = Watcher::spawn(
+        WatchConfig {
+            path: config.function.path.clone(),
+            params: config.function.params(),
+            limits: config.function.limits(),
+            interval: Duration::from_millis(config.function.watch_interval_ms),
+        },
+        function.module().sha256().to_owned(),
+        candidates_tx,
+    )?;
+    info!(
+        "running {} ({}) on windows of {} samples every {}; sensor {}",
+        config.function.path.display(),
+        short(function.module().sha256()),
+        spec.size(),
+        spec.hop(),
+        config.agent.sensor_id
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipeline = Pipeline::new(identity, spec, function, candidates_rx, sink, stats.clone());
+    let pipeline_stop = stop.clone();
+    let pipeline_reader = reader.clone();
+    let pipeline_thread = std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || pipeline.run(&pipeline_reader, &pipeline_stop))?;
+
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let signal_handle = signals.handle();
+    let (signal_tx, signal_rx) = mpsc::channel();
+    let signal_thread = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal_tx.send(signal).is_err() {
+                    break;
+                }
+            }
+        })?;
+
+    let _ = sd_notify::notify(&[NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled();
+    let tick = watchdog.map_or(TICK, |period| (period / 2).min(TICK));
+    // A sampler that has not even failed for this long is stuck (slow retries included).
+    let sampler_stall = (config.sensor.sample_period().mul_f64(1.0 / speed) * 10)
+        .max(config.sensor.retry.backoff(u32::MAX) * 2)
+        .max(Duration::from_secs(30));
+    let mut progress = Progress::default();
+    loop {
+        match signal_rx.recv_timeout(tick) {
+            Ok(SIGHUP) => watcher.reload(),
+            Ok(signal) => {
+                info!("signal {signal}: stopping");
+                break;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if pipeline_thread.is_finished() {
+            break;
+        }
+        let sampler_stats = sampler.stats();
+        let alive = progress.check(
+            stats.heartbeat.load(Ordering::Relaxed),
+            sampler_stats.samples + sampler_stats.failures,
+            sampler_stall,
+        );
+        let status = format!(
+            "{} samples, {} windows ({} failed), {} anomalies, function {}, {} sensor faults, {} swaps ({} refused)",
+            stats.samples.load(Ordering::Relaxed),
+            stats.windows.load(Ordering::Relaxed),
+            stats.failed_windows.load(Ordering::Relaxed),
+            stats.anomalies.load(Ordering::Relaxed),
+            short(&stats.function_sha256()),
+            sampler_stats.failures,
+            stats.swaps.load(Ordering::Relaxed),
+            stats.swaps_refused.load(Ordering::Relaxed),
+        );
+        if alive {
+            let _ = sd_notify::notify(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
+        } else {
+            let _ = sd_notify::notify(&[NotifyState::Status(&format!("stalled: {status}"))]);
+        }
+    }
+
+    let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    let started = Instant::now();
+    let sampler_stats = sampler.stop();
+    stop.store(true, Ordering::Release);
+    let outcome = pipeline_thread
+        .join()
+        .map_err(|_| anyhow!("the pipeline thread panicked"))?;
+    drop(watcher);
+    signal_handle.close();
+    let _ = signal_thread.join();
+    outcome.context("the pipeline stopped")?;
+    info!(
+        "stopped in {:.0?}: {} samples ({} sensor faults), {} windows, {} verdicts, {} anomalies",
+        started.elapsed(),
+        sampler_stats.samples,
+        sampler_stats.failures,
+        stats.windows.load(Ordering::Relaxed),
+        stats.verdicts.load(Ordering::Relaxed),
+        stats.anomalies.load(Ordering::Relaxed),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The configuration with the command line's overrides; errors are configuration errors.
+fn configure(args: &RunArgs) -> Result<AgentConfig> {
+    let mut config = match &args.config {
+        Some(path) => AgentConfig::load(path)?,
+        None => AgentConfig::default(),
+    };
+    if args.simulate && args.config.is_none() {
+        // A laptop demo: no /var/lib to write to, and the function from this checkout.
+        config.sensor.state_dir = std::env::temp_dir().join("edge-agent-simulate");
+        if !config.function.path.exists() && Path::new(CHECKOUT_FUNCTION).exists() {
+            config.function.path = PathBuf::from(CHECKOUT_FUNCTION);
+        }
+    }
+    if let Some(function) = &args.function {
+        config.function.path = function.clone();
+    }
+    if let Some(output) = &args.output {
+        config.output.path = Some(output.clone());
+    }
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(anyhow!("--speed must be above 0, got {}", args.speed));
+    }
+    Ok(config)
+}
+
+fn source(args: &RunArgs) -> Result<(SensorSource, SharedClock, f64)> {
+    if !args.simulate {
+        return Ok((SensorSource::Hardware, Arc::new(SystemClock::new()), 1.0));
+    }
+    let scenario: Scenario = args
+        .scenario
+        .parse()
+        .map_err(|e| anyhow!("--scenario: {e} (one of {})", Scenario::NAMES.join(", ")))?;
+    Ok((
+        SensorSource::Simulated { scenario },
+        Arc::new(ScaledClock::new(args.speed)),
+        args.speed,
+    ))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether the pipeline and the sampler are moving.
+#[derive(Default)]
+struct Progress {
+    heartbeat: u64,
+    sampler: u64,
+    sampler_moved: Option<Instant>,
+    stalled_reported: bool,
+}
+
+impl Progress {
+    fn check(&mut self, heartbeat: u64, sampler: u64, sampler_stall: Duration) -> bool {
+        let now = Instant::now();
+        let pipeline_alive = heartbeat != self.heartbeat;
+        self.heartbeat = heartbeat;
+        if sampler != self.sampler || self.sampler_moved.is_none() {
+            self.sampler = sampler;
+            self.sampler_moved = Some(now);
+        }
+        let sampler_alive = self
+            .sampler_moved
+            .is_some_and(|moved| now.duration_since(moved) < sampler_stall);
+        let alive = pipeline_alive && sampler_alive;
+        if !alive && !self.stalled_reported {
+            warn!(
+                "stalled ({}): withholding the watchdog ping",
+                if pipeline_alive {
+                    "sampler"
+                } else {
+                    "pipeline"
+                }
+            );
+        }
+        self.stalled_reported = !alive;
+        alive
+    }
+}

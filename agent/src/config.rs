@@ -1,0 +1,294 @@
+//! The agent's configuration file, TOML. Every key is documented, with its default, in
+//! `deploy/config.example.toml`; every section refuses unknown keys. A file that does not
+//! parse, or a value out of range, is an error naming the key and its line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use edge_function::Params;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::function::Limits;
+use crate::sensor::SensorConfig;
+use crate::window::WindowSpec;
+
+/// Where the packaged function lives (the .deb installs it here).
+pub const DEFAULT_FUNCTION_PATH: &str = "/usr/lib/edge-agent/functions/anomaly.wasm";
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    pub agent: AgentSection,
+    pub sensor: SensorConfig,
+    pub function: FunctionSection,
+    pub window: WindowSection,
+    pub output: OutputSection,
+}
+
+/// Who is measuring.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSection {
+    /// Names this sensor in every verdict. Default `bme680`.
+    pub sensor_id: String,
+    /// Names this machine in every verdict. Default: the host name.
+    pub host_id: Option<String>,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self {
+            sensor_id: "bme680".into(),
+            host_id: None,
+        }
+    }
+}
+
+/// The data function and its sandbox.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionSection {
+    pub path: PathBuf,
+    /// Named parameters passed to the function's `init`.
+    pub params: BTreeMap<String, ParamValue>,
+    pub fuel_per_call: u64,
+    pub max_memory_mib: usize,
+    /// How often the function file is checked for a replacement.
+    pub watch_interval_ms: u64,
+}
+
+impl Default for FunctionSection {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from(DEFAULT_FUNCTION_PATH),
+            params: BTreeMap::new(),
+            fuel_per_call: Limits::DEFAULT_FUEL_PER_CALL,
+            max_memory_mib: Limits::DEFAULT_MAX_MEMORY_BYTES >> 20,
+            watch_interval_ms: 500,
+        }
+    }
+}
+
+impl FunctionSection {
+    pub fn params(&self) -> Params {
+        self.params
+            .iter()
+            .map(|(name, value)| (name.clone(), value.to_string()))
+            .collect()
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            fuel_per_call: self.fuel_per_call,
+            max_memory_bytes: self.max_memory_mib << 20,
+        }
+    }
+}
+
+/// A parameter as TOML spells it; the function receives its text.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Integer(v) => write!(f, "{v}"),
+            Self::Float(v) => write!(f, "{v}"),
+            Self::Bool(v) => write!(f, "{v}"),
+            Self::Text(v) => f.write_str(v),
+        }
+    }
+}
+
+/// Window size N and hop H, in samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowSection {
+    pub size: usize,
+    pub hop: usize,
+}
+
+impl Default for WindowSection {
+    fn default() -> Self {
+        Self {
+            size: 1024,
+            hop: 60,
+        }
+    }
+}
+
+/// Where verdicts go when no upstream is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputSection {
+    /// An NDJSON file to append to; standard output when absent or `-`.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: {detail}")]
+    Parse { path: String, detail: String },
+    #[error("{path}{}: `{key}`: {reason}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Invalid {
+        path: String,
+        key: String,
+        line: Option<usize>,
+        reason: String,
+    },
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks `text`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            detail: e.to_string().trim_end().to_owned(),
+        })?;
+        config.check(text, origin)?;
+        Ok(config)
+    }
+
+    /// The ranges serde cannot express, reported against the key's line in `text`.
+    fn check(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |table: &str, key: &str, reason: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            key: format!("{table}.{key}"),
+            line: line_of(text, table, key),
+            reason,
+        };
+        if let Err(e) = WindowSpec::new(self.window.size, self.window.hop) {
+            let key = if self.window.size == 0 { "size" } else { "hop" };
+            return Err(invalid("window", key, e.to_string()));
+        }
+        if self.function.fuel_per_call == 0 {
+            return Err(invalid(
+                "function",
+                "fuel_per_call",
+                "must be above 0".into(),
+            ));
+        }
+        if self.function.max_memory_mib == 0 || self.function.max_memory_mib > 4096 {
+            return Err(invalid(
+                "function",
+                "max_memory_mib",
+                "must be 1..=4096".into(),
+            ));
+        }
+        if self.function.watch_interval_ms == 0 {
+            return Err(invalid(
+                "function",
+                "watch_interval_ms",
+                "must be above 0".into(),
+            ));
+        }
+        if self.agent.sensor_id.trim().is_empty() {
+            return Err(invalid("agent", "sensor_id", "must not be empty".into()));
+        }
+        if let Err(e) = self.sensor.validate() {
+            // The sensor's messages start with the key they are about.
+            let reason = e.to_string();
+            let detail = reason.trim_start_matches("invalid sensor configuration: ");
+            let key = detail.split_whitespace().next().unwrap_or("sensor");
+            let (table, key) = match key.split_once('.') {
+                Some((sub, key)) => (format!("sensor.{sub}"), key.to_owned()),
+                None => ("sensor".to_owned(), key.to_owned()),
+            };
+            return Err(invalid(&table, &key, detail.to_owned()));
+        }
+        Ok(())
+    }
+
+    pub fn window_spec(&self) -> Result<WindowSpec, crate::window::WindowError> {
+        WindowSpec::new(self.window.size, self.window.hop)
+    }
+}
+
+/// The 1-based line where `key` is set inside `[table]`, for error messages.
+fn line_of(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = header.trim().to_owned();
+        } else if current == table
+            && let Some((name, _)) = line.split_once('=')
+            && name.trim().trim_matches('"') == key
+        {
+            return Some(number + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        let config = AgentConfig::parse("", "test").unwrap();
+        assert_eq!(config, AgentConfig::default());
+        assert_eq!(config.window_spec().unwrap().size(), 1024);
+    }
+
+    #[test]
+    fn params_become_text() {
+        let config = AgentConfig::parse(
+            "[function.params]\nperiod = 60\nalpha = 0.01\ndirection = \"pos\"\n",
+            "test",
+        )
+        .unwrap();
+        let params = config.function.params();
+        assert_eq!(params.raw("period"), Some("60"));
+        assert_eq!(params.raw("alpha"), Some("0.01"));
+        assert_eq!(params.raw("direction"), Some("pos"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let err = AgentConfig::parse("[window]\nsize = 10\nhopp = 2\n", "agent.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("hopp"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named_with_its_line() {
+        let err = AgentConfig::parse("[window]\nsize = \"big\"\n", "agent.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("size"), "{err}");
+
+        let err =
+            AgentConfig::parse("[window]\nsize = 10\n\nhop = 20\n", "agent.toml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "agent.toml, line 4: `window.hop`: hop 20 must be between 1 and the window size 10"
+        );
+
+        let err = AgentConfig::parse("[sensor]\nsample_period_ms = 0\n", "agent.toml").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, line: Some(2), .. } if key == "sensor.sample_period_ms"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! The live stage after the sensor: samples from the ring buffer, windows over them, the
+//! function on each window, verdict records into the sink. A replacement function comes
+//! in from the [`watch`](crate::watch)er and is swapped in between two windows, only after
+//! it has judged the latest window without error (the canary run).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edge_function::Window;
+use log::{error, info, warn};
+use thiserror::Error;
+
+use crate::function::FunctionHost;
+use crate::record::{Judgement, VerdictRecord};
+use crate::sensor::{Sample, SampleReader};
+use crate::sink::Sink;
+use crate::window::{WindowPlan, WindowSpec, Windower};
+
+/// Longest wait for a sample, so a stop request and the watchdog are served promptly.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error("cannot write verdicts: {0}")]
+    Sink(#[from] std::io::Error),
+}
+
+/// Counters the rest of the agent reads while the pipeline runs.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    pub samples: AtomicU64,
+    pub windows: AtomicU64,
+    pub failed_windows: AtomicU64,
+    pub verdicts: AtomicU64,
+    pub anomalies: AtomicU64,
+    pub swaps: AtomicU64,
+    pub swaps_refused: AtomicU64,
+    /// Moves on every turn of the loop: the watchdog's sign of life.
+    pub heartbeat: AtomicU64,
+    /// The sha256 of the function in use.
+    pub function_sha256: Mutex<String>,
+}
+
+impl PipelineStats {
+    pub fn function_sha256(&self) -> String {
+        self.function_sha256
+            .lock()
+            .map(|sha| sha.clone())
+            .unwrap_or_default()
+    }
+
+    fn count(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
+/// Names for the records.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub host_id: String,
+    pub sensor_id: String,
+}
+
+pub struct Pipeline {
+    identity: Identity,
+    spec: WindowSpec,
+    windower: Windower,
+    history: VecDeque<Sample>,
+    function: FunctionHost,
+    candidates: Receiver<FunctionHost>,
+    sink: Box<dyn Sink>,
+    stats: Arc<PipelineStats>,
+    latest_window: Option<Window>,
+}
+
+impl Pipeline {
+    /// `spec` must already fit `function`'s minimum window.
+    pub fn new(
+        identity: Identity,
+        spec: WindowSpec,
+        function: FunctionHost,
+        candidates: Receiver<FunctionHost>,
+        sink: Box<dyn Sink>,
+        stats: Arc<PipelineStats>,
+    ) -> Self {
+        if let Ok(mut sha) = stats.function_sha256.lock() {
+            *sha = function.module().sha256().to_owned();
+        }
+        Self {
+            identity,
+            spec,
+            windower: Windower::new(spec),
+            history: VecDeque::with_capacity(spec.size()),
+            function,
+            candidates,
+            sink,
+            stats,
+            latest_window: None,
+        }
+    }
+
+    /// Runs until `stop` is set and the buffer is empty, then decides the samples still
+    /// waiting for a window and flushes the sink.
+    pub fn run(mut self, reader: &SampleReader, stop: &AtomicBool) -> Result<(), PipelineError> {
+        let mut batch = Vec::new();
+        loop {
+            PipelineStats::count(&self.stats.heartbeat, 1);
+            self.take_candidates();
+            reader.drain_into(&mut batch);
+            for sample in batch.drain(..) {
+                self.accept(sample)?;
+            }
+            if stop.load(Ordering::Acquire) && reader.is_empty() {
+                break;
+            }
+            reader.wait(IDLE_WAIT);
+        }
+        self.finish()
+    }
+
+    fn accept(&mut self, sample: Sample) -> Result<(), PipelineError> {
+        PipelineStats::count(&self.stats.samples, 1);
+        if self.history.len() == self.spec.size() {
+            self.history.pop_front();
+        }
+        self.history.push_back(sample);
+        match self.windower.push() {
+            Some(plan) => self.judge(plan),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the function on the window `plan` describes and emits the samples it decides.
+    /// A failed window's samples are emitted all the same, marked with the error.
+    fn judge(&mut self, plan: WindowPlan) -> Result<(), PipelineError> {
+        let in_window = self.history.len() - plan.len();
+        let window = window_of(&self.identity.sensor_id, self.history.range(in_window..));
+        let result = self.function.run(&window);
+        PipelineStats::count(&self.stats.windows, 1);
+        let sha = self.function.module().sha256().to_owned();
+        let error = match &result {
+            Ok(_) => None,
+            Err(e) => {
+                PipelineStats::count(&self.stats.failed_windows, 1);
+                warn!("window of {} samples not judged: {e}", plan.len());
+                Some(e.to_string())
+            }
+        };
+        let judgement = Judgement {
+            host_id: &self.identity.host_id,
+            sensor_id: &self.identity.sensor_id,
+            function_sha256: &sha,
+            window: window_bounds(&window),
+        };
+        let first_decided = self.history.len() - plan.decided();
+        let records: Vec<VerdictRecord> = self
+            .history
+            .range(first_decided..)
+            .enumerate()
+            .map(|(offset, sample)| {
+                let verdict = match (&result, &error) {
+                    (Ok(outcome), _) => outcome
+                        .verdicts
+                        .get(first_decided - in_window + offset)
+                        .copied()
+                        .ok_or("no verdict for this sample"),
+                    (Err(_), Some(reason)) => Err(reason.as_str()),
+                    (Err(_), None) => Err("not judged"),
+                };
+                VerdictRecord::new(sample, &judgement, verdict)
+            })
+            .collect();
+        let anomalies = records
+            .iter()
+            .filter(|r| r.is_anomaly == Some(true))
+            .count();
+        PipelineStats::count(&self.stats.anomalies, anomalies as u64);
+        PipelineStats::count(&self.stats.verdicts, records.len() as u64);
+        self.sink.emit(&records)?;
+        self.latest_window = Some(window);
+        Ok(())
+    }
+
+    /// Swaps in the newest candidate that survives its canary run on the latest window.
+    fn take_candidates(&mut self) {
+        while let Ok(candidate) = self.candidates.try_recv() {
+            let new_sha = candidate.module().sha256().to_owned();
+            match self.canary(candidate) {
+                Ok(candidate) => {
+                    info!(
+                        "function swapped in: {} (was {})",
+                        short(&new_sha),
+                        short(self.function.module().sha256())
+                    );
+                    self.function = candidate;
+                    PipelineStats::count(&self.stats.swaps, 1);
+                    if let Ok(mut sha) = self.stats.function_sha256.lock() {
+                        *sha = new_sha;
+                    }
+                }
+                Err(reason) => {
+                    PipelineStats::count(&self.stats.swaps_refused, 1);
+                    error!(
+                        "refusing function {}: {reason}; keeping {}",
+                        short(&new_sha),
+                        short(self.function.module().sha256())
+                    );
+                }
+            }
+        }
+    }
+
+    fn canary(&self, mut candidate: FunctionHost) -> Result<FunctionHost, String> {
+        let min = candidate.min_window_len();
+        if min > self.spec.size() {
+            return Err(format!(
+                "it needs windows of at least {min} samples; the window is {}",
+                self.spec.size()
+            ));
+        }
+        if let Some(window) = &self.latest_window {
+            candidate
+                .run(window)
+                .map_err(|e| format!("canary run on the latest window failed: {e}"))?;
+        }
+        Ok(candidate)
+    }
+
+    fn finish(mut self) -> Result<(), PipelineError> {
+        if let Some(plan) = self.windower.finish() {
+            if plan.len() >= self.function.min_window_len() {
+                self.judge(plan)?;
+            } else {
+                let reason = format!(
+                    "not judged: the agent stopped after {} samples, fewer than the function's minimum window of {}",
+                    plan.len(),
+                    self.function.min_window_len()
+                );
+                let sha = self.function.module().sha256().to_owned();
+                let window = window_of(&self.identity.sensor_id, self.history.iter());
+                let judgement = Judgement {
+                    host_id: &self.identity.host_id,
+                    sensor_id: &self.identity.sensor_id,
+                    function_sha256: &sha,
+                    window: window_bounds(&window),
+                };
+                let first = self.history.len() - plan.decided();
+                let records: Vec<VerdictRecord> = self
+                    .history
+                    .range(first..)
+                    .map(|s| VerdictRecord::new(s, &judgement, Err(reason.as_str())))
+                    .collect();
+                PipelineStats::count(&self.stats.verdicts, records.len() as u64);
+                self.sink.emit(&records)?;
+            }
+        }
+        self.sink.flush()?;
+        Ok(())
+    }
+}
+
+fn window_of<'a>(sensor_id: &str, samples: impl Iterator<Item = &'a Sample>) -> Window {
+    let mut window = Window {
+        sensor_id: sensor_id.to_owned(),
+        ..Window::default()
+    };
+    for sample in samples {
+        window.timestamps.push(sample.timestamp);
+        window.air_quality.push(sample.air_quality);
+        window.temperature.push(sample.temperature);
+        window.humidity.push(sample.humidity);
+        window.pressure.push(sample.pressure);
+        window.gas_resistance.push(sample.gas_resistance);
+    }
+    window
+}
+
+fn window_bounds(window: &Window) -> (i64, i64) {
+    (
+        window.timestamps.first().copied().unwrap_or_default(),
+        window.timestamps.last().copied().unwrap_or_default(),
+    )
+}
+
+/// The first 12 hex digits: enough to tell modules apart in a log line.
+pub fn short(sha256: &str) -> &str {
+    sha256.get(..12).unwrap_or(sha256)
+}

@@ -1,0 +1,190 @@
+//! Watches the function file and prepares replacements: when the file changes and has
+//! stayed unchanged for one more look (so a file still being written is not taken), it is
+//! compiled, checked and instantiated with the configured parameters, and handed to the
+//! pipeline, which runs it once on the latest window before swapping it in. Anything that
+//! fails keeps the running function and is logged with the reason; a later good file is
+//! still picked up. A reload request (SIGHUP) re-reads the file at once.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use edge_function::Params;
+use log::{error, info, warn};
+
+use crate::function::{FunctionHost, FunctionModule, Limits};
+use crate::pipeline::short;
+
+/// What identifies one version of the file without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+fn stamp(path: &std::path::Path) -> std::io::Result<Stamp> {
+    let metadata = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Ok(Stamp {
+        len: metadata.len(),
+        modified: metadata.modified().ok(),
+        inode,
+    })
+}
+
+/// Everything a replacement is built with.
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    pub path: PathBuf,
+    pub params: Params,
+    pub limits: Limits,
+    pub interval: Duration,
+}
+
+/// Wakes the watcher early: for a reload request or to stop.
+#[derive(Default)]
+struct Wake {
+    reload: AtomicBool,
+    stop: AtomicBool,
+    lock: Mutex<()>,
+    condvar: Condvar,
+}
+
+/// The running watcher; dropping it stops the thread.
+pub struct Watcher {
+    wake: Arc<Wake>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Starts watching. `current_sha256` is the function already running, so touching
+    /// the file without changing it swaps nothing.
+    pub fn spawn(
+        config: WatchConfig,
+        current_sha256: String,
+        candidates: Sender<FunctionHost>,
+    ) -> std::io::Result<Self> {
+        let wake = Arc::new(Wake::default());
+        let thread_wake = wake.clone();
+        let thread = std::thread::Builder::new()
+            .name("function-watch".into())
+            .spawn(move || watch(config, current_sha256, candidates, &thread_wake))?;
+        Ok(Self {
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    /// Re-reads the function file now.
+    pub fn reload(&self) {
+        self.wake.reload.store(true, Ordering::Release);
+        self.notify();
+    }
+
+    fn notify(&self) {
+        drop(self.wake.lock.lock());
+        self.wake.condvar.notify_all();
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.wake.stop.store(true, Ordering::Release);
+        self.notify();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            error!("the function watcher ended with a panic");
+        }
+    }
+}
+
+fn watch(config: WatchConfig, mut current: String, candidates: Sender<FunctionHost>, wake: &Wake) {
+    let mut seen = stamp(&config.path).ok();
+    let mut settling: Option<Stamp> = None;
+    let mut missing_reported = false;
+    loop {
+        {
+            let guard = wake.lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _unused = wake
+                .condvar
+                .wait_timeout_while(guard, config.interval, |_| {
+                    !wake.stop.load(Ordering::Acquire) && !wake.reload.load(Ordering::Acquire)
+                });
+        }
+        if wake.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let forced = wake.reload.swap(false, Ordering::AcqRel);
+        let now = match stamp(&config.path) {
+            Ok(now) => {
+                missing_reported = false;
+                now
+            }
+            Err(e) => {
+                if !missing_reported {
+                    warn!(
+                        "cannot see {}: {e}; keeping {}",
+                        config.path.display(),
+                        short(&current)
+                    );
+                    missing_reported = true;
+                }
+                continue;
+            }
+        };
+        if forced {
+            info!("reload requested: re-reading {}", config.path.display());
+        } else if Some(now) == seen {
+            settling = None;
+            continue;
+        } else if settling != Some(now) {
+            // Changed since the last look: take it only once it has stopped changing.
+            settling = Some(now);
+            continue;
+        }
+        seen = Some(now);
+        settling = None;
+        match prepare(&config, &current) {
+            Ok(Some(candidate)) => {
+                let sha = candidate.module().sha256().to_owned();
+                info!(
+                    "new function {} ready; swapping at the next window",
+                    short(&sha)
+                );
+                if candidates.send(candidate).is_err() {
+                    return;
+                }
+                current = sha;
+            }
+            Ok(None) => info!(
+                "{} is unchanged ({})",
+                config.path.display(),
+                short(&current)
+            ),
+            Err(reason) => error!(
+                "refusing new function in {}: {reason}; keeping {}",
+                config.path.display(),
+                short(&current)
+            ),
+        }
+    }
+}
+
+/// The replacement, `None` when the file holds the running function.
+fn prepare(config: &WatchConfig, current: &str) -> Result<Option<FunctionHost>, String> {
+    let module = FunctionModule::load(&config.path).map_err(|e| e.to_string())?;
+    if module.sha256() == current {
+        return Ok(None);
+    }
+    FunctionHost::new(module, config.params.clone(), config.limits)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
