@@ -24,6 +24,13 @@ pub fn misbehave_wasm() -> &'static Path {
     BUILT.get_or_init(|| build_function("misbehave", "misbehave"))
 }
 
+/// Builds the Punch fixture (see `tests/fixtures/punch-anomaly`), S-H-ESD written for
+/// `punch_api` 1.0 with period 10, and returns its path.
+pub fn punch_anomaly_wasm() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_function("punch-anomaly", "punch_anomaly"))
+}
+
 /// Builds one function crate with the `wasm` profile, in a target directory of its own:
 /// the outer `cargo test` may still hold the lock on the main one.
 pub fn build_function(package: &str, artifact: &str) -> PathBuf {
@@ -43,6 +50,15 @@ pub fn build_function(package: &str, artifact: &str) -> PathBuf {
         .join(format!("{artifact}.wasm"));
     assert!(path.is_file(), "{} was not built", path.display());
     path
+}
+
+/// The lowercase hex sha256 of `bytes`, as the agent names modules.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// A seasonal series (period `period`) with a little deterministic noise and spikes at

@@ -1,0 +1,340 @@
+//! `edge-agent run` as systemd or a person runs it: the binary on the simulated chip,
+//! verdicts on stdout, logs on stderr, signals to stop and reload.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use edge_tests::{anomaly_wasm, misbehave_wasm};
+use serde_json::Value;
+
+/// Generous: a failure guard, never a synchronisation.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Agent {
+    child: Child,
+    stdout: Receiver<Value>,
+    stderr: Receiver<String>,
+    verdicts: Vec<Value>,
+    logs: Vec<String>,
+}
+
+impl Agent {
+    fn start(config: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+            .args(["run", "--simulate", "--speed", "2000", "--config"])
+            .arg(config)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the agent starts");
+        let (out_tx, stdout) = channel();
+        let out = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let value: Value = serde_json::from_str(&line).expect("every stdout line is JSON");
+                if out_tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let (err_tx, stderr) = channel();
+        let err = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if err_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            stdout,
+            stderr,
+            verdicts: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+
+    /// Collects output until a verdict satisfies `done`.
+    fn until_verdict(&mut self, what: &str, done: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.drain_logs();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .stdout
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                Ok(verdict) => {
+                    let hit = done(&verdict);
+                    self.verdicts.push(verdict);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) if Instant::now() >= deadline => {
+                    panic!(
+                        "no verdict {what} within {PATIENCE:?}; logs:\n{}",
+                        self.logs.join("\n")
+                    )
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Collects output until a log line contains `needle`.
+    fn until_log(&mut self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        let seen = |logs: &[String]| logs.iter().any(|l| l.contains(needle));
+        while !seen(&self.logs) {
+            while let Ok(verdict) = self.stdout.try_recv() {
+                self.verdicts.push(verdict);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line {needle:?}; logs:\n{}",
+                self.logs.join("\n")
+            );
+            if let Ok(line) = self
+                .stderr
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                self.logs.push(line);
+            }
+        }
+    }
+
+    fn drain_logs(&mut self) {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.logs.push(line);
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then everything it printed until it exited.
+    fn stop(mut self) -> (ExitStatus, Vec<Value>, Vec<String>) {
+        self.signal("TERM");
+        let status = self.child.wait().expect("the agent exits");
+        self.verdicts.extend(self.stdout.iter());
+        self.logs.extend(self.stderr.iter());
+        (status, self.verdicts, self.logs)
+    }
+}
+
+fn write_config(dir: &Path, function: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("agent.toml");
+    let text = format!(
+        r#"[agent]
+sensor_id = "kitchen"
+host_id = "test-host"
+
+[sensor]
+state_dir = "{state}"
+
+[function]
+path = "{function}"
+fuel_per_call = 300000000
+watch_interval_ms = 20
+
+[function.params]
+period = 8
+
+[window]
+size = 64
+hop = 16
+{extra}"#,
+        state = dir.join("state").display(),
+        function = function.display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Writes `bytes` where the agent watches, as `mv` would: readers see old or new, whole.
+fn replace(path: &Path, bytes: &[u8]) {
+    let temporary = path.with_extension("partial");
+    std::fs::write(&temporary, bytes).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+fn samples_logged(logs: &[String]) -> u64 {
+    let line = logs
+        .iter()
+        .find(|l| l.contains("stopped in"))
+        .expect("a stop summary");
+    let after = line.split(": ").nth(1).expect("counts follow");
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Every sample the sampler produced has exactly one verdict, in time order.
+fn assert_exactly_once(verdicts: &[Value], logs: &[String]) {
+    let times: Vec<&str> = verdicts
+        .iter()
+        .map(|v| v["@timestamp"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "verdicts out of order or repeated"
+    );
+    assert_eq!(
+        verdicts.len() as u64,
+        samples_logged(logs),
+        "a sample was lost or invented"
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_pending_window_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), anomaly_wasm(), "");
+    let mut agent = Agent::start(&config, &["--scenario", "cooking"]);
+    agent.until_log("running");
+    while agent.verdicts.len() < 200 {
+        agent.until_verdict("any", |_| true);
+    }
+    let (status, verdicts, logs) = agent.stop();
+    assert!(status.success(), "{status}; logs:\n{}", logs.join("\n"));
+    assert_exactly_once(&verdicts, &logs);
+    let sha = edge_tests::sha256_hex(&std::fs::read(anomaly_wasm()).unwrap());
+    for verdict in &verdicts {
+        assert_eq!(verdict["sensor_id"], "kitchen");
+        assert_eq!(verdict["host_id"], "test-host");
+        assert_eq!(verdict["function_sha256"], sha.as_str());
+        assert!(
+            verdict["window_start"].as_str().unwrap() <= verdict["@timestamp"].as_str().unwrap()
+        );
+        assert!(verdict["@timestamp"].as_str().unwrap() <= verdict["window_end"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn a_config_error_names_key_and_line_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), anomaly_wasm(), "colour = \"blue\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .args(["run", "--simulate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 19") && stderr.contains("colour"),
+        "{stderr}"
+    );
+
+    // A window the function cannot judge is a configuration error too.
+    let config = write_config(dir.path(), anomaly_wasm(), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("period = 8", "period = 40");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .args(["run", "--simulate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("minimum of 80"));
+}
+
+/// The edge ABI by hand: `init` accepts anything, `execute` does `body`.
+fn wat_function(body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+          (memory (export "memory") 1)
+          (func (export "edge_abi_version") (result i32) i32.const 1)
+          (func (export "alloc") (param i32) (result i32) i32.const 1024)
+          (func (export "dealloc") (param i32 i32))
+          (func (export "init") (param i32 i32) (result i64)
+            (i32.store8 (i32.const 4096) (i32.const 0))
+            (i32.store8 (i32.const 4097) (i32.const 1))
+            i64.const 0x0000100000000002)
+          (func (export "execute") (param i32 i32) (result i64) {body}))"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn hot_swap_keeps_every_window_and_refuses_bad_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("function.wasm");
+    let good = std::fs::read(anomaly_wasm()).unwrap();
+    let other = std::fs::read(misbehave_wasm()).unwrap();
+    let traps = wat_function("unreachable");
+    let spins = wat_function("(loop br 0) i64.const 0");
+    let (sha_good, sha_other) = (
+        edge_tests::sha256_hex(&good),
+        edge_tests::sha256_hex(&other),
+    );
+    let bad_shas = [
+        edge_tests::sha256_hex(&traps),
+        edge_tests::sha256_hex(&spins),
+    ];
+    std::fs::write(&watched, &good).unwrap();
+    let config = write_config(dir.path(), &watched, "");
+    let mut agent = Agent::start(&config, &[]);
+    agent.until_verdict("by the first module", |v| {
+        v["function_sha256"] == sha_good.as_str()
+    });
+
+    // (a) a good new module
+    replace(&watched, &other);
+    agent.until_verdict("by the new module", |v| {
+        v["function_sha256"] == sha_other.as_str()
+    });
+    // (b) a truncated file
+    replace(&watched, &good[..good.len() / 3]);
+    agent.until_log("refusing new function");
+    // (c) a module that traps: refused by its canary run
+    replace(&watched, &traps);
+    agent.until_log("canary run on the latest window failed: trapped");
+    // (d) a module that never returns: out of fuel in its canary run
+    replace(&watched, &spins);
+    agent.until_log("canary run on the latest window failed: out of fuel");
+    // (e) the first module again
+    replace(&watched, &good);
+    agent.until_verdict("by the first module again", |v| {
+        v["function_sha256"] == sha_good.as_str()
+    });
+    // Windows keep coming after the last swap.
+    let before = agent.verdicts.len();
+    agent.until_verdict("after the swaps", |_| true);
+    assert!(agent.verdicts.len() > before);
+
+    let (status, verdicts, logs) = agent.stop();
+    assert!(status.success(), "{status}; logs:\n{}", logs.join("\n"));
+    assert_exactly_once(&verdicts, &logs);
+    let mut runs: Vec<&str> = Vec::new();
+    for verdict in &verdicts {
+        let sha = verdict["function_sha256"].as_str().unwrap();
+        assert!(
+            !bad_shas.iter().any(|bad| bad == sha),
+            "a refused module judged a sample"
+        );
+        assert!(
+            verdict["is_anomaly"].is_boolean(),
+            "a window failed: {verdict}"
+        );
+        if runs.last() != Some(&sha) {
+            runs.push(sha);
+        }
+    }
+    assert_eq!(
+        runs,
+        [sha_good.as_str(), sha_other.as_str(), sha_good.as_str()]
+    );
+}
