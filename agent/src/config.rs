@@ -65,7 +65,7 @@ impl Default for FunctionSection {
             params: BTreeMap::new(),
             fuel_per_call: Limits::DEFAULT_FUEL_PER_CALL,
             max_memory_mib: Limits::DEFAULT_MAX_MEMORY_BYTES >> 20,
-            watch_interval_ms: 500,
+            watch_interval_ms: 250,
         }
     }
 }

@@ -1,137 +1,19 @@
 //! `edge-agent run` as systemd or a person runs it: the binary on the simulated chip,
 //! verdicts on stdout, logs on stderr, signals to stop and reload.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use edge_tests::agent::Agent;
 use edge_tests::{anomaly_wasm, misbehave_wasm};
 use serde_json::Value;
 
-/// Generous: a failure guard, never a synchronisation.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-struct Agent {
-    child: Child,
-    stdout: Receiver<Value>,
-    stderr: Receiver<String>,
-    verdicts: Vec<Value>,
-    logs: Vec<String>,
-}
-
-impl Agent {
-    fn start(config: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
-            .args(["run", "--simulate", "--speed", "2000", "--config"])
-            .arg(config)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the agent starts");
-        let (out_tx, stdout) = channel();
-        let out = child.stdout.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let value: Value = serde_json::from_str(&line).expect("every stdout line is JSON");
-                if out_tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
-        let (err_tx, stderr) = channel();
-        let err = child.stderr.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if err_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            stdout,
-            stderr,
-            verdicts: Vec::new(),
-            logs: Vec::new(),
-        }
-    }
-
-    /// Collects output until a verdict satisfies `done`.
-    fn until_verdict(&mut self, what: &str, done: impl Fn(&Value) -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            self.drain_logs();
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self
-                .stdout
-                .recv_timeout(left.min(Duration::from_millis(100)))
-            {
-                Ok(verdict) => {
-                    let hit = done(&verdict);
-                    self.verdicts.push(verdict);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(_) if Instant::now() >= deadline => {
-                    panic!(
-                        "no verdict {what} within {PATIENCE:?}; logs:\n{}",
-                        self.logs.join("\n")
-                    )
-                }
-                Err(_) => {}
-            }
-        }
-    }
-
-    /// Collects output until a log line contains `needle`.
-    fn until_log(&mut self, needle: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        let seen = |logs: &[String]| logs.iter().any(|l| l.contains(needle));
-        while !seen(&self.logs) {
-            while let Ok(verdict) = self.stdout.try_recv() {
-                self.verdicts.push(verdict);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "no log line {needle:?}; logs:\n{}",
-                self.logs.join("\n")
-            );
-            if let Ok(line) = self
-                .stderr
-                .recv_timeout(left.min(Duration::from_millis(100)))
-            {
-                self.logs.push(line);
-            }
-        }
-    }
-
-    fn drain_logs(&mut self) {
-        while let Ok(line) = self.stderr.try_recv() {
-            self.logs.push(line);
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-
-    /// SIGTERM, then everything it printed until it exited.
-    fn stop(mut self) -> (ExitStatus, Vec<Value>, Vec<String>) {
-        self.signal("TERM");
-        let status = self.child.wait().expect("the agent exits");
-        self.verdicts.extend(self.stdout.iter());
-        self.logs.extend(self.stderr.iter());
-        (status, self.verdicts, self.logs)
-    }
+fn start(config: &Path, extra: &[&str]) -> Agent {
+    let mut args = vec!["run", "--simulate", "--speed", "2000", "--config"];
+    let config = config.to_str().expect("a UTF-8 temp path");
+    args.push(config);
+    args.extend_from_slice(extra);
+    Agent::start(Path::new(env!("CARGO_BIN_EXE_edge-agent")), &args)
 }
 
 fn write_config(dir: &Path, function: &Path, extra: &str) -> PathBuf {
@@ -200,7 +82,7 @@ fn assert_exactly_once(verdicts: &[Value], logs: &[String]) {
 fn sigterm_finishes_the_pending_window_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), anomaly_wasm(), "");
-    let mut agent = Agent::start(&config, &["--scenario", "cooking"]);
+    let mut agent = start(&config, &["--scenario", "cooking"]);
     agent.until_log("running");
     while agent.verdicts.len() < 200 {
         agent.until_verdict("any", |_| true);
@@ -286,7 +168,7 @@ fn hot_swap_keeps_every_window_and_refuses_bad_modules() {
     ];
     std::fs::write(&watched, &good).unwrap();
     let config = write_config(dir.path(), &watched, "");
-    let mut agent = Agent::start(&config, &[]);
+    let mut agent = start(&config, &[]);
     agent.until_verdict("by the first module", |v| {
         v["function_sha256"] == sha_good.as_str()
     });

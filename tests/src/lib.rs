@@ -1,6 +1,8 @@
 //! Support for the end-to-end tests: the wasm functions, built from source by the tests
 //! themselves, so `cargo test` never runs against a stale or hand-built module.
 
+pub mod agent;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -1,0 +1,150 @@
+//! A running `edge-agent` binary for end-to-end tests and benchmarks: verdicts read from
+//! stdout and log lines from stderr as they come, waits on what they say, signals.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Generous: a failure guard, never a synchronisation.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A running `edge-agent`, its output collected as it comes.
+pub struct Agent {
+    child: Child,
+    stdout: Receiver<Value>,
+    stderr: Receiver<String>,
+    pub verdicts: Vec<Value>,
+    pub logs: Vec<String>,
+}
+
+impl Agent {
+    /// Starts `binary` with `args`, stdout read as NDJSON verdicts, stderr as log lines.
+    pub fn start(binary: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the agent starts");
+        let (out_tx, stdout) = channel();
+        let out = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let value: Value = serde_json::from_str(&line).expect("every stdout line is JSON");
+                if out_tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let (err_tx, stderr) = channel();
+        let err = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if err_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            stdout,
+            stderr,
+            verdicts: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+
+    /// Collects output until a verdict satisfies `done`.
+    pub fn until_verdict(&mut self, what: &str, done: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.drain_logs();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .stdout
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                Ok(verdict) => {
+                    let hit = done(&verdict);
+                    self.verdicts.push(verdict);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) if Instant::now() >= deadline => {
+                    panic!(
+                        "no verdict {what} within {PATIENCE:?}; logs:\n{}",
+                        self.logs.join("\n")
+                    )
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Collects output until a log line contains `needle`.
+    pub fn until_log(&mut self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        let seen = |logs: &[String]| logs.iter().any(|l| l.contains(needle));
+        while !seen(&self.logs) {
+            while let Ok(verdict) = self.stdout.try_recv() {
+                self.verdicts.push(verdict);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line {needle:?}; logs:\n{}",
+                self.logs.join("\n")
+            );
+            if let Ok(line) = self
+                .stderr
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                self.logs.push(line);
+            }
+        }
+    }
+
+    fn drain_logs(&mut self) {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.logs.push(line);
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then everything it printed until it exited.
+    pub fn stop(mut self) -> (ExitStatus, Vec<Value>, Vec<String>) {
+        self.signal("TERM");
+        let status = self.child.wait().expect("the agent exits");
+        let mut verdicts = std::mem::take(&mut self.verdicts);
+        verdicts.extend(self.stdout.iter());
+        let mut logs = std::mem::take(&mut self.logs);
+        logs.extend(self.stderr.iter());
+        (status, verdicts, logs)
+    }
+}
+
+/// A test that fails half-way still stops what it started.
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
