@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use edge_tests::{anomaly_wasm, workspace};
+use edge_tests::{anomaly_wasm, punch_anomaly_wasm, seasonal_series, workspace};
 use serde_json::Value;
 
 fn replay(args: &[&str]) -> Output {
@@ -217,6 +217,86 @@ fn a_window_shorter_than_the_function_needs_is_refused_up_front() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("shorter than the function's minimum of 48"),
+        "{stderr}"
+    );
+}
+
+/// A function written for Punch (`tests/fixtures/punch-anomaly`: S-H-ESD through
+/// `punch_api` 1.0 with period 10) replays to our function's verdicts, line for line.
+#[test]
+fn a_punch_function_replays_to_the_same_verdicts_as_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("seasonal.csv");
+    let spikes = [33, 95, 130, 171, 246, 312, 377];
+    let mut text = String::from("timestamp,value\n");
+    for (i, value) in seasonal_series(400, 10, &spikes).iter().enumerate() {
+        text += &format!("{},{value}\n", 1_700_000_000 + i * 600);
+    }
+    std::fs::write(&csv, text).unwrap();
+    let input = [
+        "--input",
+        csv.to_str().unwrap(),
+        "--window",
+        "100",
+        "--hop",
+        "20",
+    ];
+
+    let punch = punch_anomaly_wasm().display().to_string();
+    let out = replay(&[&["--function", &punch][..], &input].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let punch_lines = lines(&out);
+
+    let ours = anomaly_wasm().display().to_string();
+    let out = replay(&[&["--function", &ours, "--param", "period=10"][..], &input].concat());
+    assert!(out.status.success());
+    let our_lines = lines(&out);
+
+    assert_eq!(punch_lines.len(), 400);
+    assert_eq!(our_lines.len(), 400);
+    let punch_sha = sha256_of(punch_anomaly_wasm());
+    let without_sha = |line: &Value| {
+        let mut line = line.clone();
+        line.as_object_mut().unwrap().remove("function_sha256");
+        line
+    };
+    for (punch, ours) in punch_lines.iter().zip(&our_lines) {
+        assert_eq!(punch["function_sha256"], punch_sha.as_str());
+        assert_eq!(without_sha(punch), without_sha(ours));
+    }
+    let flagged: Vec<u64> = punch_lines
+        .iter()
+        .filter(|line| line["is_anomaly"] == true)
+        .map(|line| line["index"].as_u64().unwrap())
+        .collect();
+    assert!(
+        spikes
+            .iter()
+            .all(|spike| flagged.contains(&(*spike as u64))),
+        "{flagged:?}"
+    );
+}
+
+#[test]
+fn a_punch_function_given_parameters_is_refused() {
+    let punch = punch_anomaly_wasm().display().to_string();
+    let out = replay(&[
+        "--function",
+        &punch,
+        "--input",
+        &demo_csv(),
+        "--param",
+        "period=24",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("punch_api 1.0 functions take no parameters, but got `period`"),
         "{stderr}"
     );
 }

@@ -45,6 +45,30 @@ pub enum FunctionError {
 
     #[error("the function refused: {0}")]
     Function(String),
+
+    #[error("{abi} functions take no parameters, but got {names}")]
+    ParamsNotAccepted { abi: &'static str, names: String },
+
+    #[error("the function's punch_api glue gave up: {0}")]
+    PunchGlue(PunchGlueError),
+}
+
+/// The three failures punch_api 1.0 reports with a small integer in place of the result
+/// pointer. Each happens before or after the function's own code, never inside it: the
+/// function did not judge the window.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum PunchGlueError {
+    /// Pointer 1.
+    #[error("the input was not valid UTF-8 (result pointer 1)")]
+    InputNotUtf8,
+    /// Pointer 2: the function's input type does not match what the agent sends.
+    #[error(
+        "the input JSON does not deserialise into the function's input type (result pointer 2); the agent sends {{\"air_quality\": [number, ...], \"timestamp\": [\"RFC 3339 UTC\", ...]}}"
+    )]
+    InputNotDeserialisable,
+    /// Pointer 3.
+    #[error("the function's output does not serialise to JSON (result pointer 3)")]
+    OutputNotSerialisable,
 }
 
 impl FunctionError {
@@ -64,6 +88,8 @@ impl FunctionError {
             Self::Trap(_) => "trap",
             Self::BadOutput(_) => "bad_output",
             Self::Function(_) => "function",
+            Self::ParamsNotAccepted { .. } => "params_not_accepted",
+            Self::PunchGlue(_) => "punch_glue",
         }
     }
 

@@ -6,6 +6,7 @@ use edge_function::{InitInfo, Params, Verdicts, Window};
 use wasmi::{Linker, Store, StoreLimits, StoreLimitsBuilder, TrapCode};
 
 use super::native_abi::EdgeGuest;
+use super::punch_abi::PunchGuest;
 use super::{Abi, FunctionError, FunctionModule, Limits};
 
 /// What the store carries for the sandbox.
@@ -14,6 +15,10 @@ pub(super) struct HostState {
     pub(super) max_memory_bytes: usize,
     /// Wall time spent inside guest code since the last reset.
     guest_time: Duration,
+    /// The most fuel one guest call burnt since the last reset. The budget is per call,
+    /// and an ABI may make several calls per window (Punch frees its buffers after
+    /// `apply`), so this, not the fuel left after the last call, is the window's figure.
+    peak_fuel: u64,
 }
 
 /// Runs guest code under the fuel budget and turns wasmi's errors into ours.
@@ -32,7 +37,13 @@ impl GuestCall {
             .map_err(|e| FunctionError::Instantiate(e.to_string()))?;
         let started = Instant::now();
         let result = call(store);
-        store.data_mut().guest_time += started.elapsed();
+        let burnt = self
+            .limits
+            .fuel_per_call
+            .saturating_sub(store.get_fuel().unwrap_or(0));
+        let state = store.data_mut();
+        state.guest_time += started.elapsed();
+        state.peak_fuel = state.peak_fuel.max(burnt);
         result.map_err(|e| self.classify(&e))
     }
 
@@ -53,7 +64,7 @@ impl GuestCall {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
     pub verdicts: Verdicts,
-    /// Fuel the `execute` call burnt.
+    /// Fuel the window's costliest guest call burnt: `execute`, or Punch's `apply`.
     pub fuel_used: u64,
     /// Wall time inside the guest.
     pub guest_time: Duration,
@@ -61,10 +72,30 @@ pub struct Outcome {
     pub host_time: Duration,
 }
 
+/// The bound exports of an instance, in the ABI its module speaks.
+enum Guest {
+    Edge(EdgeGuest),
+    Punch(PunchGuest),
+}
+
+impl Guest {
+    fn execute(
+        &self,
+        store: &mut Store<HostState>,
+        call: &GuestCall,
+        window: &Window,
+    ) -> Result<Verdicts, FunctionError> {
+        match self {
+            Guest::Edge(guest) => guest.execute(store, call, window),
+            Guest::Punch(guest) => guest.execute(store, call, window),
+        }
+    }
+}
+
 /// A live instance: its store and its bound exports.
 struct Live {
     store: Store<HostState>,
-    guest: EdgeGuest,
+    guest: Guest,
 }
 
 /// A function module with its parameters, ready to judge windows.
@@ -78,12 +109,24 @@ pub struct FunctionHost {
 
 impl FunctionHost {
     /// Instantiates the module and runs `init` with `params`, so a module that is bad in
-    /// any way is refused here rather than on its first window.
+    /// any way is refused here rather than on its first window. A Punch module has no
+    /// `init`: it is instantiated, and refused if given any parameter at all, since it
+    /// could only ignore it.
     pub fn new(
         module: FunctionModule,
         params: Params,
         limits: Limits,
     ) -> Result<Self, FunctionError> {
+        if module.abi() == Abi::Punch && !params.is_empty() {
+            return Err(FunctionError::ParamsNotAccepted {
+                abi: module.abi().name(),
+                names: params
+                    .iter()
+                    .map(|(name, _)| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
         let call = GuestCall { limits };
         let (live, info) = instantiate(&module, &params, &call)?;
         Ok(Self {
@@ -107,7 +150,8 @@ impl FunctionHost {
         self.call.limits
     }
 
-    /// The shortest window the configured function judges.
+    /// The shortest window the configured function judges. A Punch module cannot say,
+    /// so it is 1 and the function refuses what is too short for it.
     pub fn min_window_len(&self) -> usize {
         self.info.min_window_len as usize
     }
@@ -119,12 +163,13 @@ impl FunctionHost {
             Some(live) => live,
             None => instantiate(&self.module, &self.params, &self.call)?.0,
         };
-        live.store.data_mut().guest_time = Duration::ZERO;
+        let state = live.store.data_mut();
+        state.guest_time = Duration::ZERO;
+        state.peak_fuel = 0;
         let started = Instant::now();
-        let fuel_before = self.call.limits.fuel_per_call;
         let result = live.guest.execute(&mut live.store, &self.call, window);
         let elapsed = started.elapsed();
-        let fuel_used = fuel_before.saturating_sub(live.store.get_fuel().unwrap_or(0));
+        let fuel_used = live.store.data().peak_fuel;
         let guest_time = live.store.data().guest_time;
         match result {
             Ok(verdicts) => {
@@ -162,6 +207,7 @@ fn instantiate(
                 .build(),
             max_memory_bytes: limits.max_memory_bytes,
             guest_time: Duration::ZERO,
+            peak_fuel: 0,
         },
     );
     store.limiter(|state| &mut state.limiter);
@@ -171,9 +217,16 @@ fn instantiate(
             FunctionError::Trap(_) => FunctionError::Instantiate(e.to_string()),
             other => other,
         })?;
-    let guest = match module.abi() {
-        Abi::Edge => EdgeGuest::bind(&mut store, &instance, call)?,
+    let (guest, info) = match module.abi() {
+        Abi::Edge => {
+            let guest = EdgeGuest::bind(&mut store, &instance, call)?;
+            let info = guest.init(&mut store, call, params)?;
+            (Guest::Edge(guest), info)
+        }
+        Abi::Punch => (
+            Guest::Punch(PunchGuest::bind(&mut store, &instance)?),
+            InitInfo { min_window_len: 1 },
+        ),
     };
-    let info = guest.init(&mut store, call, params)?;
     Ok((Live { store, guest }, info))
 }

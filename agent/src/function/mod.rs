@@ -3,16 +3,19 @@
 //!
 //! [`FunctionModule`] is a compiled, checked `.wasm` file with its sha256;
 //! [`FunctionHost`] runs one module with its parameters on window after window,
-//! re-instantiating after any trap. Everything the guest hands back is untrusted: every
-//! pointer and length is bounds-checked, and output that does not decode is an error.
+//! re-instantiating after any trap. It speaks two ABIs, picked from the module's exports:
+//! the edge-function SDK's (`native_abi`) and Punch's `punch_api` 1.0 (`punch_abi`).
+//! Everything the guest hands back is untrusted: every pointer and length is
+//! bounds-checked, and output that does not decode is an error.
 
 mod error;
 mod host;
 mod limits;
 mod module;
 mod native_abi;
+mod punch_abi;
 
-pub use error::FunctionError;
+pub use error::{FunctionError, PunchGlueError};
 pub use host::{FunctionHost, Outcome};
 pub use limits::Limits;
 pub use module::{Abi, FunctionModule};

@@ -14,12 +14,16 @@ use super::FunctionError;
 pub enum Abi {
     /// The `edge-function` SDK: postcard in and out, `edge_abi_version` exported.
     Edge,
+    /// Punch's FaaS (`punch_api` 1.0): NUL-terminated JSON in and out through `apply`, no
+    /// parameters.
+    Punch,
 }
 
 impl Abi {
     pub fn name(self) -> &'static str {
         match self {
             Abi::Edge => "edge-function v1",
+            Abi::Punch => "punch_api 1.0",
         }
     }
 }
@@ -109,12 +113,17 @@ fn metered_config() -> Config {
     config
 }
 
+/// `edge_abi_version` is ours alone, so it wins. Otherwise `apply` marks a Punch module:
+/// its entry point alone picks the ABI, so a Punch module missing `allocate` or
+/// `deallocate` is told which export it lacks rather than that it is unknown.
 fn pick_abi(module: &Module) -> Result<Abi, FunctionError> {
     if module.get_export("edge_abi_version").is_some() {
         Ok(Abi::Edge)
+    } else if module.get_export("apply").is_some() {
+        Ok(Abi::Punch)
     } else {
         Err(FunctionError::UnknownAbi(
-            "it exports no `edge_abi_version` (modules are built with the edge-function SDK's `register!`)".into(),
+            "it exports neither `edge_abi_version` (the edge-function SDK's `register!`) nor `apply` (punch_api's `register!`)".into(),
         ))
     }
 }
@@ -160,9 +169,32 @@ const EDGE_EXPORTS: &[Expected] = &[
     },
 ];
 
+/// punch_api 1.0 on wasm32: `usize` and pointers are `i32`.
+const PUNCH_EXPORTS: &[Expected] = &[
+    Expected {
+        name: "apply",
+        params: &[ValType::I32],
+        results: &[ValType::I32],
+        signature: "func (i32) -> i32",
+    },
+    Expected {
+        name: "allocate",
+        params: &[ValType::I32],
+        results: &[ValType::I32],
+        signature: "func (i32) -> i32",
+    },
+    Expected {
+        name: "deallocate",
+        params: &[ValType::I32, ValType::I32],
+        results: &[],
+        signature: "func (i32, i32)",
+    },
+];
+
 fn check_exports(module: &Module, abi: Abi) -> Result<(), FunctionError> {
     let expected_funcs = match abi {
         Abi::Edge => EDGE_EXPORTS,
+        Abi::Punch => PUNCH_EXPORTS,
     };
     if !matches!(module.get_export("memory"), Some(ExternType::Memory(_))) {
         return Err(FunctionError::MissingExport {
