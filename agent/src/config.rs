@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edge_function::Params;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::function::Limits;
@@ -16,7 +16,7 @@ use crate::window::WindowSpec;
 /// Where the packaged function lives (the .deb installs it here).
 pub const DEFAULT_FUNCTION_PATH: &str = "/usr/lib/edge-agent/functions/anomaly.wasm";
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
     pub agent: AgentSection,
@@ -27,7 +27,7 @@ pub struct AgentConfig {
 }
 
 /// Who is measuring.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentSection {
     /// Names this sensor in every verdict. Default `bme680`.
@@ -46,7 +46,7 @@ impl Default for AgentSection {
 }
 
 /// The data function and its sandbox.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FunctionSection {
     pub path: PathBuf,
@@ -87,7 +87,7 @@ impl FunctionSection {
 }
 
 /// A parameter as TOML spells it; the function receives its text.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ParamValue {
     Integer(i64),
@@ -108,7 +108,7 @@ impl std::fmt::Display for ParamValue {
 }
 
 /// Window size N and hop H, in samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WindowSection {
     pub size: usize,
@@ -125,7 +125,7 @@ impl Default for WindowSection {
 }
 
 /// Where verdicts go when no upstream is configured.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputSection {
     /// An NDJSON file to append to; standard output when absent or `-`.
@@ -247,6 +247,49 @@ mod tests {
         let config = AgentConfig::parse("", "test").unwrap();
         assert_eq!(config, AgentConfig::default());
         assert_eq!(config.window_spec().unwrap().size(), 1024);
+    }
+
+    /// The shipped example sets every key to its default (but the function's parameters)
+    /// and so documents every key there is.
+    #[test]
+    fn the_example_documents_every_key() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut example = AgentConfig::parse(&text, path).unwrap();
+        assert_eq!(example.function.params().raw("period"), Some("20"));
+        example.function.params.clear();
+        assert_eq!(example, AgentConfig::default());
+
+        fn keys(value: &serde_json::Value, prefix: &str, into: &mut Vec<String>) {
+            if let Some(table) = value.as_object() {
+                for (key, value) in table {
+                    let path = format!("{prefix}{key}");
+                    keys(value, &format!("{path}."), into);
+                    into.push(path);
+                }
+            }
+        }
+        let mut documented = Vec::new();
+        let written: toml::Table = toml::from_str(&text).unwrap();
+        keys(&serde_json::to_value(written).unwrap(), "", &mut documented);
+        let mut known = Vec::new();
+        keys(
+            &serde_json::to_value(AgentConfig::default()).unwrap(),
+            "",
+            &mut known,
+        );
+        for key in known
+            .iter()
+            .filter(|k| !k.ends_with("host_id") && !k.ends_with("output.path"))
+        {
+            assert!(documented.contains(key), "{key} is not in the example");
+        }
+        for key in ["agent.host_id", "output.path"] {
+            assert!(
+                text.contains(&format!("# {}", key.rsplit('.').next().unwrap())),
+                "{key}"
+            );
+        }
     }
 
     #[test]
