@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::function::Limits;
 use crate::sensor::SensorConfig;
+use crate::spool::WhenFull;
 use crate::window::WindowSpec;
 
 /// Where the packaged function lives (the .deb installs it here).
@@ -24,6 +25,10 @@ pub struct AgentConfig {
     pub function: FunctionSection,
     pub window: WindowSection,
     pub output: OutputSection,
+    /// Where verdicts go when Elasticsearch is configured: the durable spool.
+    pub spool: SpoolSection,
+    /// The upstream; without it, verdicts go to `[output]`.
+    pub elasticsearch: Option<ElasticsearchSection>,
 }
 
 /// Who is measuring.
@@ -132,6 +137,101 @@ pub struct OutputSection {
     pub path: Option<PathBuf>,
 }
 
+/// The durable queue between the pipeline and the shipper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolSection {
+    /// Default `spool.redb` in `[sensor] state_dir`.
+    pub path: Option<PathBuf>,
+    /// The most the spool may hold, in MiB (about 300 bytes a verdict: 64 MiB is two
+    /// days of 1 Hz samples).
+    pub max_mib: u64,
+    /// `drop_oldest` or `drop_newest`, when full.
+    pub when_full: WhenFull,
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_mib: 64,
+            when_full: WhenFull::DropOldest,
+        }
+    }
+}
+
+/// What to send upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShipWhat {
+    /// Every sample with its verdict, so a dashboard can draw the series.
+    #[default]
+    All,
+    /// Only the flagged samples, for thin links.
+    Anomalies,
+}
+
+/// The Elasticsearch (or OpenSearch) cluster verdicts are shipped to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElasticsearchSection {
+    pub url: String,
+    /// Index (or data stream) name.
+    pub index: String,
+    /// Write to a data stream (the template says so; only `create` is used either way).
+    pub data_stream: bool,
+    pub ship: ShipWhat,
+    pub install_template: bool,
+    pub username: Option<String>,
+    /// Prefer the environment (`EDGE_AGENT_ES_PASSWORD`) or `password_file`.
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// The `encoded` API key; prefer `EDGE_AGENT_ES_API_KEY` or `api_key_file`.
+    pub api_key: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    /// PEM file of the CA to trust instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Compress request bodies.
+    pub gzip: bool,
+    pub batch_max_docs: usize,
+    pub batch_max_bytes: usize,
+    pub batch_max_delay_ms: u64,
+    pub timeout_ms: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// Wait after 401/403 before trying again.
+    pub auth_retry_ms: u64,
+    /// Default `dead-letter.ndjson` in `[sensor] state_dir`.
+    pub dead_letter_path: Option<PathBuf>,
+}
+
+impl Default for ElasticsearchSection {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:9200".into(),
+            index: "edge-agent".into(),
+            data_stream: false,
+            ship: ShipWhat::All,
+            install_template: true,
+            username: None,
+            password: None,
+            password_file: None,
+            api_key: None,
+            api_key_file: None,
+            ca_file: None,
+            gzip: false,
+            batch_max_docs: 1000,
+            batch_max_bytes: 5 << 20,
+            batch_max_delay_ms: 2000,
+            timeout_ms: 30_000,
+            retry_initial_ms: 500,
+            retry_max_ms: 60_000,
+            auth_retry_ms: 300_000,
+            dead_letter_path: None,
+        }
+    }
+}
+
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
     #[error("cannot read {path}: {reason}")]
@@ -199,6 +299,45 @@ impl AgentConfig {
                 "must be above 0".into(),
             ));
         }
+        if self.spool.max_mib == 0 {
+            return Err(invalid("spool", "max_mib", "must be above 0".into()));
+        }
+        if let Some(es) = &self.elasticsearch {
+            if !(es.url.starts_with("http://") || es.url.starts_with("https://")) {
+                return Err(invalid(
+                    "elasticsearch",
+                    "url",
+                    "must start with http:// or https://".into(),
+                ));
+            }
+            if es.index.is_empty()
+                || es.index.starts_with(['_', '-', '+'])
+                || es.index != es.index.to_lowercase()
+            {
+                return Err(invalid(
+                    "elasticsearch",
+                    "index",
+                    "must be a lowercase name not starting with _, - or +".into(),
+                ));
+            }
+            if es.batch_max_docs == 0 || es.batch_max_bytes == 0 {
+                return Err(invalid(
+                    "elasticsearch",
+                    "batch_max_docs",
+                    "batches must hold at least one document".into(),
+                ));
+            }
+            if es.timeout_ms == 0
+                || es.retry_initial_ms == 0
+                || es.retry_max_ms < es.retry_initial_ms
+            {
+                return Err(invalid(
+                    "elasticsearch",
+                    "retry_max_ms",
+                    "need timeout_ms > 0 and 0 < retry_initial_ms <= retry_max_ms".into(),
+                ));
+            }
+        }
         if self.agent.sensor_id.trim().is_empty() {
             return Err(invalid("agent", "sensor_id", "must not be empty".into()));
         }
@@ -214,6 +353,13 @@ impl AgentConfig {
             return Err(invalid(&table, &key, detail.to_owned()));
         }
         Ok(())
+    }
+
+    pub fn spool_path(&self) -> PathBuf {
+        self.spool
+            .path
+            .clone()
+            .unwrap_or_else(|| self.sensor.state_dir.join("spool.redb"))
     }
 
     pub fn window_spec(&self) -> Result<WindowSpec, crate::window::WindowError> {
@@ -260,35 +406,33 @@ mod tests {
         example.function.params.clear();
         assert_eq!(example, AgentConfig::default());
 
-        fn keys(value: &serde_json::Value, prefix: &str, into: &mut Vec<String>) {
-            if let Some(table) = value.as_object() {
-                for (key, value) in table {
-                    let path = format!("{prefix}{key}");
-                    keys(value, &format!("{path}."), into);
-                    into.push(path);
+        // Every key, set or commented out: `key =` at the start of a line, after any `#`.
+        let documented = |key: &str| {
+            text.lines().any(|line| {
+                let line = line.trim_start_matches('#').trim_start();
+                line.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+        };
+        fn leaves(value: &serde_json::Value, into: &mut Vec<String>) {
+            for (key, value) in value.as_object().into_iter().flatten() {
+                match value {
+                    serde_json::Value::Object(_) => leaves(value, into),
+                    _ => into.push(key.clone()),
                 }
             }
         }
-        let mut documented = Vec::new();
-        let written: toml::Table = toml::from_str(&text).unwrap();
-        keys(&serde_json::to_value(written).unwrap(), "", &mut documented);
         let mut known = Vec::new();
-        keys(
+        leaves(
             &serde_json::to_value(AgentConfig::default()).unwrap(),
-            "",
             &mut known,
         );
-        for key in known
-            .iter()
-            .filter(|k| !k.ends_with("host_id") && !k.ends_with("output.path"))
-        {
-            assert!(documented.contains(key), "{key} is not in the example");
-        }
-        for key in ["agent.host_id", "output.path"] {
-            assert!(
-                text.contains(&format!("# {}", key.rsplit('.').next().unwrap())),
-                "{key}"
-            );
+        leaves(
+            &serde_json::to_value(ElasticsearchSection::default()).unwrap(),
+            &mut known,
+        );
+        for key in known.iter().filter(|k| *k != "elasticsearch") {
+            assert!(documented(key), "`{key}` is not in the example");
         }
     }
 

@@ -8,6 +8,8 @@ pub mod record;
 pub mod replay;
 pub mod sensor;
 pub mod series;
+pub mod ship;
 pub mod sink;
+pub mod spool;
 pub mod watch;
 pub mod window;

@@ -8,6 +8,9 @@ use crate::series::format_timestamp;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VerdictRecord {
+    /// The sample's time, Unix ms: with the sensor id, the document's identity.
+    #[serde(skip)]
+    pub unix_ms: i64,
     #[serde(rename = "@timestamp")]
     pub timestamp: String,
     pub host_id: String,
@@ -32,6 +35,13 @@ pub struct VerdictRecord {
     pub window_end: String,
 }
 
+impl VerdictRecord {
+    /// Deterministic, so sending the same verdict twice stores it once.
+    pub fn document_id(&self) -> String {
+        format!("{}-{}", self.sensor_id, self.unix_ms)
+    }
+}
+
 /// Who made a verdict and over which samples.
 #[derive(Clone, Debug)]
 pub struct Judgement<'a> {
@@ -53,6 +63,7 @@ impl VerdictRecord {
             Err(reason) => (None, None, Some(reason.to_owned())),
         };
         Self {
+            unix_ms: sample.timestamp,
             timestamp: format_timestamp(sample.timestamp),
             host_id: judgement.host_id.to_owned(),
             sensor_id: judgement.sensor_id.to_owned(),

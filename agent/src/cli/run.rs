@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use edge_agent::config::AgentConfig;
+use edge_agent::config::{ElasticsearchSection, ShipWhat};
 use edge_agent::function::{FunctionHost, FunctionModule};
 use edge_agent::pipeline::{Identity, Pipeline, PipelineStats, short};
 use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
 use edge_agent::sensor::{ScaledClock, SharedClock, SystemClock, sample_queue};
-use edge_agent::sink::{NdjsonSink, Sink};
+use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperSettings, Stopper};
+use edge_agent::sink::{NdjsonSink, Sink, SpoolSink};
+use edge_agent::spool::Spool;
 use edge_agent::watch::{WatchConfig, Watcher};
 use log::{info, warn};
 use sd_notify::NotifyState;
@@ -91,12 +94,20 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let sampler = start_sampler(config.sensor.clone(), source, clock, writer)
         .context("cannot start the sensor")?;
 
-    let sink: Box<dyn Sink> = match config.output.path.as_deref() {
-        Some(path) if path != Path::new("-") => Box::new(
+    let upstream = match &config.elasticsearch {
+        Some(es) => Some(start_shipping(&config, es)?),
+        None => None,
+    };
+    let sink: Box<dyn Sink> = match (&upstream, config.output.path.as_deref()) {
+        (Some(upstream), _) => Box::new(SpoolSink::new(
+            upstream.spool.clone(),
+            upstream.only_anomalies,
+        )),
+        (None, Some(path)) if path != Path::new("-") => Box::new(
             NdjsonSink::append_to(path)
                 .with_context(|| format!("cannot open {}", path.display()))?,
         ),
-        _ => Box::new(NdjsonSink::stdout()),
+        (None, _) => Box::new(NdjsonSink::stdout()),
     };
     let identity = Identity {
         host_id: config.agent.host_id.clone().unwrap_or_else(host_name),
@@ -171,8 +182,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             sampler_stats.samples + sampler_stats.failures,
             sampler_stall,
         );
+        let shipping = upstream.as_ref().map(Upstream::status).unwrap_or_default();
         let status = format!(
-            "{} samples, {} windows ({} failed), {} anomalies, function {}, {} sensor faults, {} swaps ({} refused)",
+            "{} samples, {} windows ({} failed), {} anomalies, function {}, {} sensor faults, {} swaps ({} refused){shipping}",
             stats.samples.load(Ordering::Relaxed),
             stats.windows.load(Ordering::Relaxed),
             stats.failed_windows.load(Ordering::Relaxed),
@@ -197,6 +209,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .join()
         .map_err(|_| anyhow!("the pipeline thread panicked"))?;
     drop(watcher);
+    if let Some(upstream) = upstream {
+        upstream.stop();
+    }
     signal_handle.close();
     let _ = signal_thread.join();
     outcome.context("the pipeline stopped")?;
@@ -210,6 +225,116 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         stats.anomalies.load(Ordering::Relaxed),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The spool and the thread draining it.
+struct Upstream {
+    spool: Arc<Spool>,
+    only_anomalies: bool,
+    stats: Arc<ShipStats>,
+    stopper: Arc<Stopper>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Upstream {
+    fn status(&self) -> String {
+        let spool = self.spool.stats();
+        format!(
+            ", {} shipped, {} queued, {} dead-lettered, {} dropped",
+            self.stats.shipped.load(Ordering::Relaxed),
+            spool.depth.load(Ordering::Relaxed),
+            self.stats.dead_lettered.load(Ordering::Relaxed),
+            spool.dropped.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Stops shipping at once; whatever is not acknowledged stays in the spool.
+    fn stop(self) {
+        self.stopper.stop();
+        self.spool.wake();
+        if self.thread.join().is_err() {
+            warn!("the shipper thread panicked");
+        }
+        info!(
+            "shipping stopped: {} shipped, {} left in the spool",
+            self.stats.shipped.load(Ordering::Relaxed),
+            self.spool.depth()
+        );
+    }
+}
+
+fn start_shipping(config: &AgentConfig, es: &ElasticsearchSection) -> Result<Upstream> {
+    let spool_path = config.spool_path();
+    let spool = Arc::new(
+        Spool::open(
+            &spool_path,
+            config.spool.max_mib.saturating_mul(1 << 20),
+            config.spool.when_full,
+        )
+        .context("cannot open the spool")?,
+    );
+    let auth = Auth::resolve(
+        es.username.as_deref(),
+        es.password.as_deref(),
+        es.password_file.as_deref(),
+        es.api_key.as_deref(),
+        es.api_key_file.as_deref(),
+        |name| std::env::var(name).ok(),
+    )
+    .context("Elasticsearch credentials")?;
+    let ca = match &es.ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let client = Client::new(
+        &es.url,
+        auth,
+        ca.as_deref(),
+        es.gzip,
+        Duration::from_millis(es.timeout_ms),
+    )?;
+    let settings = ShipperSettings {
+        index: es.index.clone(),
+        data_stream: es.data_stream,
+        install_template: es.install_template,
+        batch_max_docs: es.batch_max_docs,
+        batch_max_bytes: es.batch_max_bytes,
+        batch_max_delay: Duration::from_millis(es.batch_max_delay_ms),
+        retry_initial: Duration::from_millis(es.retry_initial_ms),
+        retry_max: Duration::from_millis(es.retry_max_ms),
+        auth_retry: Duration::from_millis(es.auth_retry_ms),
+        dead_letter: es
+            .dead_letter_path
+            .clone()
+            .unwrap_or_else(|| config.sensor.state_dir.join("dead-letter.ndjson")),
+    };
+    let stats = Arc::new(ShipStats::default());
+    let stopper = Arc::new(Stopper::default());
+    let thread = Shipper::new(
+        client,
+        spool.clone(),
+        settings,
+        stats.clone(),
+        stopper.clone(),
+    )
+    .spawn()?;
+    info!(
+        "shipping to {} index {} ({} queued in {})",
+        es.url,
+        es.index,
+        spool.depth(),
+        spool_path.display()
+    );
+    Ok(Upstream {
+        spool,
+        only_anomalies: es.ship == ShipWhat::Anomalies,
+        stats,
+        stopper,
+        thread,
+    })
 }
 
 /// The configuration with the command line's overrides; errors are configuration errors.
