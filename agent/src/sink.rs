@@ -80,6 +80,14 @@ impl Sink for SpoolSink {
         if dropped > 0 {
             log::warn!("spool full: {dropped} documents dropped to make room");
         }
+        if let (Some(first), Some(last)) = (documents.first(), documents.last()) {
+            log::debug!(
+                "spooled {} documents: {} .. {}",
+                documents.len(),
+                first.0,
+                last.0
+            );
+        }
         Ok(())
     }
 

@@ -182,8 +182,7 @@ impl Spool {
         self.stats
             .appended
             .fetch_add(documents.len() as u64 - dropped_now, Ordering::Relaxed);
-        drop(self.arrival.0.lock());
-        self.arrival.1.notify_all();
+        self.wake();
         Ok(dropped_now)
     }
 
@@ -235,20 +234,27 @@ impl Spool {
         self.stats.depth.store(depth, Ordering::Relaxed);
         self.stats.bytes.store(bytes, Ordering::Relaxed);
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.wake();
         Ok(())
     }
 
     /// Waits until the spool holds something or `timeout` passes; answers whether it does.
     pub fn wait_for_entries(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |depth| depth > 0)
+    }
+
+    /// Waits until `done(depth)` holds (checked at every append and removal) or `timeout`
+    /// passes; answers whether it holds.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(u64) -> bool) -> bool {
         let guard = self.arrival.0.lock().unwrap_or_else(|p| p.into_inner());
         let _unused = self
             .arrival
             .1
-            .wait_timeout_while(guard, timeout, |_| self.depth() == 0);
-        self.depth() > 0
+            .wait_timeout_while(guard, timeout, |_| !done(self.depth()));
+        done(self.depth())
     }
 
-    /// Wakes anyone in [`Spool::wait_for_entries`] (to stop).
+    /// Wakes anyone waiting on the spool (after a change, or to stop).
     pub fn wake(&self) {
         drop(self.arrival.0.lock());
         self.arrival.1.notify_all();

@@ -2,6 +2,8 @@
 //! themselves, so `cargo test` never runs against a stale or hand-built module.
 
 pub mod agent;
+pub mod fault_server;
+pub mod osmem;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
