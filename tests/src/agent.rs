@@ -26,6 +26,8 @@ impl Agent {
     pub fn start(binary: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(binary)
             .args(args)
+            // The sink's debug line says what the spool accepted; the tests check it all arrives.
+            .env("RUST_LOG", "info,edge_agent::sink=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -80,6 +80,8 @@ impl Osmem {
         let ready: Value = serde_json::from_str(&first).expect("a JSON ready line");
         let url = ready["url"].as_str().expect("a url").to_owned();
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        // reqwest is built without a default crypto provider (see the agent's Cargo.toml).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             child,
             url,
