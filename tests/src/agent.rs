@@ -27,7 +27,10 @@ impl Agent {
         let mut child = Command::new(binary)
             .args(args)
             // The sink's debug line says what the spool accepted; the tests check it all arrives.
-            .env("RUST_LOG", "info,edge_agent::sink=debug")
+            .env(
+                "RUST_LOG",
+                "info,edge_agent::sink=debug,edge_agent::ship=debug",
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -90,16 +93,25 @@ impl Agent {
 
     /// Collects output until a log line contains `needle`.
     pub fn until_log(&mut self, needle: &str) {
+        self.until_log_where(needle, |line| line.contains(needle));
+    }
+
+    /// Collects output until a log line satisfies `done`; `what` names it in the failure.
+    pub fn until_log_where(&mut self, what: &str, done: impl Fn(&str) -> bool) {
+        self.until_logs(what, |logs| logs.iter().any(|l| done(l)));
+    }
+
+    /// Collects output until the log so far satisfies `done`.
+    pub fn until_logs(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
         let deadline = Instant::now() + PATIENCE;
-        let seen = |logs: &[String]| logs.iter().any(|l| l.contains(needle));
-        while !seen(&self.logs) {
+        while !done(&self.logs) {
             while let Ok(verdict) = self.stdout.try_recv() {
                 self.verdicts.push(verdict);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(
                 !left.is_zero(),
-                "no log line {needle:?}; logs:\n{}",
+                "no log line {what:?}; logs:\n{}",
                 self.logs.join("\n")
             );
             if let Ok(line) = self
@@ -115,6 +127,15 @@ impl Agent {
         while let Ok(line) = self.stderr.try_recv() {
             self.logs.push(line);
         }
+    }
+
+    /// SIGKILL: no chance to flush or save anything. Answers what it printed until then.
+    pub fn kill(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut logs = std::mem::take(&mut self.logs);
+        logs.extend(self.stderr.iter());
+        logs
     }
 
     pub fn pid(&self) -> u32 {

@@ -126,7 +126,26 @@ impl Default for TestPki {
 impl FaultServer {
     /// Plain HTTP; `script` decides each reply from the request and its number (0-based).
     pub fn start(script: impl FnMut(&Request, usize) -> Reply + Send + 'static) -> Self {
-        Self::serve(None, Box::new(script))
+        Self::serve(
+            TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1"),
+            None,
+            Box::new(script),
+        )
+    }
+
+    /// Plain HTTP on a given port: an upstream that was away comes back where it was.
+    pub fn start_at(
+        port: u16,
+        script: impl FnMut(&Request, usize) -> Reply + Send + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("the port is free again");
+        Self::serve(listener, None, Box::new(script))
+    }
+
+    /// A port nothing listens on (yet): connections to it are refused.
+    pub fn unused_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener.local_addr().expect("an address").port()
     }
 
     /// HTTPS with the test PKI's server certificate.
@@ -134,7 +153,8 @@ impl FaultServer {
         pki: &TestPki,
         script: impl FnMut(&Request, usize) -> Reply + Send + 'static,
     ) -> Self {
-        Self::serve(Some(pki.config.clone()), Box::new(script))
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        Self::serve(listener, Some(pki.config.clone()), Box::new(script))
     }
 
     /// Plays Elasticsearch without faults.
@@ -142,8 +162,11 @@ impl FaultServer {
         Self::start(|_, _| Reply::Bulk)
     }
 
-    fn serve(tls: Option<Arc<rustls::ServerConfig>>, script: Script) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    fn serve(
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        script: Script,
+    ) -> Self {
         let port = listener.local_addr().expect("an address").port();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new((Mutex::new(State::default()), Condvar::new()));

@@ -216,10 +216,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let _ = signal_thread.join();
     outcome.context("the pipeline stopped")?;
     info!(
-        "stopped in {:.0?}: {} samples ({} sensor faults), {} windows, {} verdicts, {} anomalies",
+        "stopped in {:.0?}: {} samples ({} sensor faults, {} overwritten in the ring), {} windows, {} verdicts, {} anomalies",
         started.elapsed(),
         sampler_stats.samples,
         sampler_stats.failures,
+        sampler_stats.overwritten + sampler_stats.dropped,
         stats.windows.load(Ordering::Relaxed),
         stats.verdicts.load(Ordering::Relaxed),
         stats.anomalies.load(Ordering::Relaxed),

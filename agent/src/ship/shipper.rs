@@ -257,6 +257,12 @@ impl Shipper {
             self.stats
                 .last_success_ms
                 .store(unix_ms(), Ordering::Relaxed);
+            if self.spool.depth() == 0 {
+                log::debug!(
+                    "caught up: delivered {} documents, the spool is empty",
+                    done.len()
+                );
+            }
         }
         match retry {
             Some(reason) => {
