@@ -96,3 +96,13 @@ test-armv7:
 	QEMU_LD_PREFIX=$(QEMU_PREFIX_armv7-unknown-linux-gnueabihf) \
 		cargo test --target armv7-unknown-linux-gnueabihf -p edge-tests \
 		--test hostile_modules --test native_vs_wasm --test punch_abi
+
+## deb: .deb packages: edge-agent for arm64 and armhf, edge-agent-anomaly (the function)
+deb: cross functions
+	deploy/install-pi-tools deb
+	deploy/debian/build-debs $(PI_DIR)
+	$(MAKE) --no-print-directory check-unit
+
+## check-unit: systemd-analyze verify the packaged unit, print its security exposure (≤ 2.0)
+check-unit:
+	deploy/check-unit $(PI_DIR)/debian/edge-agent_*_arm64.deb
