@@ -131,7 +131,7 @@ fn run_window(
         let verdict = result
             .as_ref()
             .ok()
-            .map(|outcome| outcome.verdicts[(index - plan.start) as usize]);
+            .and_then(|outcome| outcome.verdicts.get((index - plan.start) as usize).copied());
         if verdict.is_some_and(|v| v.is_anomaly) {
             summary.anomalies += 1;
         }
