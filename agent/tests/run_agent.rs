@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use edge_tests::agent::Agent;
+use edge_tests::agent::{Agent, PATIENCE};
 use edge_tests::{anomaly_wasm, misbehave_wasm};
 use serde_json::Value;
 
@@ -219,4 +219,125 @@ fn hot_swap_keeps_every_window_and_refuses_bad_modules() {
         runs,
         [sha_good.as_str(), sha_other.as_str(), sha_good.as_str()]
     );
+}
+
+#[test]
+fn systemd_hears_ready_status_and_watchdog_pings() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    let config = write_config(dir.path(), anomaly_wasm(), "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .args(["run", "--simulate", "--speed", "2000", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        // Half of this is the ping interval: a ping every 100 ms.
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut messages = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while messages
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 3
+    {
+        let Ok(len) = socket.recv(&mut buffer) else {
+            break;
+        };
+        messages.push(String::from_utf8_lossy(&buffer[..len]).into_owned());
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(
+        messages.first().map(String::as_str),
+        Some("READY=1"),
+        "{messages:?}"
+    );
+    let ping = messages
+        .iter()
+        .find(|m| m.contains("WATCHDOG=1"))
+        .expect("watchdog pings");
+    assert!(
+        ping.contains("STATUS=") && ping.contains("samples"),
+        "{ping}"
+    );
+}
+
+#[test]
+fn sighup_rereads_the_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("function.wasm");
+    std::fs::copy(anomaly_wasm(), &watched).unwrap();
+    // A slow watch interval: only the signal can make it look now.
+    let config = write_config(dir.path(), &watched, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("watch_interval_ms = 20", "watch_interval_ms = 3600000");
+    std::fs::write(&config, text).unwrap();
+    let mut agent = start(&config, &[]);
+    agent.until_log("running");
+    replace(&watched, &std::fs::read(misbehave_wasm()).unwrap());
+    agent.signal("HUP");
+    agent.until_log("reload requested");
+    let sha = edge_tests::sha256_hex(&std::fs::read(misbehave_wasm()).unwrap());
+    agent.until_verdict("by the reloaded module", |v| {
+        v["function_sha256"] == sha.as_str()
+    });
+    let (status, _, _) = agent.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn check_reports_what_an_author_needs_and_refuses_a_broken_module() {
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .arg("check")
+        .arg(anomaly_wasm())
+        .args(["--param", "period=60"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sha = edge_tests::sha256_hex(&std::fs::read(anomaly_wasm()).unwrap());
+    assert!(text.contains(&format!("sha256    {sha}")), "{text}");
+    assert!(text.contains("ABI       edge-function v1"), "{text}");
+    assert!(
+        text.contains("execute") && text.contains("edge_abi_version"),
+        "{text}"
+    );
+    assert!(text.contains("min window 120 samples"), "{text}");
+    assert!(
+        text.contains("ran       1024 samples") && text.contains("fuel of"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"\0asm\x01\0\0\0garbage").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .arg("check")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid WebAssembly module"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .arg("check")
+        .arg(anomaly_wasm())
+        .args(["--param", "period=1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`period` must be at least 2"));
 }
