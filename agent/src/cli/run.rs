@@ -61,6 +61,9 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    // First thing: a SIGHUP during start-up must not kill the agent (its default action).
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let signal_handle = signals.handle();
     let config = match configure(&args) {
         Ok(config) => config,
         Err(error) => {
@@ -142,8 +145,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .name("pipeline".into())
         .spawn(move || pipeline.run(&pipeline_reader, &pipeline_stop))?;
 
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    let signal_handle = signals.handle();
     let (signal_tx, signal_rx) = mpsc::channel();
     let signal_thread = std::thread::Builder::new()
         .name("signals".into())
