@@ -9,6 +9,7 @@
 //! bounds-checked, and output that does not decode is an error.
 
 mod error;
+mod guest_memory;
 mod host;
 mod limits;
 mod module;

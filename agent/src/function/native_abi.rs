@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use wasmi::{Instance, Memory, Store, TypedFunc};
 
 use super::FunctionError;
+use super::guest_memory::{checked_range, export, memory};
 use super::host::{GuestCall, HostState};
 
 /// The typed exports of one live instance.
@@ -26,10 +27,7 @@ impl EdgeGuest {
         instance: &Instance,
         call: &GuestCall,
     ) -> Result<Self, FunctionError> {
-        let export_error = |e: wasmi::Error| FunctionError::Instantiate(e.to_string());
-        let version: TypedFunc<(), u32> = instance
-            .get_typed_func(&*store, "edge_abi_version")
-            .map_err(export_error)?;
+        let version: TypedFunc<(), u32> = export(store, instance, "edge_abi_version")?;
         let found = call.run(store, |store| version.call(store, ()))?;
         if found != ABI_VERSION {
             return Err(FunctionError::AbiVersion {
@@ -37,24 +35,11 @@ impl EdgeGuest {
                 supported: ABI_VERSION,
             });
         }
-        let memory =
-            instance
-                .get_memory(&*store, "memory")
-                .ok_or(FunctionError::MissingExport {
-                    name: "memory",
-                    expected: "a linear memory",
-                })?;
         Ok(Self {
-            memory,
-            alloc: instance
-                .get_typed_func(&*store, "alloc")
-                .map_err(export_error)?,
-            init: instance
-                .get_typed_func(&*store, "init")
-                .map_err(export_error)?,
-            execute: instance
-                .get_typed_func(&*store, "execute")
-                .map_err(export_error)?,
+            memory: memory(store, instance)?,
+            alloc: export(store, instance, "alloc")?,
+            init: export(store, instance, "init")?,
+            execute: export(store, instance, "execute")?,
         })
     }
 
@@ -97,7 +82,7 @@ impl EdgeGuest {
             limit_bytes: store.data().max_memory_bytes,
         })?;
         let ptr = call.run(store, |store| self.alloc.call(store, len))?;
-        self.checked_range(store, ptr, len, "alloc")?;
+        checked_range(&self.memory, store, ptr, len, "alloc")?;
         self.memory
             .write(&mut *store, ptr as usize, &encoded)
             .map_err(|e| {
@@ -106,28 +91,10 @@ impl EdgeGuest {
 
         let packed = call.run(store, |store| entry.call(store, (ptr, len)))?;
         let (out_ptr, out_len) = ((packed >> 32) as u32, packed as u32);
-        let range = self.checked_range(store, out_ptr, out_len, "the answer")?;
+        let range = checked_range(&self.memory, store, out_ptr, out_len, "the answer")?;
         let answer = &self.memory.data(&*store)[range];
         postcard::from_bytes::<Result<O, edge_function::Error>>(answer)
             .map_err(|e| FunctionError::BadOutput(format!("answer does not decode: {e}")))?
             .map_err(|e| FunctionError::Function(e.message))
-    }
-
-    /// The guest's `ptr..ptr+len` as a range of its memory, or why it is not one.
-    fn checked_range(
-        &self,
-        store: &Store<HostState>,
-        ptr: u32,
-        len: u32,
-        what: &str,
-    ) -> Result<std::ops::Range<usize>, FunctionError> {
-        let size = self.memory.data_size(store);
-        let start = ptr as usize;
-        match start.checked_add(len as usize) {
-            Some(end) if end <= size && (ptr != 0 || len == 0) => Ok(start..end),
-            _ => Err(FunctionError::BadOutput(format!(
-                "{what} at {ptr:#x}+{len} lies outside the guest's {size} bytes of memory"
-            ))),
-        }
     }
 }

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use wasmi::{Instance, Memory, Store, TypedFunc};
 
+use super::guest_memory::{checked_range, export, memory};
 use super::host::{GuestCall, HostState};
 use super::{FunctionError, PunchGlueError};
 
@@ -64,25 +65,11 @@ impl PunchGuest {
         store: &mut Store<HostState>,
         instance: &Instance,
     ) -> Result<Self, FunctionError> {
-        let export_error = |e: wasmi::Error| FunctionError::Instantiate(e.to_string());
-        let memory =
-            instance
-                .get_memory(&*store, "memory")
-                .ok_or(FunctionError::MissingExport {
-                    name: "memory",
-                    expected: "a linear memory",
-                })?;
         Ok(Self {
-            memory,
-            apply: instance
-                .get_typed_func(&*store, "apply")
-                .map_err(export_error)?,
-            allocate: instance
-                .get_typed_func(&*store, "allocate")
-                .map_err(export_error)?,
-            deallocate: instance
-                .get_typed_func(&*store, "deallocate")
-                .map_err(export_error)?,
+            memory: memory(store, instance)?,
+            apply: export(store, instance, "apply")?,
+            allocate: export(store, instance, "allocate")?,
+            deallocate: export(store, instance, "deallocate")?,
         })
     }
 
@@ -97,7 +84,7 @@ impl PunchGuest {
             limit_bytes: store.data().max_memory_bytes,
         })?;
         let input_ptr = call.run(store, |store| self.allocate.call(store, size))?;
-        self.check_input_buffer(store, input_ptr, size)?;
+        checked_range(&self.memory, store, input_ptr, size, "allocate")?;
         self.memory
             .write(&mut *store, input_ptr as usize, &input)
             .map_err(|e| {
@@ -118,21 +105,6 @@ impl PunchGuest {
             self.deallocate.call(store, (result_ptr, capacity))
         })?;
         decode(text, window.len())
-    }
-
-    fn check_input_buffer(
-        &self,
-        store: &Store<HostState>,
-        ptr: u32,
-        size: u32,
-    ) -> Result<(), FunctionError> {
-        let memory_size = self.memory.data_size(store);
-        match (ptr as usize).checked_add(size as usize) {
-            Some(end) if ptr != 0 && end <= memory_size => Ok(()),
-            _ => Err(FunctionError::BadOutput(format!(
-                "allocate at {ptr:#x}+{size} lies outside the guest's {memory_size} bytes of memory"
-            ))),
-        }
     }
 
     /// The bytes of the NUL-terminated result at `ptr`, without the NUL, or what the
