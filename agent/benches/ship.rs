@@ -6,15 +6,16 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperSettings, Stopper};
+use edge_agent::config::ElasticsearchSection;
 use edge_agent::spool::{Spool, WhenFull};
 use edge_tests::agent::Agent;
 use edge_tests::anomaly_wasm;
 use edge_tests::fault_server::FaultServer;
 use edge_tests::osmem::Osmem;
+use edge_tests::shipping::{ShipOptions, Shipping};
 
 const DAY: usize = 86_400;
 
@@ -22,43 +23,27 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temp dir");
 
     // 1. A day of 1 Hz verdicts into the spool, a window (60 samples) per commit.
-    let spool = Arc::new(
-        Spool::open(
-            &dir.path().join("spool.redb"),
-            1 << 30,
-            WhenFull::DropOldest,
-        )
-        .expect("open"),
-    );
+    let spool = Spool::open(
+        &dir.path().join("spool.redb"),
+        1 << 30,
+        WhenFull::DropOldest,
+    )
+    .expect("open");
     let documents: Vec<(String, Vec<u8>)> = (0..DAY).map(document).collect();
     let started = Instant::now();
     for window in documents.chunks(60) {
         spool.append(window).expect("append");
     }
     let append = started.elapsed();
-    let bytes = spool
-        .stats()
-        .bytes
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let bytes = spool.stats().bytes.load(Ordering::Relaxed);
 
     // 2. Drain it with the default batching: into osmem-server, and into the minimal test
     // server (which bounds the agent's own cost: osmem spends most of the time indexing).
     let osmem = Osmem::start();
-    let (drain_time, requests) = drain(&spool, &osmem.url, dir.path());
+    let (drain_time, requests) = drain(&documents, &osmem.url);
     assert_eq!(osmem.count("drain"), DAY as u64);
-    let second = Arc::new(
-        Spool::open(
-            &dir.path().join("spool2.redb"),
-            1 << 30,
-            WhenFull::DropOldest,
-        )
-        .expect("open"),
-    );
-    for window in documents.chunks(60) {
-        second.append(window).expect("append");
-    }
     let minimal = FaultServer::healthy();
-    let (minimal_drain, _) = drain(&second, &minimal.url, dir.path());
+    let (minimal_drain, _) = drain(&documents, &minimal.url);
     assert_eq!(minimal.stored_ids().len(), DAY);
 
     println!(
@@ -92,46 +77,29 @@ fn main() {
     }
 }
 
-/// Ships everything in `spool` to `url`; answers the time and the number of requests.
-fn drain(spool: &Arc<Spool>, url: &str, dir: &Path) -> (Duration, u64) {
-    let client =
-        Client::new(url, Auth::None, None, false, Duration::from_secs(30)).expect("client");
-    let defaults = edge_agent::config::ElasticsearchSection::default();
-    let settings = ShipperSettings {
-        index: "drain".into(),
-        data_stream: false,
-        install_template: true,
-        batch_max_docs: defaults.batch_max_docs,
-        batch_max_bytes: defaults.batch_max_bytes,
-        batch_max_delay: Duration::from_millis(defaults.batch_max_delay_ms),
-        retry_initial: Duration::from_millis(defaults.retry_initial_ms),
-        retry_max: Duration::from_millis(defaults.retry_max_ms),
-        auth_retry: Duration::from_millis(defaults.auth_retry_ms),
-        dead_letter: dir.join("dead-letter.ndjson"),
-    };
-    let stats = Arc::new(ShipStats::default());
-    let stopper = Arc::new(Stopper::default());
+/// Ships `documents` to `url` with the agent's default batching and backoff; answers the
+/// time from start to an empty spool, and the number of requests.
+fn drain(documents: &[(String, Vec<u8>)], url: &str) -> (Duration, u64) {
     let started = Instant::now();
-    let thread = Shipper::new(
-        client,
-        spool.clone(),
-        settings,
-        stats.clone(),
-        stopper.clone(),
-    )
-    .spawn()
-    .expect("spawn");
+    let shipping = Shipping::start(
+        url,
+        documents,
+        ShipOptions {
+            index: "drain".into(),
+            batch_max_docs: ElasticsearchSection::default().batch_max_docs,
+            timeout: Duration::from_secs(30),
+            fast: false,
+            ..ShipOptions::default()
+        },
+    );
+    let spooled = started.elapsed();
     assert!(
-        spool.wait_until(Duration::from_secs(600), |depth| depth == 0),
+        shipping.drained(Duration::from_secs(600)),
         "the spool drains"
     );
-    let elapsed = started.elapsed();
-    stopper.stop();
-    spool.wake();
-    let _ = thread.join();
     (
-        elapsed,
-        stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+        started.elapsed() - spooled,
+        shipping.stats.requests.load(Ordering::Relaxed),
     )
 }
 

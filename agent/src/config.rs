@@ -9,8 +9,11 @@ use edge_function::Params;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use std::time::Duration;
+
 use crate::function::Limits;
 use crate::sensor::SensorConfig;
+use crate::ship::ShipperSettings;
 use crate::spool::WhenFull;
 use crate::window::WindowSpec;
 
@@ -228,6 +231,27 @@ impl Default for ElasticsearchSection {
             retry_max_ms: 60_000,
             auth_retry_ms: 300_000,
             dead_letter_path: None,
+        }
+    }
+}
+
+impl ElasticsearchSection {
+    /// The shipper's settings; the dead-letter file defaults into `state_dir`.
+    pub fn shipper_settings(&self, state_dir: &Path) -> ShipperSettings {
+        ShipperSettings {
+            index: self.index.clone(),
+            data_stream: self.data_stream,
+            install_template: self.install_template,
+            batch_max_docs: self.batch_max_docs,
+            batch_max_bytes: self.batch_max_bytes,
+            batch_max_delay: Duration::from_millis(self.batch_max_delay_ms),
+            retry_initial: Duration::from_millis(self.retry_initial_ms),
+            retry_max: Duration::from_millis(self.retry_max_ms),
+            auth_retry: Duration::from_millis(self.auth_retry_ms),
+            dead_letter: self
+                .dead_letter_path
+                .clone()
+                .unwrap_or_else(|| state_dir.join("dead-letter.ndjson")),
         }
     }
 }

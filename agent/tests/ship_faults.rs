@@ -1,135 +1,36 @@
 //! The shipper against a server that fails the way Elasticsearch does: every document in
 //! the spool ends up stored exactly once, or in the dead-letter file with the reason.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperSettings, Stopper};
-use edge_agent::spool::{Spool, WhenFull};
+use edge_agent::ship::Auth;
 use edge_tests::fault_server::{FaultServer, Reply, Request, TestPki, es_401_body, es_403_body};
+use edge_tests::shipping::{ShipOptions, Shipping};
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-struct Rig {
-    _dir: tempfile::TempDir,
-    spool: Arc<Spool>,
-    stats: Arc<ShipStats>,
-    stopper: Arc<Stopper>,
-    thread: Option<JoinHandle<()>>,
-    dead_letter: PathBuf,
-}
-
-struct Options {
-    auth: Auth,
-    ca: Option<String>,
-    gzip: bool,
-    documents: usize,
-    batch: usize,
-    timeout: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            auth: Auth::None,
-            ca: None,
-            gzip: false,
-            documents: 100,
-            batch: 25,
-            timeout: Duration::from_secs(5),
-        }
-    }
-}
 
 fn id(i: usize) -> String {
     format!("kitchen-{}", 1_700_000_000_000u64 + i as u64 * 1000)
 }
 
-fn rig(url: &str, options: Options) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Arc::new(
-        Spool::open(
-            &dir.path().join("spool.redb"),
-            1 << 30,
-            WhenFull::DropOldest,
-        )
-        .unwrap(),
-    );
-    let documents: Vec<(String, Vec<u8>)> = (0..options.documents)
+fn documents(n: usize) -> Vec<(String, Vec<u8>)> {
+    (0..n)
         .map(|i| {
             let body = serde_json::json!({ "@timestamp": i, "air_quality": 50.0 + i as f64, "is_anomaly": false });
             (id(i), body.to_string().into_bytes())
         })
-        .collect();
-    spool.append(&documents).unwrap();
-    let client = Client::new(
-        url,
-        options.auth,
-        options.ca.as_ref().map(|c| c.as_bytes()),
-        options.gzip,
-        options.timeout,
-    )
-    .unwrap();
-    let dead_letter = dir.path().join("dead-letter.ndjson");
-    let settings = ShipperSettings {
-        index: "edge-agent".into(),
-        data_stream: false,
-        install_template: true,
-        batch_max_docs: options.batch,
-        batch_max_bytes: 1 << 20,
-        batch_max_delay: Duration::ZERO,
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(50),
-        auth_retry: Duration::from_millis(100),
-        dead_letter: dead_letter.clone(),
-    };
-    let stats = Arc::new(ShipStats::default());
-    let stopper = Arc::new(Stopper::default());
-    let thread = Shipper::new(
-        client,
-        spool.clone(),
-        settings,
-        stats.clone(),
-        stopper.clone(),
-    )
-    .spawn()
-    .unwrap();
-    Rig {
-        _dir: dir,
-        spool,
-        stats,
-        stopper,
-        thread: Some(thread),
-        dead_letter,
-    }
+        .collect()
 }
 
-impl Rig {
-    fn drained(&self) -> bool {
-        self.spool.wait_until(PATIENCE, |depth| depth == 0)
-    }
-
-    fn dead_letters(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.dead_letter)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
+/// A hundred documents shipped to `url` in batches of 25.
+fn rig(url: &str, options: ShipOptions) -> Shipping {
+    Shipping::start(url, &documents(100), options)
 }
 
-impl Drop for Rig {
-    fn drop(&mut self) {
-        self.stopper.stop();
-        self.spool.wake();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+fn drained(rig: &Shipping) -> bool {
+    rig.drained(PATIENCE)
 }
 
 fn is_bulk(request: &Request) -> bool {
@@ -147,16 +48,16 @@ fn a_healthy_cluster_gets_everything_once_with_template_auth_and_gzip() {
     let server = FaultServer::healthy();
     let rig = rig(
         &server.url,
-        Options {
+        ShipOptions {
             auth: Auth::Basic {
                 username: "edge".into(),
                 password: "s3cret".into(),
             },
             gzip: true,
-            ..Options::default()
+            ..ShipOptions::default()
         },
     );
-    assert!(rig.drained());
+    assert!(drained(&rig));
     assert_eq!(server.stored_ids(), all_ids(100));
     let requests = server.requests();
     assert_eq!(requests[0].method, "PUT");
@@ -192,12 +93,12 @@ fn an_api_key_is_sent_as_elasticsearch_expects() {
     let server = FaultServer::healthy();
     let rig = rig(
         &server.url,
-        Options {
+        ShipOptions {
             auth: Auth::ApiKey("aWQ6a2V5".into()),
-            ..Options::default()
+            ..ShipOptions::default()
         },
     );
-    assert!(rig.drained());
+    assert!(drained(&rig));
     assert!(
         server
             .requests()
@@ -217,8 +118,8 @@ fn whole_request_429_and_5xx_are_retried_until_delivered() {
         _ => Reply::Bulk,
     }
     });
-    let rig = rig(&server.url, Options::default());
-    assert!(rig.drained());
+    let rig = rig(&server.url, ShipOptions::default());
+    assert!(drained(&rig));
     assert_eq!(server.stored_ids(), all_ids(100));
     assert!(rig.stats.retried.load(Ordering::Relaxed) >= 3 * 25);
     assert_eq!(rig.dead_letters().len(), 0);
@@ -233,8 +134,8 @@ fn per_item_429_retries_only_those_items() {
         ]),
         _ => Reply::Bulk,
     });
-    let rig = rig(&server.url, Options::default());
-    assert!(rig.drained());
+    let rig = rig(&server.url, ShipOptions::default());
+    assert!(drained(&rig));
     assert_eq!(server.stored_ids(), all_ids(100));
     let sends = server.sends_per_id();
     for (sent_id, count) in &sends {
@@ -253,8 +154,8 @@ fn a_mapping_error_goes_to_the_dead_letter_file_with_the_reason() {
     let server = FaultServer::start(|_, _| {
         Reply::BulkExcept(vec![(id(5), 400, "document_parsing_exception")])
     });
-    let rig = rig(&server.url, Options::default());
-    assert!(rig.drained());
+    let rig = rig(&server.url, ShipOptions::default());
+    assert!(drained(&rig));
     assert_eq!(server.stored_ids().len(), 99);
     let dead = rig.dead_letters();
     assert_eq!(dead.len(), 1);
@@ -280,7 +181,7 @@ fn unauthorised_and_forbidden_keep_the_spool_and_resume_when_fixed() {
                 Reply::Bulk
             }
         });
-        let rig = rig(&server.url, Options::default());
+        let rig = rig(&server.url, ShipOptions::default());
         assert!(
             server.wait_until(PATIENCE, |requests, _| requests >= 3),
             "it keeps trying, slowly"
@@ -292,7 +193,7 @@ fn unauthorised_and_forbidden_keep_the_spool_and_resume_when_fixed() {
             "credentials are not the documents' fault"
         );
         server.set_script(|_, _| Reply::Bulk);
-        assert!(rig.drained());
+        assert!(drained(&rig));
         assert_eq!(server.stored_ids(), all_ids(100));
     }
 }
@@ -306,8 +207,8 @@ fn a_413_with_an_empty_body_splits_the_batch() {
             Reply::Bulk
         }
     });
-    let rig = rig(&server.url, Options::default());
-    assert!(rig.drained());
+    let rig = rig(&server.url, ShipOptions::default());
+    assert!(drained(&rig));
     assert_eq!(server.stored_ids(), all_ids(100));
     assert!(rig.dead_letters().is_empty());
 }
@@ -318,8 +219,8 @@ fn a_connection_dropped_mid_response_is_retried_without_duplicates() {
         1 if is_bulk(request) => Reply::StoreThenDrop,
         _ => Reply::Bulk,
     });
-    let rig = rig(&server.url, Options::default());
-    assert!(rig.drained());
+    let rig = rig(&server.url, ShipOptions::default());
+    assert!(drained(&rig));
     assert_eq!(server.stored_ids(), all_ids(100));
     assert_eq!(
         rig.stats.duplicates.load(Ordering::Relaxed),
@@ -337,12 +238,12 @@ fn a_slow_server_times_out_and_is_retried() {
     });
     let rig = rig(
         &server.url,
-        Options {
+        ShipOptions {
             timeout: Duration::from_millis(500),
-            ..Options::default()
+            ..ShipOptions::default()
         },
     );
-    assert!(rig.drained());
+    assert!(drained(&rig));
     assert_eq!(server.stored_ids(), all_ids(100));
     assert!(rig.stats.retried.load(Ordering::Relaxed) >= 25);
 }
@@ -354,21 +255,21 @@ fn tls_with_the_configured_ca_delivers_and_without_it_refuses() {
     assert!(server.url.starts_with("https://"));
     let trusted = rig(
         &server.url,
-        Options {
-            ca: Some(pki.ca_pem.clone()),
-            ..Options::default()
+        ShipOptions {
+            ca_pem: Some(pki.ca_pem.clone()),
+            ..ShipOptions::default()
         },
     );
-    assert!(trusted.drained());
+    assert!(drained(&trusted));
     assert_eq!(server.stored_ids(), all_ids(100));
 
     let other = TestPki::new();
-    let untrusted = rig(
+    let untrusted = Shipping::start(
         &server.url,
-        Options {
-            ca: Some(other.ca_pem.clone()),
-            documents: 10,
-            ..Options::default()
+        &documents(10),
+        ShipOptions {
+            ca_pem: Some(other.ca_pem.clone()),
+            ..ShipOptions::default()
         },
     );
     assert!(

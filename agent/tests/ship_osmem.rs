@@ -2,74 +2,32 @@
 //! from PyPI): the template, the documents, mapping errors, and the agent end to end.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperSettings, Stopper};
-use edge_agent::spool::{Spool, WhenFull};
 use edge_tests::agent::Agent;
 use edge_tests::anomaly_wasm;
 use edge_tests::osmem::Osmem;
+use edge_tests::shipping::{ShipOptions, Shipping};
 use serde_json::json;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-fn ship(
-    server: &Osmem,
-    index: &str,
-    template: bool,
-    documents: &[(String, Vec<u8>)],
-) -> (Arc<Spool>, Arc<ShipStats>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Arc::new(
-        Spool::open(
-            &dir.path().join("spool.redb"),
-            1 << 30,
-            WhenFull::DropOldest,
-        )
-        .unwrap(),
-    );
-    spool.append(documents).unwrap();
-    let client = Client::new(
+/// Ships `documents` into `index` and waits until the spool is empty.
+fn ship(server: &Osmem, index: &str, template: bool, documents: &[(String, Vec<u8>)]) -> Shipping {
+    let shipping = Shipping::start(
         &server.url,
-        Auth::None,
-        None,
-        false,
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let settings = ShipperSettings {
-        index: index.into(),
-        data_stream: false,
-        install_template: template,
-        batch_max_docs: 200,
-        batch_max_bytes: 1 << 20,
-        batch_max_delay: Duration::ZERO,
-        retry_initial: Duration::from_millis(10),
-        retry_max: Duration::from_millis(100),
-        auth_retry: Duration::from_millis(100),
-        dead_letter: dir.path().join("dead-letter.ndjson"),
-    };
-    let stats = Arc::new(ShipStats::default());
-    let stopper = Arc::new(Stopper::default());
-    let thread = Shipper::new(
-        client,
-        spool.clone(),
-        settings,
-        stats.clone(),
-        stopper.clone(),
-    )
-    .spawn()
-    .unwrap();
-    assert!(
-        spool.wait_until(PATIENCE, |depth| depth == 0),
-        "the spool drains"
+        documents,
+        ShipOptions {
+            index: index.into(),
+            install_template: template,
+            batch_max_docs: 200,
+            timeout: Duration::from_secs(10),
+            ..ShipOptions::default()
+        },
     );
-    stopper.stop();
-    spool.wake();
-    thread.join().unwrap();
-    (spool, stats, dir)
+    assert!(shipping.drained(PATIENCE), "the spool drains");
+    shipping
 }
 
 fn verdicts(n: usize) -> Vec<(String, Vec<u8>)> {
@@ -92,8 +50,8 @@ fn verdicts(n: usize) -> Vec<(String, Vec<u8>)> {
 fn documents_land_once_under_the_template() {
     let server = Osmem::start();
     let documents = verdicts(450);
-    let (_, stats, _dir) = ship(&server, "air", true, &documents);
-    assert_eq!(stats.shipped.load(Ordering::Relaxed), 450);
+    let shipped = ship(&server, "air", true, &documents);
+    assert_eq!(shipped.stats.shipped.load(Ordering::Relaxed), 450);
     assert_eq!(server.count("air"), 450);
     let mut ids = server.ids("air");
     ids.sort();
@@ -108,8 +66,8 @@ fn documents_land_once_under_the_template() {
     assert_eq!(properties["sensor_id"]["type"], "keyword");
 
     // Shipping the same documents again stores nothing twice: `create` answers 409.
-    let (_, again, _dir) = ship(&server, "air", true, &documents);
-    assert_eq!(again.duplicates.load(Ordering::Relaxed), 450);
+    let again = ship(&server, "air", true, &documents);
+    assert_eq!(again.stats.duplicates.load(Ordering::Relaxed), 450);
     assert_eq!(server.count("air"), 450);
 }
 
@@ -120,11 +78,14 @@ fn documents_the_mapping_refuses_are_dead_lettered_with_the_servers_reason() {
         "/strict",
         &json!({ "mappings": { "properties": { "sensor_id": { "type": "integer" } } } }),
     );
-    let (_, stats, dir) = ship(&server, "strict", false, &verdicts(5));
-    assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 5);
-    let dead = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).unwrap();
-    assert_eq!(dead.lines().count(), 5);
-    assert!(dead.contains("mapper_parsing_exception"), "{dead}");
+    let shipped = ship(&server, "strict", false, &verdicts(5));
+    assert_eq!(shipped.stats.dead_lettered.load(Ordering::Relaxed), 5);
+    let dead = shipped.dead_letters();
+    assert_eq!(dead.len(), 5);
+    for line in &dead {
+        let reason = line["reason"].as_str().unwrap();
+        assert!(reason.starts_with("mapper_parsing_exception"), "{reason}");
+    }
     assert_eq!(server.count("strict"), 0);
 }
 
@@ -145,13 +106,15 @@ fn the_running_agent_ships_every_verdict() {
             "run",
             "--simulate",
             "--speed",
-            "2000",
+            "200",
             "--config",
             config.to_str().unwrap(),
         ],
     );
     agent.until_log("index template for kitchen installed");
     agent.until_log("spooled");
+    // Windows come every 16 samples (240 ms at 200x), so the shipper can catch up between.
+    agent.until_log("caught up");
     let (status, verdicts, logs) = agent.stop();
     assert!(status.success(), "{}", logs.join("\n"));
     assert!(
@@ -161,6 +124,7 @@ fn the_running_agent_ships_every_verdict() {
     let samples: u64 = number_before(&logs, "stopped in", " samples");
     let left: u64 = number_before(&logs, "shipping stopped", " left in the spool");
     assert!(samples > 0);
+    assert!(server.count("kitchen") > 0);
     assert_eq!(
         server.count("kitchen") + left,
         samples,

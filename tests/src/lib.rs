@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod fault_server;
 pub mod osmem;
+pub mod shipping;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
