@@ -32,6 +32,8 @@ pub struct AgentConfig {
     pub spool: SpoolSection,
     /// The upstream; without it, verdicts go to `[output]`.
     pub elasticsearch: Option<ElasticsearchSection>,
+    /// `/metrics` and `/health` over HTTP.
+    pub metrics: MetricsSection,
 }
 
 /// Who is measuring.
@@ -159,6 +161,50 @@ impl Default for SpoolSection {
             path: None,
             max_mib: 64,
             when_full: WhenFull::DropOldest,
+        }
+    }
+}
+
+/// Where `/metrics` (Prometheus) and `/health` are served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    pub enabled: bool,
+    /// `IP:port`; port 0 takes any free port (the log names it); empty disables. Unset:
+    /// [`DEFAULT_METRICS_LISTEN`], where a port already taken is a warning, not an error.
+    pub listen: Option<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+/// Loopback only: the numbers say nothing secret, but nobody should have to firewall them.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9898";
+
+/// Where to serve metrics, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    Disabled,
+    /// The address was set: failing to bind it is an error.
+    Configured(std::net::SocketAddr),
+    /// The default address: when taken (a second agent, a test), the agent runs without.
+    Default(std::net::SocketAddr),
+}
+
+impl MetricsSection {
+    /// Checked by [`AgentConfig::parse`]; a bad address there is a configuration error.
+    pub fn listen(&self) -> Result<MetricsListen, std::net::AddrParseError> {
+        match self.listen.as_deref().map(str::trim) {
+            _ if !self.enabled => Ok(MetricsListen::Disabled),
+            Some("") => Ok(MetricsListen::Disabled),
+            Some(addr) => addr.parse().map(MetricsListen::Configured),
+            None => DEFAULT_METRICS_LISTEN.parse().map(MetricsListen::Default),
         }
     }
 }
@@ -362,6 +408,13 @@ impl AgentConfig {
                 ));
             }
         }
+        if let Err(e) = self.metrics.listen() {
+            return Err(invalid(
+                "metrics",
+                "listen",
+                format!("{e}: expected IP:port, e.g. \"127.0.0.1:9898\" or \"[::1]:9898\""),
+            ));
+        }
         if self.agent.sensor_id.trim().is_empty() {
             return Err(invalid("agent", "sensor_id", "must not be empty".into()));
         }
@@ -458,6 +511,36 @@ mod tests {
         for key in known.iter().filter(|k| *k != "elasticsearch") {
             assert!(documented(key), "`{key}` is not in the example");
         }
+    }
+
+    #[test]
+    fn metrics_listen_default_set_disabled_and_bad() {
+        let listen = |text: &str| AgentConfig::parse(text, "t").map(|c| c.metrics.listen());
+        assert_eq!(
+            listen(""),
+            Ok(Ok(MetricsListen::Default(
+                "127.0.0.1:9898".parse().unwrap()
+            )))
+        );
+        assert_eq!(
+            listen("[metrics]\nlisten = \"0.0.0.0:0\"\n"),
+            Ok(Ok(MetricsListen::Configured("0.0.0.0:0".parse().unwrap())))
+        );
+        assert_eq!(
+            listen("[metrics]\nlisten = \"\"\n"),
+            Ok(Ok(MetricsListen::Disabled))
+        );
+        assert_eq!(
+            listen("[metrics]\nenabled = false\nlisten = \"127.0.0.1:1\"\n"),
+            Ok(Ok(MetricsListen::Disabled))
+        );
+        let err = AgentConfig::parse("[metrics]\nlisten = \"localhost\"\n", "agent.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("agent.toml, line 2: `metrics.listen`: "),
+            "{err}"
+        );
     }
 
     #[test]

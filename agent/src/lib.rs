@@ -3,7 +3,9 @@
 
 pub mod config;
 pub mod function;
+pub mod metrics;
 pub mod pipeline;
+pub mod plot;
 pub mod record;
 pub mod replay;
 pub mod sensor;

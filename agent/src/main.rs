@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
+use edge_agent::pipeline::short;
+use edge_agent::plot::{PlotInput, VerdictTap, decided_ranges, render_svg};
 use edge_agent::replay::{ReplaySummary, replay};
 use edge_agent::series::Series;
 use edge_agent::window::WindowSpec;
@@ -90,6 +92,9 @@ struct ReplayArgs {
     /// The sensor id the function sees.
     #[arg(long, default_value = "replay")]
     sensor_id: String,
+    /// Also draw the series, the flagged samples and the windows, as SVG, into this file.
+    #[arg(long, value_name = "out.svg")]
+    plot: Option<PathBuf>,
 }
 
 pub(crate) fn parse_param(text: &str) -> Result<(String, String), String> {
@@ -129,12 +134,22 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     };
     let mut host = args.function.host()?;
 
-    let mut out: Box<dyn Write> = match &args.output {
+    // Opened before the replay, so a bad path fails at once rather than after the work.
+    let plot_file = match &args.plot {
+        Some(path) => Some(
+            File::create(path)
+                .with_context(|| format!("cannot create the plot {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
+    // The plot shows the flagged samples as written: read back from the output on its way.
+    let mut out = VerdictTap::new(out);
     let mut progress = Progress::new(series.len());
     let summary = replay(
         &mut host,
@@ -146,6 +161,36 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     )?;
     progress.clear();
     report(&summary, host.module().sha256());
+    if let (Some(path), Some(mut file)) = (&args.plot, plot_file) {
+        let decided = decided_ranges(series.len(), spec)?;
+        let title = format!(
+            "{}: {} samples, {} windows ({}), {} anomalies; function {}",
+            args.input.file_name().map_or_else(
+                || args.input.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            ),
+            series.len(),
+            decided.len(),
+            spec.map_or_else(
+                || "the whole series".to_owned(),
+                |s| format!("N={} H={}", s.size(), s.hop())
+            ),
+            out.anomalies().len(),
+            short(host.module().sha256()),
+        );
+        let input = PlotInput {
+            title,
+            timestamps: series.timestamps.clone(),
+            values: series.values.clone(),
+            anomalies: out.anomalies().to_vec(),
+            decided,
+        };
+        let svg = render_svg(&input)?;
+        file.write_all(svg.as_bytes())
+            .and_then(|()| file.flush())
+            .with_context(|| format!("cannot write the plot {}", path.display()))?;
+        eprintln!("plot: {}", path.display());
+    }
     Ok(if summary.failed_windows == 0 {
         ExitCode::SUCCESS
     } else {

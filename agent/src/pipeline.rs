@@ -3,7 +3,7 @@
 //! in from the [`watch`](crate::watch)er and is swapped in between two windows, only after
 //! it has judged the latest window without error (the canary run).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,7 @@ use log::{error, info, warn};
 use thiserror::Error;
 
 use crate::function::FunctionHost;
+use crate::metrics::FuelHistogram;
 use crate::record::{Judgement, VerdictRecord};
 use crate::sensor::{Sample, SampleReader};
 use crate::sink::Sink;
@@ -42,6 +43,11 @@ pub struct PipelineStats {
     pub heartbeat: AtomicU64,
     /// The sha256 of the function in use.
     pub function_sha256: Mutex<String>,
+    /// Failed windows by `FunctionError::kind`, for the metrics.
+    pub function_errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Fuel burnt by each window the function judged, and by the latest one.
+    pub fuel: FuelHistogram,
+    pub fuel_last: AtomicU64,
 }
 
 impl PipelineStats {
@@ -49,6 +55,14 @@ impl PipelineStats {
         self.function_sha256
             .lock()
             .map(|sha| sha.clone())
+            .unwrap_or_default()
+    }
+
+    /// Failed windows by error kind, so far.
+    pub fn function_errors(&self) -> BTreeMap<&'static str, u64> {
+        self.function_errors
+            .lock()
+            .map(|errors| errors.clone())
             .unwrap_or_default()
     }
 
@@ -142,9 +156,18 @@ impl Pipeline {
         PipelineStats::count(&self.stats.windows, 1);
         let sha = self.function.module().sha256().to_owned();
         let error = match &result {
-            Ok(_) => None,
+            Ok(outcome) => {
+                self.stats.fuel.observe(outcome.fuel_used);
+                self.stats
+                    .fuel_last
+                    .store(outcome.fuel_used, Ordering::Relaxed);
+                None
+            }
             Err(e) => {
                 PipelineStats::count(&self.stats.failed_windows, 1);
+                if let Ok(mut errors) = self.stats.function_errors.lock() {
+                    *errors.entry(e.kind()).or_default() += 1;
+                }
                 warn!("window of {} samples not judged: {e}", plan.len());
                 Some(e.to_string())
             }

@@ -9,13 +9,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use edge_agent::config::AgentConfig;
-use edge_agent::config::{ElasticsearchSection, ShipWhat};
+use edge_agent::config::{ElasticsearchSection, MetricsListen, ShipWhat};
 use edge_agent::function::{FunctionHost, FunctionModule};
+use edge_agent::metrics::server::MetricsListener;
+use edge_agent::metrics::{
+    Health, HealthCell, MetricsServer, PipelineCounts, ShippingCounts, Snapshot,
+    resident_memory_bytes,
+};
 use edge_agent::pipeline::{Identity, Pipeline, PipelineStats, short};
 use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
@@ -86,6 +91,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
     };
 
+    // Before any thread starts: an address that cannot be bound stops the agent here.
+    let metrics_listener = bind_metrics(&config)?;
+
     let (source, clock, speed) = source(&args)?;
     let (writer, reader) = sample_queue(QUEUE_CAPACITY)?;
     std::fs::create_dir_all(&config.sensor.state_dir).with_context(|| {
@@ -137,6 +145,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         config.agent.sensor_id
     );
 
+    let health = Arc::new(HealthCell::default());
+    let metrics = match metrics_listener {
+        Some(listener) => Some(serve_metrics(
+            listener,
+            &stats,
+            &sampler,
+            upstream.as_ref(),
+            &health,
+        )?),
+        None => None,
+    };
+
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = Pipeline::new(identity, spec, function, candidates_rx, sink, stats.clone());
     let pipeline_stop = stop.clone();
@@ -178,11 +198,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             break;
         }
         let sampler_stats = sampler.stats();
-        let alive = progress.check(
+        let verdict = progress.check(
             stats.heartbeat.load(Ordering::Relaxed),
             sampler_stats.samples + sampler_stats.failures,
             sampler_stall,
         );
+        // The same verdict for /health as for the watchdog.
+        health.set(verdict);
+        let alive = verdict == Health::Alive;
         let shipping = upstream.as_ref().map(Upstream::status).unwrap_or_default();
         let status = format!(
             "{} samples, {} windows ({} failed), {} anomalies, function {}, {} sensor faults, {} swaps ({} refused){shipping}",
@@ -203,6 +226,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
 
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    health.set(Health::Stopping);
     let started = Instant::now();
     let sampler_stats = sampler.stop();
     stop.store(true, Ordering::Release);
@@ -215,6 +239,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     signal_handle.close();
     let _ = signal_thread.join();
+    drop(metrics);
     outcome.context("the pipeline stopped")?;
     info!(
         "stopped in {:.0?}: {} samples ({} sensor faults, {} overwritten in the ring), {} windows, {} verdicts, {} anomalies",
@@ -227,6 +252,63 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         stats.anomalies.load(Ordering::Relaxed),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the metrics address, if any. A configured address that cannot be bound is an
+/// error; the default one, when taken (a second agent on the machine, tests running side by
+/// side), leaves the agent running without metrics, said once in the log.
+fn bind_metrics(config: &AgentConfig) -> Result<Option<MetricsListener>> {
+    let (addr, configured) = match config.metrics.listen() {
+        Ok(MetricsListen::Disabled) => return Ok(None),
+        Ok(MetricsListen::Configured(addr)) => (addr, true),
+        Ok(MetricsListen::Default(addr)) => (addr, false),
+        // AgentConfig::parse has refused a bad address already.
+        Err(e) => return Err(anyhow!("[metrics] listen: {e}")),
+    };
+    match MetricsListener::bind(addr) {
+        Ok(listener) => Ok(Some(listener)),
+        Err(error) if !configured && error.is_addr_in_use() => {
+            warn!(
+                "{error}; running without /metrics and /health (set [metrics] listen to serve them elsewhere)"
+            );
+            Ok(None)
+        }
+        Err(error) => {
+            Err(anyhow!(error)
+                .context("set [metrics] listen to another address, or enabled = false"))
+        }
+    }
+}
+
+/// Serves `/metrics` and `/health` from the stages' counters.
+fn serve_metrics(
+    listener: MetricsListener,
+    stats: &Arc<PipelineStats>,
+    sampler: &edge_agent::sensor::SamplerHandle,
+    upstream: Option<&Upstream>,
+    health: &Arc<HealthCell>,
+) -> Result<MetricsServer> {
+    let start_time_seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let (stats, sampler, health) = (stats.clone(), sampler.monitor().clone(), health.clone());
+    let shipping = upstream.map(|u| (u.stats.clone(), u.spool.clone()));
+    let server = MetricsServer::start(listener, move || Snapshot {
+        health: health.get(),
+        sampler: sampler.stats(),
+        pipeline: PipelineCounts::of(&stats),
+        shipping: shipping
+            .as_ref()
+            .map(|(ship, spool)| ShippingCounts::of(ship, spool.stats())),
+        resident_memory_bytes: resident_memory_bytes(),
+        start_time_seconds,
+    })?;
+    info!(
+        "metrics on http://{addr}/metrics, health on http://{addr}/health",
+        addr = server.local_addr()
+    );
+    Ok(server)
 }
 
 /// The spool and the thread draining it.
@@ -397,7 +479,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn check(&mut self, heartbeat: u64, sampler: u64, sampler_stall: Duration) -> bool {
+    fn check(&mut self, heartbeat: u64, sampler: u64, sampler_stall: Duration) -> Health {
         let now = Instant::now();
         let pipeline_alive = heartbeat != self.heartbeat;
         self.heartbeat = heartbeat;
@@ -420,6 +502,10 @@ impl Progress {
             );
         }
         self.stalled_reported = !alive;
-        alive
+        match (pipeline_alive, sampler_alive) {
+            (true, true) => Health::Alive,
+            (false, _) => Health::PipelineStalled,
+            (true, false) => Health::SamplerStalled,
+        }
     }
 }

@@ -1,0 +1,631 @@
+//! What the agent is doing, for Prometheus: a [`Snapshot`] of every counter the stages
+//! keep, [`render`]ed as the Prometheus text exposition format (version 0.0.4), and the
+//! liveness verdict the run loop computes for the systemd watchdog, shared as a [`Health`]
+//! so `/health` answers with the same judgement instead of computing its own.
+//!
+//! The rendering is a pure function of the snapshot, so it is tested without a server; the
+//! HTTP side is in [`server`].
+
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use crate::pipeline::PipelineStats;
+use crate::sensor::SamplerStats;
+use crate::ship::ShipStats;
+use crate::spool::SpoolStats;
+
+pub use server::{MetricsError, MetricsServer};
+
+/// Upper bounds of the fuel-per-window histogram's buckets. The default budget is 1.1 G and
+/// S-H-ESD needs 0.04–0.87 G depending on N and the period, so the buckets are densest there.
+pub const FUEL_BUCKETS: [u64; 10] = [
+    1_000_000,
+    10_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    750_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    10_000_000_000,
+];
+
+/// Function error kinds a window can end in (see `FunctionError::kind`), exported at 0
+/// before they first happen so that `rate()` and `increase()` see them from the start.
+/// A kind missing here is still exported once it happens.
+pub const RUNTIME_ERROR_KINDS: [&str; 7] = [
+    "out_of_fuel",
+    "memory_limit",
+    "trap",
+    "bad_output",
+    "function",
+    "encode",
+    "punch_glue",
+];
+
+/// A cumulative histogram of fuel per window, lock-free so the pipeline never waits on a
+/// scrape.
+#[derive(Debug, Default)]
+pub struct FuelHistogram {
+    /// Observations at or below `FUEL_BUCKETS[i]` (not cumulative; summed when rendered).
+    buckets: [AtomicU64; FUEL_BUCKETS.len()],
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+impl FuelHistogram {
+    pub fn observe(&self, fuel: u64) {
+        if let Some(i) = FUEL_BUCKETS.iter().position(|&bound| fuel <= bound) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum.fetch_add(fuel, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut cumulative = 0;
+        let buckets = FUEL_BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(&bound, n)| {
+                cumulative += n.load(Ordering::Relaxed);
+                (bound, cumulative)
+            })
+            .collect();
+        HistogramSnapshot {
+            buckets,
+            sum: self.sum.load(Ordering::Relaxed),
+            // Read last: a concurrent observation may then show in `count` but not yet in
+            // a bucket, never the other way round (+Inf is rendered from `count`).
+            count: self.count.load(Ordering::Relaxed).max(cumulative),
+        }
+    }
+}
+
+/// A histogram's state: cumulative counts per upper bound, sum and count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistogramSnapshot {
+    pub buckets: Vec<(u64, u64)>,
+    pub sum: u64,
+    pub count: u64,
+}
+
+/// Whether the pipeline and the sampler are moving, as the run loop last judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Before the first judgement.
+    Starting,
+    Alive,
+    /// The pipeline loop has not turned since the last look.
+    PipelineStalled,
+    /// The sampler has neither read nor failed for too long.
+    SamplerStalled,
+    /// Shutting down after a signal.
+    Stopping,
+}
+
+impl Health {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Alive => "ok",
+            Self::PipelineStalled => "pipeline stalled",
+            Self::SamplerStalled => "sampler stalled",
+            Self::Stopping => "stopping",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Self::Starting => 0,
+            Self::Alive => 1,
+            Self::PipelineStalled => 2,
+            Self::SamplerStalled => 3,
+            Self::Stopping => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        match code {
+            1 => Self::Alive,
+            2 => Self::PipelineStalled,
+            3 => Self::SamplerStalled,
+            4 => Self::Stopping,
+            _ => Self::Starting,
+        }
+    }
+}
+
+/// The latest [`Health`], written by the run loop and read by `/health` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct HealthCell(AtomicU8);
+
+impl HealthCell {
+    pub fn set(&self, health: Health) {
+        self.0.store(health.code(), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Health {
+        Health::from_code(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// The pipeline's counters at one instant.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PipelineCounts {
+    pub samples: u64,
+    pub windows: u64,
+    pub failed_windows: u64,
+    pub verdicts: u64,
+    pub anomalies: u64,
+    pub swaps: u64,
+    pub swaps_refused: u64,
+    /// Failed windows by `FunctionError::kind`.
+    pub function_errors: BTreeMap<String, u64>,
+    pub fuel: HistogramSnapshot,
+    /// Fuel of the latest window that ran to the end.
+    pub fuel_last: u64,
+    pub function_sha256: String,
+}
+
+impl PipelineCounts {
+    pub fn of(stats: &PipelineStats) -> Self {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Self {
+            samples: load(&stats.samples),
+            windows: load(&stats.windows),
+            failed_windows: load(&stats.failed_windows),
+            verdicts: load(&stats.verdicts),
+            anomalies: load(&stats.anomalies),
+            swaps: load(&stats.swaps),
+            swaps_refused: load(&stats.swaps_refused),
+            function_errors: stats
+                .function_errors()
+                .into_iter()
+                .map(|(kind, n)| (kind.to_owned(), n))
+                .collect(),
+            fuel: stats.fuel.snapshot(),
+            fuel_last: load(&stats.fuel_last),
+            function_sha256: stats.function_sha256(),
+        }
+    }
+}
+
+/// The spool's and the shipper's counters at one instant.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShippingCounts {
+    pub spool_depth: u64,
+    pub spool_bytes: u64,
+    pub spool_appended: u64,
+    pub spool_dropped: u64,
+    pub shipped: u64,
+    pub duplicates: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    pub requests: u64,
+    /// Unix ms of the last request that delivered anything; 0 before the first.
+    pub last_success_ms: u64,
+}
+
+impl ShippingCounts {
+    pub fn of(ship: &ShipStats, spool: &SpoolStats) -> Self {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Self {
+            spool_depth: load(&spool.depth),
+            spool_bytes: load(&spool.bytes),
+            spool_appended: load(&spool.appended),
+            spool_dropped: load(&spool.dropped),
+            shipped: load(&ship.shipped),
+            duplicates: load(&ship.duplicates),
+            retried: load(&ship.retried),
+            dead_lettered: load(&ship.dead_lettered),
+            requests: load(&ship.requests),
+            last_success_ms: load(&ship.last_success_ms),
+        }
+    }
+}
+
+/// Everything `/metrics` shows, read at one instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub health: Health,
+    pub sampler: SamplerStats,
+    pub pipeline: PipelineCounts,
+    /// `None` without `[elasticsearch]`: no spool, no shipper.
+    pub shipping: Option<ShippingCounts>,
+    /// `None` where `/proc/self/status` cannot be read.
+    pub resident_memory_bytes: Option<u64>,
+    /// Unix seconds when the agent started.
+    pub start_time_seconds: f64,
+}
+
+/// The resident set size of this process, from `/proc/self/status` (`VmRSS`, in KiB):
+/// unlike `/proc/self/statm` it needs no page size, which is 16 KiB on a Pi 5's kernel.
+pub fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Names of the sampler's fault counters as labels, in `FaultKind` order.
+fn sensor_faults(stats: &SamplerStats) -> [(&'static str, u64); 6] {
+    [
+        ("bus_error", stats.bus_errors),
+        ("not_found", stats.not_found),
+        ("no_data", stats.no_data),
+        ("driver_panic", stats.driver_panics),
+        ("runaway", stats.runaways),
+        ("open_error", stats.open_errors),
+    ]
+}
+
+/// The snapshot in the Prometheus text exposition format, version 0.0.4.
+pub fn render(snapshot: &Snapshot) -> String {
+    let mut out = Exposition::default();
+    let s = &snapshot.sampler;
+    let p = &snapshot.pipeline;
+
+    out.family(
+        "edge_agent_up",
+        "gauge",
+        "1 while the pipeline and the sampler make progress (what the systemd watchdog hears), else 0.",
+    );
+    out.sample(
+        "edge_agent_up",
+        &[],
+        u64::from(snapshot.health == Health::Alive),
+    );
+    out.family(
+        "edge_agent_start_time_seconds",
+        "gauge",
+        "When the agent started, Unix seconds.",
+    );
+    out.float(
+        "edge_agent_start_time_seconds",
+        &[],
+        snapshot.start_time_seconds,
+    );
+    out.family(
+        "edge_agent_function_info",
+        "gauge",
+        "The function module in use, by sha256; always 1.",
+    );
+    out.sample(
+        "edge_agent_function_info",
+        &[("sha256", &p.function_sha256)],
+        1,
+    );
+
+    // The sensor.
+    out.counter(
+        "edge_agent_samples_read_total",
+        "Samples read from the sensor and put in the ring buffer.",
+        s.samples,
+    );
+    out.family(
+        "edge_agent_sensor_faults_total",
+        "counter",
+        "Failed sensor reads and initialisations, by kind.",
+    );
+    for (kind, n) in sensor_faults(s) {
+        out.sample("edge_agent_sensor_faults_total", &[("kind", kind)], n);
+    }
+    out.counter(
+        "edge_agent_sensor_reinits_total",
+        "Re-initialisations of the chip after repeated failures.",
+        s.reinits,
+    );
+    out.counter(
+        "edge_agent_sensor_skipped_periods_total",
+        "Sample periods that passed without a sample.",
+        s.skipped_periods,
+    );
+    out.counter(
+        "edge_agent_gas_unusable_total",
+        "Samples whose gas reading was invalid or whose heater was not stable.",
+        s.gas_unusable,
+    );
+    out.counter(
+        "edge_agent_ring_overwritten_total",
+        "Samples lost in the ring buffer because the pipeline fell behind.",
+        s.overwritten + s.dropped,
+    );
+    out.family(
+        "edge_agent_sensor_consecutive_failures",
+        "gauge",
+        "Failed sensor reads since the last good one.",
+    );
+    out.sample(
+        "edge_agent_sensor_consecutive_failures",
+        &[],
+        u64::from(s.consecutive_failures),
+    );
+
+    // The pipeline and the function.
+    out.counter(
+        "edge_agent_samples_processed_total",
+        "Samples the pipeline took from the ring buffer.",
+        p.samples,
+    );
+    out.counter(
+        "edge_agent_windows_total",
+        "Windows the function ran on, judged or failed.",
+        p.windows,
+    );
+    out.counter(
+        "edge_agent_verdicts_total",
+        "Verdicts emitted, one per sample.",
+        p.verdicts,
+    );
+    out.counter(
+        "edge_agent_anomalies_total",
+        "Samples the function flagged as anomalies.",
+        p.anomalies,
+    );
+    out.family(
+        "edge_agent_function_errors_total",
+        "counter",
+        "Windows the function did not judge, by error kind.",
+    );
+    let mut errors: BTreeMap<&str, u64> = RUNTIME_ERROR_KINDS.iter().map(|&k| (k, 0)).collect();
+    for (kind, n) in &p.function_errors {
+        errors.insert(kind, *n);
+    }
+    for (kind, n) in errors {
+        out.sample("edge_agent_function_errors_total", &[("kind", kind)], n);
+    }
+    out.family(
+        "edge_agent_window_fuel",
+        "histogram",
+        "Fuel (wasm operators, four per branch) the function burnt per judged window.",
+    );
+    for (bound, n) in &p.fuel.buckets {
+        out.sample(
+            "edge_agent_window_fuel_bucket",
+            &[("le", &bound.to_string())],
+            *n,
+        );
+    }
+    out.sample(
+        "edge_agent_window_fuel_bucket",
+        &[("le", "+Inf")],
+        p.fuel.count,
+    );
+    out.sample("edge_agent_window_fuel_sum", &[], p.fuel.sum);
+    out.sample("edge_agent_window_fuel_count", &[], p.fuel.count);
+    out.family(
+        "edge_agent_window_fuel_last",
+        "gauge",
+        "Fuel the latest judged window burnt.",
+    );
+    out.sample("edge_agent_window_fuel_last", &[], p.fuel_last);
+    out.counter(
+        "edge_agent_function_swaps_total",
+        "Replacement functions swapped in.",
+        p.swaps,
+    );
+    out.counter(
+        "edge_agent_function_swaps_refused_total",
+        "Replacement functions refused (bad module, failed canary, window too short).",
+        p.swaps_refused,
+    );
+
+    // The spool and the shipper.
+    if let Some(ship) = &snapshot.shipping {
+        out.family(
+            "edge_agent_spool_depth_documents",
+            "gauge",
+            "Documents in the spool waiting for the cluster's acknowledgement.",
+        );
+        out.sample("edge_agent_spool_depth_documents", &[], ship.spool_depth);
+        out.family(
+            "edge_agent_spool_bytes",
+            "gauge",
+            "Bytes of the documents in the spool.",
+        );
+        out.sample("edge_agent_spool_bytes", &[], ship.spool_bytes);
+        out.counter(
+            "edge_agent_spool_appended_total",
+            "Documents appended to the spool.",
+            ship.spool_appended,
+        );
+        out.counter(
+            "edge_agent_spool_dropped_total",
+            "Documents dropped because the spool was full.",
+            ship.spool_dropped,
+        );
+        out.counter(
+            "edge_agent_documents_shipped_total",
+            "Documents the cluster acknowledged.",
+            ship.shipped,
+        );
+        out.counter(
+            "edge_agent_documents_duplicate_total",
+            "Documents already in the index from an earlier try (409 on create).",
+            ship.duplicates,
+        );
+        out.counter(
+            "edge_agent_documents_retried_total",
+            "Documents sent again after a retriable failure.",
+            ship.retried,
+        );
+        out.counter(
+            "edge_agent_documents_dead_lettered_total",
+            "Documents the cluster refused for good, written to the dead-letter file.",
+            ship.dead_lettered,
+        );
+        out.counter(
+            "edge_agent_bulk_requests_total",
+            "_bulk requests sent.",
+            ship.requests,
+        );
+        out.family(
+            "edge_agent_last_ship_timestamp_seconds",
+            "gauge",
+            "When a request last delivered documents, Unix seconds; 0 before the first.",
+        );
+        out.float(
+            "edge_agent_last_ship_timestamp_seconds",
+            &[],
+            ship.last_success_ms as f64 / 1000.0,
+        );
+    }
+
+    if let Some(bytes) = snapshot.resident_memory_bytes {
+        out.family(
+            "edge_agent_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the agent process.",
+        );
+        out.sample("edge_agent_resident_memory_bytes", &[], bytes);
+    }
+    out.text
+}
+
+/// The text being written, one family after another.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        // Writing to a String cannot fail.
+        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.family(name, "counter", help);
+        self.sample(name, &[], value);
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.name_and_labels(name, labels);
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    fn float(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.name_and_labels(name, labels);
+        let _ = writeln!(self.text, " {}", format_float(value));
+    }
+
+    fn name_and_labels(&mut self, name: &str, labels: &[(&str, &str)]) {
+        self.text.push_str(name);
+        if labels.is_empty() {
+            return;
+        }
+        self.text.push('{');
+        for (i, (label, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                self.text.push(',');
+            }
+            let _ = write!(self.text, "{label}=\"{}\"", escape_label(value));
+        }
+        self.text.push('}');
+    }
+}
+
+/// Values as Prometheus spells them: `+Inf`, `-Inf`, `NaN`, or a Go-parsable float.
+fn format_float(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{value}")
+    }
+}
+
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn escape_label(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            health: Health::Alive,
+            sampler: SamplerStats {
+                samples: 12,
+                bus_errors: 3,
+                ..SamplerStats::default()
+            },
+            pipeline: PipelineCounts {
+                windows: 4,
+                function_errors: [("trap".to_owned(), 2)].into_iter().collect(),
+                function_sha256: "ab\"c\\d".into(),
+                ..PipelineCounts::default()
+            },
+            shipping: Some(ShippingCounts {
+                last_success_ms: 1_700_000_000_123,
+                ..ShippingCounts::default()
+            }),
+            resident_memory_bytes: Some(6 << 20),
+            start_time_seconds: 1_700_000_000.5,
+        }
+    }
+
+    #[test]
+    fn kinds_are_labels_and_known_error_kinds_start_at_zero() {
+        let text = render(&snapshot());
+        assert!(text.contains("edge_agent_sensor_faults_total{kind=\"bus_error\"} 3\n"));
+        assert!(text.contains("edge_agent_sensor_faults_total{kind=\"open_error\"} 0\n"));
+        assert!(text.contains("edge_agent_function_errors_total{kind=\"trap\"} 2\n"));
+        assert!(text.contains("edge_agent_function_errors_total{kind=\"out_of_fuel\"} 0\n"));
+        assert!(text.contains("edge_agent_function_info{sha256=\"ab\\\"c\\\\d\"} 1\n"));
+        assert!(text.contains("edge_agent_last_ship_timestamp_seconds 1700000000.123\n"));
+        assert!(text.contains("edge_agent_up 1\n"));
+    }
+
+    #[test]
+    fn the_histogram_is_cumulative_and_ends_in_inf() {
+        let histogram = FuelHistogram::default();
+        for fuel in [500_000, 60_000_000, 60_000_000, 20_000_000_000] {
+            histogram.observe(fuel);
+        }
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.count, 4);
+        assert_eq!(snapshot.sum, 20_120_500_000);
+        assert_eq!(snapshot.buckets[0], (1_000_000, 1));
+        assert_eq!(snapshot.buckets[2], (50_000_000, 1));
+        assert_eq!(snapshot.buckets[3], (100_000_000, 3));
+        assert_eq!(snapshot.buckets.last(), Some(&(10_000_000_000, 3)));
+    }
+
+    #[test]
+    fn shipping_families_only_with_a_spool() {
+        let mut snapshot = snapshot();
+        assert!(render(&snapshot).contains("edge_agent_spool_depth_documents 0\n"));
+        snapshot.shipping = None;
+        assert!(!render(&snapshot).contains("edge_agent_spool"));
+    }
+
+    #[test]
+    fn health_round_trips_through_the_cell() {
+        let cell = HealthCell::default();
+        assert_eq!(cell.get(), Health::Starting);
+        for health in [
+            Health::Alive,
+            Health::PipelineStalled,
+            Health::SamplerStalled,
+            Health::Stopping,
+        ] {
+            cell.set(health);
+            assert_eq!(cell.get(), health);
+        }
+    }
+}
