@@ -164,13 +164,14 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     if let (Some(path), Some(mut file)) = (&args.plot, plot_file) {
         let decided = decided_ranges(series.len(), spec)?;
         let title = format!(
-            "{}: {} samples, {} windows ({}), {} anomalies; function {}",
+            "{}: {} samples, {} window{} ({}), {} anomalies; function {}",
             args.input.file_name().map_or_else(
                 || args.input.display().to_string(),
                 |n| n.to_string_lossy().into_owned()
             ),
             series.len(),
             decided.len(),
+            if decided.len() == 1 { "" } else { "s" },
             spec.map_or_else(
                 || "the whole series".to_owned(),
                 |s| format!("N={} H={}", s.size(), s.hop())
