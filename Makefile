@@ -79,10 +79,15 @@ check-glibc:
 ## cross-test: the tests under qemu-user: all of them on aarch64, the core on armv7
 cross-test: test-aarch64 test-armv7
 
+# Tests that hold the emulated agent to a real-time pace it cannot keep under qemu: this one
+# runs the simulated chip at 1200x for an hour of samples, and a debug build under qemu
+# falls behind, so the ring drops samples (by design) and the test counts them lost.
+QEMU_SKIP := --skip an_hour_without_upstream_loses_and_duplicates_nothing
+
 ## test-aarch64: every test of the workspace, built for aarch64 and run under qemu-aarch64
 test-aarch64:
 	QEMU_LD_PREFIX=$(QEMU_PREFIX_aarch64-unknown-linux-gnu) \
-		cargo test --workspace --target aarch64-unknown-linux-gnu
+		cargo test --workspace --target aarch64-unknown-linux-gnu -- $(QEMU_SKIP)
 
 ## test-armv7: the sensor, function-host and spool tests, built for armv7, under qemu-arm
 # The integration tests are picked by file name, so agent/tests/spool*.rs join once they
