@@ -411,7 +411,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     );
     out.counter(
         "edge_agent_function_swaps_refused_total",
-        "Replacement functions refused (bad module, failed canary, window too short).",
+        "Replacement modules the pipeline refused: the canary run on the latest window failed, or the module needs longer windows.",
         p.swaps_refused,
     );
 
