@@ -265,7 +265,9 @@ impl<W: Write> VerdictTap<W> {
 impl<W: Write> Write for VerdictTap<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let written = self.inner.write(buf)?;
-        self.line.extend_from_slice(&buf[..written]);
+        // `written` is at most `buf.len()` by contract; a writer breaking it is not trusted.
+        self.line
+            .extend_from_slice(buf.get(..written).unwrap_or(buf));
         self.take_lines();
         Ok(written)
     }
