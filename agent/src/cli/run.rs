@@ -25,7 +25,7 @@ use edge_agent::pipeline::{Identity, Pipeline, PipelineStats, short};
 use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
 use edge_agent::sensor::{ScaledClock, SharedClock, SystemClock, sample_queue};
-use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperSettings, Stopper};
+use edge_agent::ship::{Auth, Client, ShipStats, Shipper, Stopper};
 use edge_agent::sink::{NdjsonSink, Sink, SpoolSink};
 use edge_agent::spool::Spool;
 use edge_agent::watch::{WatchConfig, Watcher};
@@ -380,21 +380,7 @@ fn start_shipping(config: &AgentConfig, es: &ElasticsearchSection) -> Result<Ups
         es.gzip,
         Duration::from_millis(es.timeout_ms),
     )?;
-    let settings = ShipperSettings {
-        index: es.index.clone(),
-        data_stream: es.data_stream,
-        install_template: es.install_template,
-        batch_max_docs: es.batch_max_docs,
-        batch_max_bytes: es.batch_max_bytes,
-        batch_max_delay: Duration::from_millis(es.batch_max_delay_ms),
-        retry_initial: Duration::from_millis(es.retry_initial_ms),
-        retry_max: Duration::from_millis(es.retry_max_ms),
-        auth_retry: Duration::from_millis(es.auth_retry_ms),
-        dead_letter: es
-            .dead_letter_path
-            .clone()
-            .unwrap_or_else(|| config.sensor.state_dir.join("dead-letter.ndjson")),
-    };
+    let settings = es.shipper_settings(&config.sensor.state_dir);
     let stats = Arc::new(ShipStats::default());
     let stopper = Arc::new(Stopper::default());
     let thread = Shipper::new(
