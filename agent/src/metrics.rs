@@ -411,7 +411,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     );
     out.counter(
         "edge_agent_function_swaps_refused_total",
-        "Replacement modules the pipeline refused: the canary run on the latest window failed, or the module needs longer windows.",
+        "Replacement modules refused: not valid wasm, refused their parameters, failed the canary run on the latest window, or need longer windows.",
         p.swaps_refused,
     );
 

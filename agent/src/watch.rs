@@ -16,7 +16,7 @@ use edge_function::Params;
 use log::{error, info, warn};
 
 use crate::function::{FunctionHost, FunctionModule, Limits};
-use crate::pipeline::short;
+use crate::pipeline::{PipelineStats, short};
 
 /// What identifies one version of the file without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,16 +66,18 @@ pub struct Watcher {
 impl Watcher {
     /// Starts watching. `current_sha256` is the function already running, so touching
     /// the file without changing it swaps nothing.
+    /// A file refused here counts in `stats.swaps_refused`, as do the pipeline's refusals.
     pub fn spawn(
         config: WatchConfig,
         current_sha256: String,
         candidates: Sender<FunctionHost>,
+        stats: Arc<PipelineStats>,
     ) -> std::io::Result<Self> {
         let wake = Arc::new(Wake::default());
         let thread_wake = wake.clone();
         let thread = std::thread::Builder::new()
             .name("function-watch".into())
-            .spawn(move || watch(config, current_sha256, candidates, &thread_wake))?;
+            .spawn(move || watch(config, current_sha256, candidates, &thread_wake, &stats))?;
         Ok(Self {
             wake,
             thread: Some(thread),
@@ -106,7 +108,13 @@ impl Drop for Watcher {
     }
 }
 
-fn watch(config: WatchConfig, mut current: String, candidates: Sender<FunctionHost>, wake: &Wake) {
+fn watch(
+    config: WatchConfig,
+    mut current: String,
+    candidates: Sender<FunctionHost>,
+    wake: &Wake,
+    stats: &PipelineStats,
+) {
     let mut seen = stamp(&config.path).ok();
     let mut settling: Option<Stamp> = None;
     let mut missing_reported = false;
@@ -169,11 +177,14 @@ fn watch(config: WatchConfig, mut current: String, candidates: Sender<FunctionHo
                 config.path.display(),
                 short(&current)
             ),
-            Err(reason) => error!(
-                "refusing new function in {}: {reason}; keeping {}",
-                config.path.display(),
-                short(&current)
-            ),
+            Err(reason) => {
+                stats.swaps_refused.fetch_add(1, Ordering::Relaxed);
+                error!(
+                    "refusing new function in {}: {reason}; keeping {}",
+                    config.path.display(),
+                    short(&current)
+                );
+            }
         }
     }
 }

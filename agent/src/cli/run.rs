@@ -135,6 +135,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         },
         function.module().sha256().to_owned(),
         candidates_tx,
+        stats.clone(),
     )?;
     info!(
         "running {} ({}) on windows of {} samples every {}; sensor {}",
