@@ -15,7 +15,7 @@ use edge_agent::metrics::{
     Health, HistogramSnapshot, PipelineCounts, ShippingCounts, Snapshot, render,
 };
 use edge_agent::sensor::SamplerStats;
-use edge_tests::agent::{Agent, PATIENCE};
+use edge_tests::agent::{Agent, PATIENCE, write_test_config};
 use edge_tests::anomaly_wasm;
 use edge_tests::fault_server::{FaultServer, Reply};
 
@@ -444,32 +444,8 @@ fn metrics_addr(agent: &mut Agent) -> SocketAddr {
 }
 
 fn write_config(dir: &Path, function: &Path, extra: &str) -> PathBuf {
-    let path = dir.join("agent.toml");
-    let text = format!(
-        r#"[agent]
-sensor_id = "kitchen"
-host_id = "test-host"
-
-[sensor]
-state_dir = "{state}"
-
-[function]
-path = "{function}"
-fuel_per_call = 300000000
-watch_interval_ms = 20
-
-[window]
-size = 64
-hop = 16
-
-[metrics]
-listen = "127.0.0.1:0"
-{extra}"#,
-        state = dir.join("state").display(),
-        function = function.display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    let tail = format!("\n[metrics]\nlisten = \"127.0.0.1:0\"\n{extra}");
+    write_test_config(dir, function, "", &tail)
 }
 
 /// The edge ABI by hand: `init` answers a minimum window of 2, `execute` does `body`.

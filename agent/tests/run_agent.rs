@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use edge_tests::agent::{Agent, PATIENCE};
+use edge_tests::agent::{Agent, PATIENCE, write_test_config};
 use edge_tests::{anomaly_wasm, misbehave_wasm};
 use serde_json::Value;
 
@@ -17,32 +17,7 @@ fn start(config: &Path, extra: &[&str]) -> Agent {
 }
 
 fn write_config(dir: &Path, function: &Path, extra: &str) -> PathBuf {
-    let path = dir.join("agent.toml");
-    let text = format!(
-        r#"[agent]
-sensor_id = "kitchen"
-host_id = "test-host"
-
-[sensor]
-state_dir = "{state}"
-
-[function]
-path = "{function}"
-fuel_per_call = 300000000
-watch_interval_ms = 20
-
-[function.params]
-period = 8
-
-[window]
-size = 64
-hop = 16
-{extra}"#,
-        state = dir.join("state").display(),
-        function = function.display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    write_test_config(dir, function, "[function.params]\nperiod = 8\n\n", extra)
 }
 
 /// Writes `bytes` where the agent watches, as `mv` would: readers see old or new, whole.

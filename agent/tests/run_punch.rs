@@ -8,34 +8,13 @@ use std::path::Path;
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
 use edge_agent::series::parse_timestamp;
 use edge_function::{Params, Window};
-use edge_tests::agent::Agent;
+use edge_tests::agent::{Agent, write_test_config};
 use edge_tests::{anomaly_wasm, punch_anomaly_wasm, sha256_hex};
 use serde_json::Value;
 
+/// No [function.params]: a Punch function takes none.
 fn config(dir: &Path, function: &Path) -> std::path::PathBuf {
-    let path = dir.join("agent.toml");
-    // No [function.params]: a Punch function takes none.
-    let text = format!(
-        r#"[agent]
-sensor_id = "kitchen"
-host_id = "test-host"
-
-[sensor]
-state_dir = "{state}"
-
-[function]
-path = "{function}"
-fuel_per_call = 300000000
-
-[window]
-size = 64
-hop = 16
-"#,
-        state = dir.join("state").display(),
-        function = function.display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    write_test_config(dir, function, "", "")
 }
 
 fn millis(verdict: &Value, field: &str) -> i64 {

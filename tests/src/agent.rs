@@ -2,7 +2,7 @@
 //! stdout and log lines from stderr as they come, waits on what they say, signals.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -170,4 +170,34 @@ impl Drop for Agent {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Writes `dir/agent.toml` for a test: sensor `kitchen` on `test-host`, state in
+/// `dir/state`, `function` with a 300 M fuel budget watched every 20 ms, windows of 64
+/// every 16. `params` (a `[function.params]` table, or nothing) comes before `[window]`;
+/// `tail` is appended after `hop`, so a bare key there lands in `[window]`.
+pub fn write_test_config(dir: &Path, function: &Path, params: &str, tail: &str) -> PathBuf {
+    let path = dir.join("agent.toml");
+    let text = format!(
+        r#"[agent]
+sensor_id = "kitchen"
+host_id = "test-host"
+
+[sensor]
+state_dir = "{state}"
+
+[function]
+path = "{function}"
+fuel_per_call = 300000000
+watch_interval_ms = 20
+
+{params}[window]
+size = 64
+hop = 16
+{tail}"#,
+        state = dir.join("state").display(),
+        function = function.display(),
+    );
+    std::fs::write(&path, text).expect("the test config is written");
+    path
 }
