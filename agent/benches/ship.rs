@@ -106,7 +106,7 @@ fn drain(documents: &[(String, Vec<u8>)], url: &str) -> (Duration, u64) {
 fn document(i: usize) -> (String, Vec<u8>) {
     let ms = 1_700_000_000_000i64 + i as i64 * 1000;
     let body = serde_json::json!({
-        "@timestamp": edge_agent::series::format_timestamp(ms),
+        "@timestamp": edge_agent::support::timestamp::format(ms),
         "host_id": "pi-kitchen", "sensor_id": "bme680", "temperature": 21.53, "humidity": 45.1,
         "pressure": 1013.27, "gas_resistance": 120345.6, "air_quality": 81.2, "gas_valid": true,
         "heater_stable": true, "burn_in": false, "is_anomaly": false,

@@ -13,5 +13,6 @@ pub mod series;
 pub mod ship;
 pub mod sink;
 pub mod spool;
+pub mod support;
 pub mod watch;
 pub mod window;

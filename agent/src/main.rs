@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
-use edge_agent::pipeline::short;
 use edge_agent::plot::{PlotInput, VerdictTap, decided_ranges, render_svg};
 use edge_agent::replay::{ReplaySummary, replay};
 use edge_agent::series::Series;
+use edge_agent::support::text::short_sha;
 use edge_agent::window::WindowSpec;
 use edge_function::Params;
 
@@ -177,7 +177,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
                 |s| format!("N={} H={}", s.size(), s.hop())
             ),
             out.anomalies().len(),
-            short(host.module().sha256()),
+            short_sha(host.module().sha256()),
         );
         let input = PlotInput {
             title,

@@ -18,6 +18,7 @@ use crate::metrics::FuelHistogram;
 use crate::record::{Judgement, VerdictRecord};
 use crate::sensor::{Sample, SampleReader};
 use crate::sink::Sink;
+use crate::support::text::short_sha;
 use crate::window::{WindowPlan, WindowSpec, Windower};
 
 /// Longest wait for a sample, so a stop request and the watchdog are served promptly.
@@ -215,8 +216,8 @@ impl Pipeline {
                 Ok(candidate) => {
                     info!(
                         "function swapped in: {} (was {})",
-                        short(&new_sha),
-                        short(self.function.module().sha256())
+                        short_sha(&new_sha),
+                        short_sha(self.function.module().sha256())
                     );
                     self.function = candidate;
                     PipelineStats::count(&self.stats.swaps, 1);
@@ -228,8 +229,8 @@ impl Pipeline {
                     PipelineStats::count(&self.stats.swaps_refused, 1);
                     error!(
                         "refusing function {}: {reason}; keeping {}",
-                        short(&new_sha),
-                        short(self.function.module().sha256())
+                        short_sha(&new_sha),
+                        short_sha(self.function.module().sha256())
                     );
                 }
             }
@@ -306,9 +307,4 @@ fn window_bounds(window: &Window) -> (i64, i64) {
         window.timestamps.first().copied().unwrap_or_default(),
         window.timestamps.last().copied().unwrap_or_default(),
     )
-}
-
-/// The first 12 hex digits: enough to tell modules apart in a log line.
-pub fn short(sha256: &str) -> &str {
-    sha256.get(..12).unwrap_or(sha256)
 }

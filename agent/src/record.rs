@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::sensor::Sample;
-use crate::series::format_timestamp;
+use crate::support::timestamp;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VerdictRecord {
@@ -64,7 +64,7 @@ impl VerdictRecord {
         };
         Self {
             unix_ms: sample.timestamp,
-            timestamp: format_timestamp(sample.timestamp),
+            timestamp: timestamp::format(sample.timestamp),
             host_id: judgement.host_id.to_owned(),
             sensor_id: judgement.sensor_id.to_owned(),
             temperature: sample.temperature,
@@ -79,8 +79,8 @@ impl VerdictRecord {
             score,
             error,
             function_sha256: judgement.function_sha256.to_owned(),
-            window_start: format_timestamp(judgement.window.0),
-            window_end: format_timestamp(judgement.window.1),
+            window_start: timestamp::format(judgement.window.0),
+            window_end: timestamp::format(judgement.window.1),
         }
     }
 }

@@ -9,7 +9,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::function::FunctionHost;
-use crate::series::{Series, format_timestamp};
+use crate::series::Series;
+use crate::support::timestamp;
 use crate::window::{WindowError, WindowPlan, WindowSpec, Windower};
 
 #[derive(Debug, Error)]
@@ -137,7 +138,7 @@ fn run_window(
         }
         let line = VerdictLine {
             index,
-            timestamp: format_timestamp(series.timestamps[index as usize]),
+            timestamp: timestamp::format(series.timestamps[index as usize]),
             value: series.values[index as usize],
             is_anomaly: verdict.map(|v| v.is_anomaly),
             score: verdict.and_then(|v| v.score),

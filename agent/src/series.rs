@@ -82,8 +82,8 @@ impl Series {
             {
                 return Err(row_error(format!(
                     "timestamp {} is not after the previous row's {}",
-                    format_timestamp(timestamp),
-                    format_timestamp(previous)
+                    crate::support::timestamp::format(timestamp),
+                    crate::support::timestamp::format(previous)
                 )));
             }
             series.timestamps.push(timestamp);
@@ -121,14 +121,6 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     }
 }
 
-/// RFC 3339 in UTC, as every output of the agent writes time.
-pub fn format_timestamp(unix_millis: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_millis) * 1_000_000)
-        .ok()
-        .and_then(|datetime| datetime.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("@{unix_millis}ms"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +146,10 @@ mod tests {
         );
         assert_eq!(series.values[..4], [1.5, 2.0, 3.0, 4.0]);
         assert!(series.values[4].is_nan());
-        assert_eq!(format_timestamp(1714564803500), "2024-05-01T12:00:03.5Z");
+        assert_eq!(
+            crate::support::timestamp::format(1714564803500),
+            "2024-05-01T12:00:03.5Z"
+        );
     }
 
     #[test]

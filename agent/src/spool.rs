@@ -9,12 +9,13 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::support::wake::Wake;
 
 /// Sequence number → `id length (u16 LE) ‖ id ‖ JSON document`.
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -72,7 +73,7 @@ pub struct Spool {
     max_bytes: u64,
     when_full: WhenFull,
     stats: SpoolStats,
-    arrival: (Mutex<()>, Condvar),
+    arrival: Wake,
 }
 
 impl Spool {
@@ -90,7 +91,7 @@ impl Spool {
             max_bytes,
             when_full,
             stats: SpoolStats::default(),
-            arrival: (Mutex::new(()), Condvar::new()),
+            arrival: Wake::new(),
         };
         let txn = spool.db.begin_write().map_err(store_error)?;
         {
@@ -246,18 +247,12 @@ impl Spool {
     /// Waits until `done(depth)` holds (checked at every append and removal) or `timeout`
     /// passes; answers whether it holds.
     pub fn wait_until(&self, timeout: Duration, done: impl Fn(u64) -> bool) -> bool {
-        let guard = self.arrival.0.lock().unwrap_or_else(|p| p.into_inner());
-        let _unused = self
-            .arrival
-            .1
-            .wait_timeout_while(guard, timeout, |_| !done(self.depth()));
-        done(self.depth())
+        self.arrival.wait_until(timeout, || done(self.depth()))
     }
 
     /// Wakes anyone waiting on the spool (after a change, or to stop).
     pub fn wake(&self) {
-        drop(self.arrival.0.lock());
-        self.arrival.1.notify_all();
+        self.arrival.notify();
     }
 }
 

@@ -6,9 +6,9 @@
 //! still picked up. A reload request (SIGHUP) re-reads the file at once.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +16,9 @@ use edge_function::Params;
 use log::{error, info, warn};
 
 use crate::function::{FunctionHost, FunctionModule, Limits};
-use crate::pipeline::{PipelineStats, short};
+use crate::pipeline::PipelineStats;
+use crate::support::text::short_sha;
+use crate::support::wake::Stop;
 
 /// What identifies one version of the file without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,9 +54,7 @@ pub struct WatchConfig {
 #[derive(Default)]
 struct Wake {
     reload: AtomicBool,
-    stop: AtomicBool,
-    lock: Mutex<()>,
-    condvar: Condvar,
+    stop: Stop,
 }
 
 /// The running watcher; dropping it stops the thread.
@@ -91,15 +91,13 @@ impl Watcher {
     }
 
     fn notify(&self) {
-        drop(self.wake.lock.lock());
-        self.wake.condvar.notify_all();
+        self.wake.stop.notify();
     }
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.wake.stop.store(true, Ordering::Release);
-        self.notify();
+        self.wake.stop.stop();
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
@@ -119,15 +117,9 @@ fn watch(
     let mut settling: Option<Stamp> = None;
     let mut missing_reported = false;
     loop {
-        {
-            let guard = wake.lock.lock().unwrap_or_else(|p| p.into_inner());
-            let _unused = wake
-                .condvar
-                .wait_timeout_while(guard, config.interval, |_| {
-                    !wake.stop.load(Ordering::Acquire) && !wake.reload.load(Ordering::Acquire)
-                });
-        }
-        if wake.stop.load(Ordering::Acquire) {
+        wake.stop
+            .wait_until(config.interval, || wake.reload.load(Ordering::Acquire));
+        if wake.stop.is_stopped() {
             return;
         }
         let forced = wake.reload.swap(false, Ordering::AcqRel);
@@ -141,7 +133,7 @@ fn watch(
                     warn!(
                         "cannot see {}: {e}; keeping {}",
                         config.path.display(),
-                        short(&current)
+                        short_sha(&current)
                     );
                     missing_reported = true;
                 }
@@ -165,7 +157,7 @@ fn watch(
                 let sha = candidate.module().sha256().to_owned();
                 info!(
                     "new function {} ready; swapping at the next window",
-                    short(&sha)
+                    short_sha(&sha)
                 );
                 if candidates.send(candidate).is_err() {
                     return;
@@ -175,14 +167,14 @@ fn watch(
             Ok(None) => info!(
                 "{} is unchanged ({})",
                 config.path.display(),
-                short(&current)
+                short_sha(&current)
             ),
             Err(reason) => {
                 stats.swaps_refused.fetch_add(1, Ordering::Relaxed);
                 error!(
                     "refusing new function in {}: {reason}; keeping {}",
                     config.path.display(),
-                    short(&current)
+                    short_sha(&current)
                 );
             }
         }

@@ -35,7 +35,7 @@ fn verdicts(n: usize) -> Vec<(String, Vec<u8>)> {
         .map(|i| {
             let ms = 1_700_000_000_000u64 + i as u64 * 1000;
             let document = json!({
-                "@timestamp": edge_agent::series::format_timestamp(ms as i64),
+                "@timestamp": edge_agent::support::timestamp::format(ms as i64),
                 "host_id": "pi", "sensor_id": "kitchen", "air_quality": 80.0 - (i % 7) as f64,
                 "temperature": 21.5, "humidity": 45.0, "pressure": 1013.2, "gas_resistance": 120000.0,
                 "gas_valid": true, "heater_stable": true, "burn_in": false, "is_anomaly": i % 50 == 0,

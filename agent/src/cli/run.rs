@@ -21,13 +21,14 @@ use edge_agent::metrics::{
     Health, HealthCell, MetricsServer, PipelineCounts, ShippingCounts, Snapshot,
     resident_memory_bytes,
 };
-use edge_agent::pipeline::{Identity, Pipeline, PipelineStats, short};
+use edge_agent::pipeline::{Identity, Pipeline, PipelineStats};
 use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
 use edge_agent::sensor::{ScaledClock, SharedClock, SystemClock, sample_queue};
 use edge_agent::ship::{Auth, Client, ShipStats, Shipper, Stopper};
 use edge_agent::sink::{NdjsonSink, Sink, SpoolSink};
 use edge_agent::spool::Spool;
+use edge_agent::support::text::short_sha;
 use edge_agent::watch::{WatchConfig, Watcher};
 use log::{info, warn};
 use sd_notify::NotifyState;
@@ -140,7 +141,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     info!(
         "running {} ({}) on windows of {} samples every {}; sensor {}",
         config.function.path.display(),
-        short(function.module().sha256()),
+        short_sha(function.module().sha256()),
         spec.size(),
         spec.hop(),
         config.agent.sensor_id
@@ -214,7 +215,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             stats.windows.load(Ordering::Relaxed),
             stats.failed_windows.load(Ordering::Relaxed),
             stats.anomalies.load(Ordering::Relaxed),
-            short(&stats.function_sha256()),
+            short_sha(&stats.function_sha256()),
             sampler_stats.failures,
             stats.swaps.load(Ordering::Relaxed),
             stats.swaps_refused.load(Ordering::Relaxed),

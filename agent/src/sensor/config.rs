@@ -326,13 +326,13 @@ impl Default for RetryConfig {
 impl RetryConfig {
     /// Wait before try number `failures + 1`, `failures` ≥ 1.
     pub fn backoff(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(32);
-        let ms = self
-            .initial_backoff_ms
-            .saturating_mul(1u64 << doublings)
-            .min(self.max_backoff_ms);
-        Duration::from_millis(ms)
+        crate::support::backoff::Backoff::new(
+            Duration::from_millis(self.initial_backoff_ms),
+            Duration::from_millis(self.max_backoff_ms),
+        )
+        .delay(failures)
     }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.initial_backoff_ms == 0 || self.max_backoff_ms < self.initial_backoff_ms {
             return Err(ConfigError::Invalid(

@@ -187,7 +187,9 @@ where
     match catch_unwind(AssertUnwindSafe(call)) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(map_driver_error(error, monitor)),
-        Err(payload) => Err(SensorError::DriverPanic(panic_message(payload.as_ref()))),
+        Err(payload) => Err(SensorError::DriverPanic(crate::support::panic::message(
+            payload.as_ref(),
+        ))),
     }
 }
 
@@ -206,16 +208,6 @@ fn map_driver_error<I2C: I2c<SevenBitAddress>>(
         }
         BmeError::UnexpectedChipId(found) => SensorError::WrongChipId { found },
         BmeError::MeasuringTimeOut => SensorError::NoNewData,
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "non-text panic payload".to_owned()
     }
 }
 

@@ -9,13 +9,14 @@
 //! writer retries once and otherwise drops the new sample (counted as dropped). Either way
 //! the sensor thread never waits on the consumer.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 use crate::sensor::sample::Sample;
+use crate::support::wake::Wake;
 
 /// What happened to one pushed sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub fn sample_queue(capacity: usize) -> Result<(SampleWriter, SampleReader), Que
     })?;
     let (producer, consumer) = ring.split();
     let consumer = Arc::new(Mutex::new(consumer));
-    let arrival = Arc::new(Arrival::default());
+    let arrival = Arc::new(Wake::new());
     Ok((
         SampleWriter {
             producer,
@@ -54,18 +55,11 @@ pub fn sample_queue(capacity: usize) -> Result<(SampleWriter, SampleReader), Que
     ))
 }
 
-/// Wakes the reader when a sample arrives, so it neither polls nor sleeps blindly.
-#[derive(Default)]
-struct Arrival {
-    lock: Mutex<()>,
-    condvar: Condvar,
-}
-
 /// The sampler's end.
 pub struct SampleWriter {
     producer: HeapProd<Sample>,
     consumer: Arc<Mutex<HeapCons<Sample>>>,
-    arrival: Arc<Arrival>,
+    arrival: Arc<Wake>,
 }
 
 impl std::fmt::Debug for SampleWriter {
@@ -81,9 +75,7 @@ impl SampleWriter {
     /// Stores `sample`, evicting the oldest one if the ring is full. Never blocks.
     pub fn push(&mut self, sample: Sample) -> PushOutcome {
         let outcome = self.store(sample);
-        // Taking the lock orders this notification after a reader's emptiness check.
-        drop(self.arrival.lock.lock());
-        self.arrival.condvar.notify_one();
+        self.arrival.notify();
         outcome
     }
 
@@ -121,7 +113,7 @@ impl SampleWriter {
 #[derive(Clone)]
 pub struct SampleReader {
     consumer: Arc<Mutex<HeapCons<Sample>>>,
-    arrival: Arc<Arrival>,
+    arrival: Arc<Wake>,
 }
 
 impl std::fmt::Debug for SampleReader {
@@ -141,16 +133,7 @@ impl SampleReader {
 
     /// Waits until a sample is available or `timeout` passes; answers whether one is.
     pub fn wait(&self, timeout: Duration) -> bool {
-        let guard = self
-            .arrival
-            .lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let _unused = self
-            .arrival
-            .condvar
-            .wait_timeout_while(guard, timeout, |_| self.is_empty());
-        !self.is_empty()
+        self.arrival.wait_until(timeout, || !self.is_empty())
     }
 
     /// The oldest sample, if any.

@@ -14,9 +14,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{debug, error, info, warn};
 
@@ -28,6 +28,7 @@ use crate::sensor::driver::{Bme680Sensor, BusFactory, Reading};
 use crate::sensor::error::{FaultKind, SensorError};
 use crate::sensor::queue::{PushOutcome, SampleWriter};
 use crate::sensor::sample::Sample;
+use crate::support::wake::Wake;
 
 /// Longest single sleep, so a stop request is noticed promptly.
 const SLEEP_SLICE: Duration = Duration::from_millis(100);
@@ -96,7 +97,7 @@ pub struct TimedEvent {
 #[derive(Debug, Default)]
 struct Shared {
     stats: Mutex<SamplerStats>,
-    changed: Condvar,
+    changed: Wake,
     events: Mutex<Vec<TimedEvent>>,
     stop: AtomicBool,
 }
@@ -134,26 +135,20 @@ impl SamplerMonitor {
         timeout: Duration,
         mut condition: impl FnMut(&SamplerStats) -> bool,
     ) -> Option<SamplerStats> {
-        let deadline = Instant::now() + timeout;
-        let mut stats = self.stats_lock();
-        loop {
-            if condition(&stats) {
-                return Some(*stats);
-            }
-            let remaining = deadline.checked_duration_since(Instant::now())?;
-            stats = self
-                .shared
-                .changed
-                .wait_timeout(stats, remaining)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
+        let mut seen = None;
+        self.shared.changed.wait_until(timeout, || {
+            let stats = self.stats();
+            let done = condition(&stats);
+            seen = done.then_some(stats);
+            done
+        });
+        seen
     }
 
     /// Asks the sampler to stop after its current step.
     pub fn request_stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.changed.notify_all();
+        self.shared.changed.notify();
     }
 
     fn stop_requested(&self) -> bool {
@@ -162,7 +157,7 @@ impl SamplerMonitor {
 
     fn update(&self, change: impl FnOnce(&mut SamplerStats)) {
         change(&mut self.stats_lock());
-        self.shared.changed.notify_all();
+        self.shared.changed.notify();
     }
 
     fn record(&self, at_ms: i64, event: SamplerEvent) {
@@ -597,11 +592,7 @@ where
             // bug in the loop itself, so it is reported instead of vanishing with the thread.
             let outcome = catch_unwind(AssertUnwindSafe(|| sampler.run_until(|_| false)));
             if let Err(payload) = outcome {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|text| (*text).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-text panic payload".to_owned());
+                let message = crate::support::panic::message(payload.as_ref());
                 error!("the BME680 sampler stopped after a panic: {message}");
                 thread_monitor.record(clock.unix_millis(), SamplerEvent::Crashed { message });
                 thread_monitor.request_stop();

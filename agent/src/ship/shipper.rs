@@ -3,8 +3,8 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::{BulkOutcome, Client, ItemOutcome};
 use crate::spool::{Entry, Spool};
+use crate::support::backoff::{Backoff, Jitter};
 
 /// Counters for status lines and metrics.
 #[derive(Debug, Default)]
@@ -46,33 +47,7 @@ pub struct ShipperSettings {
 }
 
 /// Stops the shipper and interrupts its waits.
-#[derive(Default)]
-pub struct Stopper {
-    stopped: AtomicBool,
-    lock: Mutex<()>,
-    condvar: Condvar,
-}
-
-impl Stopper {
-    pub fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
-        drop(self.lock.lock());
-        self.condvar.notify_all();
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
-    }
-
-    /// Sleeps `duration` unless stopped first; answers whether it was stopped.
-    fn sleep(&self, duration: Duration) -> bool {
-        let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let _unused = self
-            .condvar
-            .wait_timeout_while(guard, duration, |_| !self.is_stopped());
-        self.is_stopped()
-    }
-}
+pub type Stopper = crate::support::wake::Stop;
 
 /// Whether upstream is taking documents, so a change is logged once, not every try.
 #[derive(Debug, PartialEq)]
@@ -88,7 +63,7 @@ pub struct Shipper {
     stats: Arc<ShipStats>,
     stopper: Arc<Stopper>,
     health: Health,
-    jitter: u64,
+    jitter: Jitter,
 }
 
 /// Whether to go on with the rest of a split batch.
@@ -105,10 +80,6 @@ impl Shipper {
         stats: Arc<ShipStats>,
         stopper: Arc<Stopper>,
     ) -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x9e37_79b9);
         Self {
             client,
             spool,
@@ -116,7 +87,7 @@ impl Shipper {
             stats,
             stopper,
             health: Health::Up,
-            jitter: seed | 1,
+            jitter: Jitter::seeded(0),
         }
     }
 
@@ -292,7 +263,7 @@ impl Shipper {
                             Value::String(String::from_utf8_lossy(&entry.document).into())
                         });
                     let line = json!({
-                        "dead_lettered_at": crate::series::format_timestamp(unix_ms() as i64),
+                        "dead_lettered_at": crate::support::timestamp::format(unix_ms() as i64),
                         "_id": entry.id,
                         "status": status,
                         "reason": reason,
@@ -354,16 +325,9 @@ impl Shipper {
             }
             Health::Down { failures } => failures,
         };
-        let step = self
-            .settings
-            .retry_initial
-            .saturating_mul(1 << failures.saturating_sub(1).min(20))
-            .min(self.settings.retry_max);
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
-        let fraction = 0.5 + (self.jitter % 1000) as f64 / 2000.0;
-        step.mul_f64(fraction)
+        let step =
+            Backoff::new(self.settings.retry_initial, self.settings.retry_max).delay(failures);
+        self.jitter.spread(step)
     }
 }
 
