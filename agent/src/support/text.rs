@@ -13,13 +13,11 @@ pub const MAX_UNTRUSTED_CHARS: usize = 1024;
 /// anything past `max_chars` is cut off and said so.
 pub fn escape(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(2)));
-    let mut kept = 0usize;
-    for (offset, c) in text.char_indices() {
+    for (kept, (offset, c)) in text.char_indices().enumerate() {
         if kept >= max_chars {
             let _ = write!(out, "… ({} more bytes)", text.len().saturating_sub(offset));
             return out;
         }
-        kept += 1;
         if needs_escape(c) {
             let _ = write!(out, "{}", c.escape_unicode());
         } else {
