@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod function;
+pub mod health;
+pub mod judge;
 pub mod metrics;
 pub mod pipeline;
 pub mod plot;

@@ -1,23 +1,14 @@
 //! `edge-agent`: the command line over the agent library.
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
-use edge_agent::function::{FunctionHost, FunctionModule, Limits};
-use edge_agent::plot::{PlotInput, VerdictTap, decided_ranges, render_svg};
-use edge_agent::replay::{ReplaySummary, replay};
-use edge_agent::series::Series;
-use edge_agent::support::text::short_sha;
-use edge_agent::window::WindowSpec;
-use edge_function::Params;
+use clap::{Parser, Subcommand};
 
 mod cli;
 
-use cli::{check, run};
+use cli::{check, replay, run};
+// `check` names it from the crate root.
+pub(crate) use cli::parse_param;
 
 #[derive(Parser)]
 #[command(
@@ -35,75 +26,9 @@ enum Command {
     /// Run the agent: sample, window, judge, emit verdicts, until SIGTERM or SIGINT.
     Run(run::RunArgs),
     /// Replay a CSV series (`timestamp,value`) through a function; NDJSON verdicts out.
-    Replay(ReplayArgs),
+    Replay(replay::ReplayArgs),
     /// Check a function module before deploying it: load it, run it on a synthetic window.
     Check(check::CheckArgs),
-}
-
-#[derive(Args)]
-pub(crate) struct FunctionArgs {
-    /// The function module (.wasm).
-    #[arg(long, value_name = "F.wasm")]
-    function: PathBuf,
-    /// A function parameter, NAME=VALUE; repeat for several.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
-    params: Vec<(String, String)>,
-    /// Fuel budget per window (about one unit per wasm instruction).
-    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_FUEL_PER_CALL)]
-    fuel: u64,
-    /// Most linear memory the function may use, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = Limits::DEFAULT_MAX_MEMORY_BYTES >> 20)]
-    max_memory_mib: usize,
-}
-
-impl FunctionArgs {
-    pub(crate) fn host(&self) -> Result<FunctionHost> {
-        let module = FunctionModule::load(&self.function)
-            .with_context(|| format!("refusing {}", self.function.display()))?;
-        let limits = Limits {
-            fuel_per_call: self.fuel,
-            max_memory_bytes: self.max_memory_mib << 20,
-        };
-        FunctionHost::new(
-            module,
-            self.params.iter().cloned().collect::<Params>(),
-            limits,
-        )
-        .with_context(|| format!("cannot start {}", self.function.display()))
-    }
-}
-
-#[derive(Args)]
-struct ReplayArgs {
-    #[command(flatten)]
-    function: FunctionArgs,
-    /// The series: CSV with a `timestamp,value` header.
-    #[arg(long, value_name = "data.csv")]
-    input: PathBuf,
-    /// Window size N; without it the whole series is one window.
-    #[arg(long, value_name = "N", requires = "hop")]
-    window: Option<usize>,
-    /// Hop H: a window runs every H samples and decides those H.
-    #[arg(long, value_name = "H", requires = "window")]
-    hop: Option<usize>,
-    /// Write the verdicts here instead of standard output.
-    #[arg(long, value_name = "out.ndjson")]
-    output: Option<PathBuf>,
-    /// The sensor id the function sees.
-    #[arg(long, default_value = "replay")]
-    sensor_id: String,
-    /// Also draw the series, the flagged samples and the windows, as SVG, into this file.
-    #[arg(long, value_name = "out.svg")]
-    plot: Option<PathBuf>,
-}
-
-pub(crate) fn parse_param(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => {
-            Ok((name.trim().to_owned(), value.trim().to_owned()))
-        }
-        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
-    }
 }
 
 fn main() -> ExitCode {
@@ -111,7 +36,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Replay(args) => run_replay(args),
+        Command::Replay(args) => replay::replay(args),
         Command::Check(args) => check::check(args),
     };
     match result {
@@ -119,130 +44,6 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("edge-agent: {error:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
-    let file =
-        File::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
-    let series = Series::from_csv(std::io::BufReader::new(file))
-        .with_context(|| format!("cannot read {}", args.input.display()))?;
-    let spec = match (args.window, args.hop) {
-        (Some(size), Some(hop)) => Some(WindowSpec::new(size, hop)?),
-        _ => None,
-    };
-    let mut host = args.function.host()?;
-
-    // Opened before the replay, so a bad path fails at once rather than after the work.
-    let plot_file = match &args.plot {
-        Some(path) => Some(
-            File::create(path)
-                .with_context(|| format!("cannot create the plot {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
-    };
-    // The plot shows the flagged samples as written: read back from the output on its way.
-    let mut out = VerdictTap::new(out);
-    let mut progress = Progress::new(series.len());
-    let summary = replay(
-        &mut host,
-        &series,
-        spec,
-        &args.sensor_id,
-        &mut out,
-        &mut |done| progress.show(done),
-    )?;
-    progress.clear();
-    report(&summary, host.module().sha256());
-    if let (Some(path), Some(mut file)) = (&args.plot, plot_file) {
-        let decided = decided_ranges(series.len(), spec)?;
-        let title = format!(
-            "{}: {} samples, {} window{} ({}), {} anomalies; function {}",
-            args.input.file_name().map_or_else(
-                || args.input.display().to_string(),
-                |n| n.to_string_lossy().into_owned()
-            ),
-            series.len(),
-            decided.len(),
-            if decided.len() == 1 { "" } else { "s" },
-            spec.map_or_else(
-                || "the whole series".to_owned(),
-                |s| format!("N={} H={}", s.size(), s.hop())
-            ),
-            out.anomalies().len(),
-            short_sha(host.module().sha256()),
-        );
-        let input = PlotInput {
-            title,
-            timestamps: series.timestamps.clone(),
-            values: series.values.clone(),
-            anomalies: out.anomalies().to_vec(),
-            decided,
-        };
-        let svg = render_svg(&input)?;
-        file.write_all(svg.as_bytes())
-            .and_then(|()| file.flush())
-            .with_context(|| format!("cannot write the plot {}", path.display()))?;
-        eprintln!("plot: {}", path.display());
-    }
-    Ok(if summary.failed_windows == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-fn report(summary: &ReplaySummary, sha256: &str) {
-    eprintln!(
-        "{} samples, {} windows ({} failed), {} anomalies; median {:.2?} per window, peak fuel {}; function sha256 {}",
-        summary.samples,
-        summary.windows,
-        summary.failed_windows,
-        summary.anomalies,
-        summary.median_window_time(),
-        summary.max_fuel,
-        sha256
-    );
-}
-
-/// A one-line progress bar on stderr, only when a person is watching it.
-struct Progress {
-    total: usize,
-    visible: bool,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        Self {
-            total,
-            visible: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn show(&mut self, done: usize) {
-        if !self.visible || self.total == 0 {
-            return;
-        }
-        const WIDTH: usize = 40;
-        let filled = done * WIDTH / self.total;
-        eprint!(
-            "\r[{}{}] {done}/{} samples",
-            "#".repeat(filled),
-            ".".repeat(WIDTH - filled),
-            self.total
-        );
-    }
-
-    fn clear(&mut self) {
-        if self.visible {
-            eprint!("\r{}\r", " ".repeat(70));
         }
     }
 }

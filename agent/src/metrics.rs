@@ -10,29 +10,15 @@ pub mod server;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::pipeline::PipelineStats;
+use crate::health::Health;
+use crate::pipeline::{HistogramSnapshot, PipelineStats};
 use crate::sensor::SamplerStats;
 use crate::ship::ShipStats;
 use crate::spool::SpoolStats;
 
 pub use server::{MetricsError, MetricsServer};
-
-/// Upper bounds of the fuel-per-window histogram's buckets. The default budget is 1.1 G and
-/// S-H-ESD needs 0.04–0.87 G depending on N and the period, so the buckets are densest there.
-pub const FUEL_BUCKETS: [u64; 10] = [
-    1_000_000,
-    10_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    750_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    10_000_000_000,
-];
 
 /// Function error kinds a window can end in (see `FunctionError::kind`), exported at 0
 /// before they first happen so that `rate()` and `increase()` see them from the start.
@@ -46,113 +32,6 @@ pub const RUNTIME_ERROR_KINDS: [&str; 7] = [
     "encode",
     "punch_glue",
 ];
-
-/// A cumulative histogram of fuel per window, lock-free so the pipeline never waits on a
-/// scrape.
-#[derive(Debug, Default)]
-pub struct FuelHistogram {
-    /// Observations at or below `FUEL_BUCKETS[i]` (not cumulative; summed when rendered).
-    buckets: [AtomicU64; FUEL_BUCKETS.len()],
-    sum: AtomicU64,
-    count: AtomicU64,
-}
-
-impl FuelHistogram {
-    pub fn observe(&self, fuel: u64) {
-        if let Some(i) = FUEL_BUCKETS.iter().position(|&bound| fuel <= bound) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum.fetch_add(fuel, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> HistogramSnapshot {
-        let mut cumulative = 0;
-        let buckets = FUEL_BUCKETS
-            .iter()
-            .zip(&self.buckets)
-            .map(|(&bound, n)| {
-                cumulative += n.load(Ordering::Relaxed);
-                (bound, cumulative)
-            })
-            .collect();
-        HistogramSnapshot {
-            buckets,
-            sum: self.sum.load(Ordering::Relaxed),
-            // Read last: a concurrent observation may then show in `count` but not yet in
-            // a bucket, never the other way round (+Inf is rendered from `count`).
-            count: self.count.load(Ordering::Relaxed).max(cumulative),
-        }
-    }
-}
-
-/// A histogram's state: cumulative counts per upper bound, sum and count.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct HistogramSnapshot {
-    pub buckets: Vec<(u64, u64)>,
-    pub sum: u64,
-    pub count: u64,
-}
-
-/// Whether the pipeline and the sampler are moving, as the run loop last judged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Health {
-    /// Before the first judgement.
-    Starting,
-    Alive,
-    /// The pipeline loop has not turned since the last look.
-    PipelineStalled,
-    /// The sampler has neither read nor failed for too long.
-    SamplerStalled,
-    /// Shutting down after a signal.
-    Stopping,
-}
-
-impl Health {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Alive => "ok",
-            Self::PipelineStalled => "pipeline stalled",
-            Self::SamplerStalled => "sampler stalled",
-            Self::Stopping => "stopping",
-        }
-    }
-
-    fn code(self) -> u8 {
-        match self {
-            Self::Starting => 0,
-            Self::Alive => 1,
-            Self::PipelineStalled => 2,
-            Self::SamplerStalled => 3,
-            Self::Stopping => 4,
-        }
-    }
-
-    fn from_code(code: u8) -> Self {
-        match code {
-            1 => Self::Alive,
-            2 => Self::PipelineStalled,
-            3 => Self::SamplerStalled,
-            4 => Self::Stopping,
-            _ => Self::Starting,
-        }
-    }
-}
-
-/// The latest [`Health`], written by the run loop and read by `/health` and `/metrics`.
-#[derive(Debug, Default)]
-pub struct HealthCell(AtomicU8);
-
-impl HealthCell {
-    pub fn set(&self, health: Health) {
-        self.0.store(health.code(), Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> Health {
-        Health::from_code(self.0.load(Ordering::Relaxed))
-    }
-}
 
 /// The pipeline's counters at one instant.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -592,40 +471,10 @@ mod tests {
     }
 
     #[test]
-    fn the_histogram_is_cumulative_and_ends_in_inf() {
-        let histogram = FuelHistogram::default();
-        for fuel in [500_000, 60_000_000, 60_000_000, 20_000_000_000] {
-            histogram.observe(fuel);
-        }
-        let snapshot = histogram.snapshot();
-        assert_eq!(snapshot.count, 4);
-        assert_eq!(snapshot.sum, 20_120_500_000);
-        assert_eq!(snapshot.buckets[0], (1_000_000, 1));
-        assert_eq!(snapshot.buckets[2], (50_000_000, 1));
-        assert_eq!(snapshot.buckets[3], (100_000_000, 3));
-        assert_eq!(snapshot.buckets.last(), Some(&(10_000_000_000, 3)));
-    }
-
-    #[test]
     fn shipping_families_only_with_a_spool() {
         let mut snapshot = snapshot();
         assert!(render(&snapshot).contains("edge_agent_spool_depth_documents 0\n"));
         snapshot.shipping = None;
         assert!(!render(&snapshot).contains("edge_agent_spool"));
-    }
-
-    #[test]
-    fn health_round_trips_through_the_cell() {
-        let cell = HealthCell::default();
-        assert_eq!(cell.get(), Health::Starting);
-        for health in [
-            Health::Alive,
-            Health::PipelineStalled,
-            Health::SamplerStalled,
-            Health::Stopping,
-        ] {
-            cell.set(health);
-            assert_eq!(cell.get(), health);
-        }
     }
 }

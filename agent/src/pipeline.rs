@@ -3,10 +3,10 @@
 //! in from the [`watch`](crate::watch)er and is swapped in between two windows, only after
 //! it has judged the latest window without error (the canary run).
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use edge_function::Window;
@@ -14,7 +14,7 @@ use log::{error, info, warn};
 use thiserror::Error;
 
 use crate::function::FunctionHost;
-use crate::metrics::FuelHistogram;
+use crate::judge::{self, NotJudged};
 use crate::record::{Judgement, VerdictRecord};
 use crate::sensor::{Sample, SampleReader};
 use crate::sink::Sink;
@@ -24,52 +24,14 @@ use crate::window::{WindowPlan, WindowSpec, Windower};
 /// Longest wait for a sample, so a stop request and the watchdog are served promptly.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 
+mod stats;
+
+pub use stats::{FUEL_BUCKETS, FuelHistogram, HistogramSnapshot, PipelineStats};
+
 #[derive(Debug, Error)]
 pub enum PipelineError {
     #[error("cannot write verdicts: {0}")]
     Sink(#[from] std::io::Error),
-}
-
-/// Counters the rest of the agent reads while the pipeline runs.
-#[derive(Debug, Default)]
-pub struct PipelineStats {
-    pub samples: AtomicU64,
-    pub windows: AtomicU64,
-    pub failed_windows: AtomicU64,
-    pub verdicts: AtomicU64,
-    pub anomalies: AtomicU64,
-    pub swaps: AtomicU64,
-    pub swaps_refused: AtomicU64,
-    /// Moves on every turn of the loop: the watchdog's sign of life.
-    pub heartbeat: AtomicU64,
-    /// The sha256 of the function in use.
-    pub function_sha256: Mutex<String>,
-    /// Failed windows by `FunctionError::kind`, for the metrics.
-    pub function_errors: Mutex<BTreeMap<&'static str, u64>>,
-    /// Fuel burnt by each window the function judged, and by the latest one.
-    pub fuel: FuelHistogram,
-    pub fuel_last: AtomicU64,
-}
-
-impl PipelineStats {
-    pub fn function_sha256(&self) -> String {
-        self.function_sha256
-            .lock()
-            .map(|sha| sha.clone())
-            .unwrap_or_default()
-    }
-
-    /// Failed windows by error kind, so far.
-    pub fn function_errors(&self) -> BTreeMap<&'static str, u64> {
-        self.function_errors
-            .lock()
-            .map(|errors| errors.clone())
-            .unwrap_or_default()
-    }
-
-    fn count(counter: &AtomicU64, by: u64) {
-        counter.fetch_add(by, Ordering::Relaxed);
-    }
 }
 
 /// Names for the records.
@@ -151,60 +113,49 @@ impl Pipeline {
     /// Runs the function on the window `plan` describes and emits the samples it decides.
     /// A failed window's samples are emitted all the same, marked with the error.
     fn judge(&mut self, plan: WindowPlan) -> Result<(), PipelineError> {
-        let in_window = self.history.len() - plan.len();
-        let window = window_of(&self.identity.sensor_id, self.history.range(in_window..));
-        let result = self.function.run(&window);
-        PipelineStats::count(&self.stats.windows, 1);
-        let sha = self.function.module().sha256().to_owned();
-        let error = match &result {
+        let samples = self.history.make_contiguous();
+        let in_window = samples.len().saturating_sub(plan.len());
+        let judged = judge::judge(
+            &mut self.function,
+            &self.identity.sensor_id,
+            &samples[in_window..],
+            plan.decided(),
+        );
+        match &judged.outcome {
             Ok(outcome) => {
+                PipelineStats::count(&self.stats.windows, 1);
                 self.stats.fuel.observe(outcome.fuel_used);
                 self.stats
                     .fuel_last
                     .store(outcome.fuel_used, Ordering::Relaxed);
-                None
             }
-            Err(e) => {
+            Err(e @ NotJudged::Function(_)) => {
+                PipelineStats::count(&self.stats.windows, 1);
                 PipelineStats::count(&self.stats.failed_windows, 1);
                 if let Ok(mut errors) = self.stats.function_errors.lock() {
                     *errors.entry(e.kind()).or_default() += 1;
                 }
                 warn!("window of {} samples not judged: {e}", plan.len());
-                Some(e.to_string())
             }
-        };
+            Err(NotJudged::TooShort { .. }) => {}
+        }
+        let sha = self.function.module().sha256().to_owned();
         let judgement = Judgement {
             host_id: &self.identity.host_id,
             sensor_id: &self.identity.sensor_id,
             function_sha256: &sha,
-            window: window_bounds(&window),
+            window: judged.bounds(),
         };
-        let first_decided = self.history.len() - plan.decided();
-        let records: Vec<VerdictRecord> = self
-            .history
-            .range(first_decided..)
-            .enumerate()
-            .map(|(offset, sample)| {
-                let verdict = match (&result, &error) {
-                    (Ok(outcome), _) => outcome
-                        .verdicts
-                        .get(first_decided - in_window + offset)
-                        .copied()
-                        .ok_or("no verdict for this sample"),
-                    (Err(_), Some(reason)) => Err(reason.as_str()),
-                    (Err(_), None) => Err("not judged"),
-                };
-                VerdictRecord::new(sample, &judgement, verdict)
-            })
+        let records: Vec<VerdictRecord> = judged
+            .verdicts()
+            .map(|(sample, verdict)| VerdictRecord::new(sample, &judgement, verdict))
             .collect();
-        let anomalies = records
-            .iter()
-            .filter(|r| r.is_anomaly == Some(true))
-            .count();
-        PipelineStats::count(&self.stats.anomalies, anomalies as u64);
+        PipelineStats::count(&self.stats.anomalies, judged.anomalies() as u64);
         PipelineStats::count(&self.stats.verdicts, records.len() as u64);
+        if let Some(window) = judged.into_window() {
+            self.latest_window = Some(window);
+        }
         self.sink.emit(&records)?;
-        self.latest_window = Some(window);
         Ok(())
     }
 
@@ -253,58 +204,13 @@ impl Pipeline {
         Ok(candidate)
     }
 
+    /// Decides the samples still waiting for a window (judged if there are enough for
+    /// the function, marked not judged if not) and flushes the sink.
     fn finish(mut self) -> Result<(), PipelineError> {
         if let Some(plan) = self.windower.finish() {
-            if plan.len() >= self.function.min_window_len() {
-                self.judge(plan)?;
-            } else {
-                let reason = format!(
-                    "not judged: the agent stopped after {} samples, fewer than the function's minimum window of {}",
-                    plan.len(),
-                    self.function.min_window_len()
-                );
-                let sha = self.function.module().sha256().to_owned();
-                let window = window_of(&self.identity.sensor_id, self.history.iter());
-                let judgement = Judgement {
-                    host_id: &self.identity.host_id,
-                    sensor_id: &self.identity.sensor_id,
-                    function_sha256: &sha,
-                    window: window_bounds(&window),
-                };
-                let first = self.history.len() - plan.decided();
-                let records: Vec<VerdictRecord> = self
-                    .history
-                    .range(first..)
-                    .map(|s| VerdictRecord::new(s, &judgement, Err(reason.as_str())))
-                    .collect();
-                PipelineStats::count(&self.stats.verdicts, records.len() as u64);
-                self.sink.emit(&records)?;
-            }
+            self.judge(plan)?;
         }
         self.sink.flush()?;
         Ok(())
     }
-}
-
-fn window_of<'a>(sensor_id: &str, samples: impl Iterator<Item = &'a Sample>) -> Window {
-    let mut window = Window {
-        sensor_id: sensor_id.to_owned(),
-        ..Window::default()
-    };
-    for sample in samples {
-        window.timestamps.push(sample.timestamp);
-        window.air_quality.push(sample.air_quality);
-        window.temperature.push(sample.temperature);
-        window.humidity.push(sample.humidity);
-        window.pressure.push(sample.pressure);
-        window.gas_resistance.push(sample.gas_resistance);
-    }
-    window
-}
-
-fn window_bounds(window: &Window) -> (i64, i64) {
-    (
-        window.timestamps.first().copied().unwrap_or_default(),
-        window.timestamps.last().copied().unwrap_or_default(),
-    )
 }

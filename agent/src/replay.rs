@@ -4,11 +4,12 @@
 use std::io::Write;
 use std::time::Duration;
 
-use edge_function::Window;
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::function::FunctionHost;
+use crate::judge;
+use crate::sensor::Sample;
 use crate::series::Series;
 use crate::support::timestamp;
 use crate::window::{WindowError, WindowPlan, WindowSpec, Windower};
@@ -80,6 +81,12 @@ pub fn replay(
         None => WindowSpec::new(series.len(), series.len())?,
     };
 
+    let samples: Vec<Sample> = series
+        .timestamps
+        .iter()
+        .zip(&series.values)
+        .map(|(&timestamp, &value)| replayed_sample(timestamp, value))
+        .collect();
     let mut summary = ReplaySummary {
         samples: series.len(),
         ..ReplaySummary::default()
@@ -91,59 +98,62 @@ pub fn replay(
         .into_iter()
         .chain(windower.finish());
     for plan in plans {
-        run_window(host, series, sensor_id, plan, out, &mut summary)?;
+        run_window(host, &samples, sensor_id, plan, out, &mut summary)?;
         on_window(plan.end as usize);
     }
     out.flush()?;
     Ok(summary)
 }
 
+/// A recorded value as the function sees a live sample: the series is the air-quality
+/// channel, and the channels a CSV does not have are NaN, as an unmeasured channel is live.
+fn replayed_sample(timestamp: i64, value: f32) -> Sample {
+    Sample {
+        timestamp,
+        temperature: f32::NAN,
+        humidity: f32::NAN,
+        pressure: f32::NAN,
+        gas_resistance: f32::NAN,
+        air_quality: value,
+        gas_valid: true,
+        heater_stable: true,
+        burn_in: false,
+    }
+}
+
 fn run_window(
     host: &mut FunctionHost,
-    series: &Series,
+    samples: &[Sample],
     sensor_id: &str,
     plan: WindowPlan,
     out: &mut dyn Write,
     summary: &mut ReplaySummary,
 ) -> Result<(), ReplayError> {
-    let range = plan.start as usize..plan.end as usize;
-    let window = Window::from_air_quality(
-        sensor_id,
-        series.timestamps[range.clone()].to_vec(),
-        series.values[range].to_vec(),
-    );
-    let result = host.run(&window);
+    let in_window = samples
+        .get(plan.start as usize..plan.end as usize)
+        .unwrap_or_default();
+    let judged = judge::judge(host, sensor_id, in_window, plan.decided());
     summary.windows += 1;
-    let error = match &result {
+    match &judged.outcome {
         Ok(outcome) => {
             summary
                 .window_times
                 .push(outcome.guest_time + outcome.host_time);
             summary.max_fuel = summary.max_fuel.max(outcome.fuel_used);
-            None
         }
-        Err(error) => {
-            summary.failed_windows += 1;
-            Some(error.to_string())
-        }
-    };
+        Err(_) => summary.failed_windows += 1,
+    }
+    summary.anomalies += judged.anomalies();
     let sha256 = host.module().sha256();
-    for index in plan.decide_from..plan.end {
-        let verdict = result
-            .as_ref()
-            .ok()
-            .and_then(|outcome| outcome.verdicts.get((index - plan.start) as usize).copied());
-        if verdict.is_some_and(|v| v.is_anomaly) {
-            summary.anomalies += 1;
-        }
+    for (index, (sample, verdict)) in (plan.decide_from..).zip(judged.verdicts()) {
         let line = VerdictLine {
             index,
-            timestamp: timestamp::format(series.timestamps[index as usize]),
-            value: series.values[index as usize],
-            is_anomaly: verdict.map(|v| v.is_anomaly),
-            score: verdict.and_then(|v| v.score),
+            timestamp: timestamp::format(sample.timestamp),
+            value: sample.air_quality,
+            is_anomaly: verdict.ok().map(|v| v.is_anomaly),
+            score: verdict.ok().and_then(|v| v.score),
             function_sha256: sha256,
-            error: error.as_deref(),
+            error: verdict.err(),
         };
         serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
         out.write_all(b"\n")?;

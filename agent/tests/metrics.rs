@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use edge_agent::metrics::{
-    Health, HistogramSnapshot, PipelineCounts, ShippingCounts, Snapshot, render,
-};
+use edge_agent::health::Health;
+use edge_agent::metrics::{PipelineCounts, ShippingCounts, Snapshot, render};
+use edge_agent::pipeline::HistogramSnapshot;
 use edge_agent::sensor::SamplerStats;
 use edge_tests::agent::{Agent, PATIENCE, write_test_config};
 use edge_tests::anomaly_wasm;

@@ -16,10 +16,10 @@ use clap::Args;
 use edge_agent::config::AgentConfig;
 use edge_agent::config::{ElasticsearchSection, MetricsListen, ShipWhat};
 use edge_agent::function::{FunctionHost, FunctionModule};
+use edge_agent::health::{Health, HealthCell, Liveness, Progress, StallThresholds};
 use edge_agent::metrics::server::MetricsListener;
 use edge_agent::metrics::{
-    Health, HealthCell, MetricsServer, PipelineCounts, ShippingCounts, Snapshot,
-    resident_memory_bytes,
+    MetricsServer, PipelineCounts, ShippingCounts, Snapshot, resident_memory_bytes,
 };
 use edge_agent::pipeline::{Identity, Pipeline, PipelineStats};
 use edge_agent::sensor::simulator::Scenario;
@@ -41,6 +41,10 @@ pub const EXIT_CONFIG: u8 = 78;
 const QUEUE_CAPACITY: usize = 4096;
 /// Where `make functions` leaves the S-H-ESD function in a checkout: the demo's default.
 const CHECKOUT_FUNCTION: &str = "target/wasm32-unknown-unknown/wasm/edge_anomaly.wasm";
+/// The longest one guest call may run before the host stops it.
+const CALL_DEADLINE: Duration = Duration::from_secs(10);
+/// Guest calls in one window: the ABIs' alloc, execute and free calls.
+const CALLS_PER_WINDOW: u32 = 4;
 /// How often the main thread looks at progress when there is no watchdog.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -181,11 +185,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let _ = sd_notify::notify(&[NotifyState::Ready]);
     let watchdog = sd_notify::watchdog_enabled();
     let tick = watchdog.map_or(TICK, |period| (period / 2).min(TICK));
-    // A sampler that has not even failed for this long is stuck (slow retries included).
-    let sampler_stall = (config.sensor.sample_period().mul_f64(1.0 / speed) * 10)
-        .max(config.sensor.retry.backoff(u32::MAX) * 2)
-        .max(Duration::from_secs(30));
-    let mut progress = Progress::default();
+    let thresholds = StallThresholds::derive(
+        CALL_DEADLINE,
+        CALLS_PER_WINDOW,
+        config.sensor.sample_period().mul_f64(1.0 / speed),
+        config.sensor.retry.backoff(u32::MAX),
+    );
+    let mut liveness = Liveness::new(thresholds, Instant::now());
     loop {
         match signal_rx.recv_timeout(tick) {
             Ok(SIGHUP) => watcher.reload(),
@@ -200,10 +206,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             break;
         }
         let sampler_stats = sampler.stats();
-        let verdict = progress.check(
-            stats.heartbeat.load(Ordering::Relaxed),
-            sampler_stats.samples + sampler_stats.failures,
-            sampler_stall,
+        let verdict = liveness.check(
+            Progress {
+                pipeline: stats.heartbeat.load(Ordering::Relaxed),
+                sampler: sampler_stats.samples.saturating_add(sampler_stats.failures),
+            },
+            Instant::now(),
         );
         // The same verdict for /health as for the watchdog.
         health.set(verdict);
@@ -455,45 +463,4 @@ fn host_name() -> String {
         .ok()
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".into())
-}
-
-/// Whether the pipeline and the sampler are moving.
-#[derive(Default)]
-struct Progress {
-    heartbeat: u64,
-    sampler: u64,
-    sampler_moved: Option<Instant>,
-    stalled_reported: bool,
-}
-
-impl Progress {
-    fn check(&mut self, heartbeat: u64, sampler: u64, sampler_stall: Duration) -> Health {
-        let now = Instant::now();
-        let pipeline_alive = heartbeat != self.heartbeat;
-        self.heartbeat = heartbeat;
-        if sampler != self.sampler || self.sampler_moved.is_none() {
-            self.sampler = sampler;
-            self.sampler_moved = Some(now);
-        }
-        let sampler_alive = self
-            .sampler_moved
-            .is_some_and(|moved| now.duration_since(moved) < sampler_stall);
-        let alive = pipeline_alive && sampler_alive;
-        if !alive && !self.stalled_reported {
-            warn!(
-                "stalled ({}): withholding the watchdog ping",
-                if pipeline_alive {
-                    "sampler"
-                } else {
-                    "pipeline"
-                }
-            );
-        }
-        self.stalled_reported = !alive;
-        match (pipeline_alive, sampler_alive) {
-            (true, true) => Health::Alive,
-            (false, _) => Health::PipelineStalled,
-            (true, false) => Health::SamplerStalled,
-        }
-    }
 }
