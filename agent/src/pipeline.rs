@@ -19,6 +19,7 @@ use crate::record::{Judgement, VerdictRecord};
 use crate::sensor::{Sample, SampleReader};
 use crate::sink::Sink;
 use crate::support::text::short_sha;
+use crate::window::history::{HistoryError, HistoryStore, Resumed};
 use crate::window::{WindowPlan, WindowSpec, Windower};
 
 /// Longest wait for a sample, so a stop request and the watchdog are served promptly.
@@ -51,6 +52,10 @@ pub struct Pipeline {
     sink: Box<dyn Sink>,
     stats: Arc<PipelineStats>,
     latest_window: Option<Window>,
+    /// Where the windows' samples survive a restart, when there is a state directory.
+    store: Option<HistoryStore>,
+    /// Store failures are logged once until the store works again.
+    store_failing: bool,
 }
 
 impl Pipeline {
@@ -76,13 +81,36 @@ impl Pipeline {
             sink,
             stats,
             latest_window: None,
+            store: None,
+            store_failing: false,
         }
+    }
+
+    /// Resumes the windows from `resumed` and keeps them in `store` from now on.
+    pub fn with_history(mut self, store: HistoryStore, resumed: Resumed) -> Self {
+        let keep = resumed.samples.len().min(self.spec.size());
+        let skip = resumed.samples.len() - keep;
+        self.history = resumed.samples.into_iter().skip(skip).collect();
+        self.windower = Windower::resume(self.spec, self.history.len(), resumed.undecided);
+        if !self.history.is_empty() {
+            info!(
+                "resuming the windows: {} samples of history, {} not yet decided",
+                self.history.len(),
+                resumed.undecided.min(self.history.len())
+            );
+        }
+        self.store = Some(store);
+        self
     }
 
     /// Runs until `stop` is set and the buffer is empty, then decides the samples still
     /// waiting for a window and flushes the sink.
     pub fn run(mut self, reader: &SampleReader, stop: &AtomicBool) -> Result<(), PipelineError> {
         let mut batch = Vec::new();
+        // A window that was due when the agent last stopped runs before anything new.
+        if let Some(plan) = self.windower.due() {
+            self.judge(plan)?;
+        }
         loop {
             PipelineStats::count(&self.stats.heartbeat, 1);
             self.take_candidates();
@@ -102,6 +130,10 @@ impl Pipeline {
         PipelineStats::count(&self.stats.samples, 1);
         if self.history.len() == self.spec.size() {
             self.history.pop_front();
+        }
+        if let Some(store) = &mut self.store {
+            let stored = store.push(&sample);
+            self.note_store(stored);
         }
         self.history.push_back(sample);
         match self.windower.push() {
@@ -156,6 +188,9 @@ impl Pipeline {
             self.latest_window = Some(window);
         }
         self.sink.emit(&records)?;
+        if let Some(store) = &mut self.store {
+            store.decided_all();
+        }
         Ok(())
     }
 
@@ -211,6 +246,33 @@ impl Pipeline {
             self.judge(plan)?;
         }
         self.sink.flush()?;
+        if let Some(store) = &mut self.store {
+            let stored = store.commit();
+            self.note_store(stored);
+        }
         Ok(())
+    }
+
+    /// Counts and logs (once until it recovers) a failure of the history store; the
+    /// windows go on from memory either way.
+    fn note_store(&mut self, result: Result<(), HistoryError>) {
+        match result {
+            Ok(()) => {
+                if self.store_failing {
+                    info!("the window history is being saved again");
+                    self.store_failing = false;
+                }
+            }
+            Err(e) => {
+                PipelineStats::count(&self.stats.history_errors, 1);
+                if let Some(store) = &mut self.store {
+                    store.bound_pending();
+                }
+                if !self.store_failing {
+                    warn!("{e}; the windows go on from memory, a restart may lose them");
+                    self.store_failing = true;
+                }
+            }
+        }
     }
 }

@@ -7,12 +7,9 @@
 //! The flagged samples come from the replay's own output ([`VerdictTap`] reads the NDJSON
 //! lines as they pass), so the plot shows exactly what was written.
 
-use std::io::Write;
 use std::ops::Range;
-use std::path::Path;
 
 use plotters::prelude::*;
-use serde::Deserialize;
 use thiserror::Error;
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -33,12 +30,6 @@ pub enum PlotError {
     Empty,
     #[error("cannot draw the plot: {0}")]
     Draw(String),
-    #[error("cannot write the plot to {path}: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Window(#[from] WindowError),
 }
@@ -197,15 +188,6 @@ pub fn render_svg(input: &PlotInput) -> Result<String, PlotError> {
     Ok(svg)
 }
 
-/// Draws `input` into the file at `path`.
-pub fn write_svg(path: &Path, input: &PlotInput) -> Result<(), PlotError> {
-    let svg = render_svg(input)?;
-    std::fs::write(path, svg).map_err(|source| PlotError::Write {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
 /// A tick label: the date and hour for spans over a day, with minutes below that.
 fn time_label(ms: i64, span_ms: i64) -> String {
     let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
@@ -217,64 +199,6 @@ fn time_label(ms: i64, span_ms: i64) -> String {
         at.format(format_description!("[month]-[day] [hour]:[minute]"))
     };
     text.unwrap_or_else(|_| ms.to_string())
-}
-
-/// Passes the replay's NDJSON through to `inner` and notes the flagged samples' indices.
-pub struct VerdictTap<W: Write> {
-    inner: W,
-    line: Vec<u8>,
-    anomalies: Vec<usize>,
-}
-
-/// The two fields of a replay line the plot needs.
-#[derive(Deserialize)]
-struct Line {
-    index: usize,
-    is_anomaly: Option<bool>,
-}
-
-impl<W: Write> VerdictTap<W> {
-    pub fn new(inner: W) -> Self {
-        Self {
-            inner,
-            line: Vec::new(),
-            anomalies: Vec::new(),
-        }
-    }
-
-    /// Indices of the flagged samples seen so far.
-    pub fn anomalies(&self) -> &[usize] {
-        &self.anomalies
-    }
-
-    fn take_lines(&mut self) {
-        while let Some(end) = self.line.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.line.drain(..=end).collect();
-            // Our own serialisation; a line that does not parse is simply not plotted.
-            if let Ok(Line {
-                index,
-                is_anomaly: Some(true),
-            }) = serde_json::from_slice(&line)
-            {
-                self.anomalies.push(index);
-            }
-        }
-    }
-}
-
-impl<W: Write> Write for VerdictTap<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let written = self.inner.write(buf)?;
-        // `written` is at most `buf.len()` by contract; a writer breaking it is not trusted.
-        self.line
-            .extend_from_slice(buf.get(..written).unwrap_or(buf));
-        self.take_lines();
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 #[cfg(test)]
@@ -290,18 +214,6 @@ mod tests {
         assert_eq!(ranges.last().map(|r| r.end), Some(336));
         assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
         assert_eq!(decided_ranges(10, None).unwrap(), vec![0..10]);
-    }
-
-    #[test]
-    fn the_tap_passes_everything_and_keeps_flagged_indices() {
-        let mut tap = VerdictTap::new(Vec::new());
-        let text = "{\"index\":0,\"is_anomaly\":false}\n{\"index\":1,\"is_anomaly\":true}\n{\"index\":2,\"is_anomaly\":null,\"error\":\"x\"}\n";
-        // In pieces that split lines, as a BufWriter may.
-        for chunk in text.as_bytes().chunks(7) {
-            tap.write_all(chunk).unwrap();
-        }
-        assert_eq!(tap.anomalies(), &[1]);
-        assert_eq!(tap.inner, text.as_bytes());
     }
 
     #[test]

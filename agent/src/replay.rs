@@ -31,6 +31,8 @@ pub struct ReplaySummary {
     pub windows: usize,
     pub failed_windows: usize,
     pub anomalies: usize,
+    /// Positions (0 = the first row) of the flagged samples, in order.
+    pub flagged: Vec<u64>,
     /// Wall time of each window that ran, in order.
     pub window_times: Vec<Duration>,
     pub max_fuel: u64,
@@ -143,9 +145,12 @@ fn run_window(
         }
         Err(_) => summary.failed_windows += 1,
     }
-    summary.anomalies += judged.anomalies();
     let sha256 = host.module().sha256();
     for (index, (sample, verdict)) in (plan.decide_from..).zip(judged.verdicts()) {
+        if verdict.is_ok_and(|v| v.is_anomaly) {
+            summary.anomalies += 1;
+            summary.flagged.push(index);
+        }
         let line = VerdictLine {
             index,
             timestamp: timestamp::format(sample.timestamp),

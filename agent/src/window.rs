@@ -4,7 +4,10 @@
 //! window runs every H new samples and decides only those H, the newest in it, so each of
 //! them was judged with N-H samples of history behind it. At the end of a finite series
 //! [`Windower::finish`] decides whatever is left. The windower tracks positions only; the
-//! caller keeps the samples (a slice for replay, a ring for the live agent).
+//! caller keeps the samples (a slice for replay, a ring for the live agent), and
+//! [`history`] keeps the live agent's across restarts.
+
+pub mod history;
 
 use thiserror::Error;
 
@@ -99,13 +102,25 @@ impl Windower {
         }
     }
 
-    pub fn spec(&self) -> WindowSpec {
-        self.spec
+    /// Carries on after a restart: `seen` samples are in the history, the newest
+    /// `undecided` of them not yet decided by any window.
+    pub fn resume(spec: WindowSpec, seen: usize, undecided: usize) -> Self {
+        let seen = seen as u64;
+        Self {
+            spec,
+            seen,
+            decided: seen.saturating_sub(undecided as u64),
+        }
     }
 
     /// Counts one more sample; answers the window to run now, if any.
     pub fn push(&mut self) -> Option<WindowPlan> {
         self.seen += 1;
+        self.due()
+    }
+
+    /// The window to run now, if one is due without a new sample (after [`Self::resume`]).
+    pub fn due(&mut self) -> Option<WindowPlan> {
         let size = self.spec.size as u64;
         let due = if self.decided == 0 {
             self.seen >= size
@@ -191,6 +206,34 @@ mod tests {
                 start: 2,
                 end: 12,
                 decide_from: 10
+            })
+        );
+    }
+
+    #[test]
+    fn a_resumed_windower_waits_for_a_hop_not_a_whole_window() {
+        let spec = WindowSpec::new(10, 4).unwrap();
+        // 10 in the history, 1 of them undecided: the next window after 3 more.
+        let mut windower = Windower::resume(spec, 10, 1);
+        assert_eq!(windower.due(), None);
+        assert_eq!(windower.push(), None);
+        assert_eq!(windower.push(), None);
+        assert_eq!(
+            windower.push(),
+            Some(WindowPlan {
+                start: 3,
+                end: 13,
+                decide_from: 9
+            })
+        );
+        // Stopped just before a window was due: it runs at once on resume.
+        let mut windower = Windower::resume(spec, 10, 10);
+        assert_eq!(
+            windower.due(),
+            Some(WindowPlan {
+                start: 0,
+                end: 10,
+                decide_from: 0
             })
         );
     }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use edge_tests::agent::{Agent, PATIENCE, write_test_config};
+use edge_tests::agent::{Agent, PATIENCE, time_ms, write_test_config};
 use edge_tests::{anomaly_wasm, misbehave_wasm};
 use serde_json::Value;
 
@@ -38,10 +38,7 @@ fn samples_logged(logs: &[String]) -> u64 {
 
 /// Every sample the sampler produced has exactly one verdict, in time order.
 fn assert_exactly_once(verdicts: &[Value], logs: &[String]) {
-    let times: Vec<&str> = verdicts
-        .iter()
-        .map(|v| v["@timestamp"].as_str().unwrap())
-        .collect();
+    let times: Vec<i64> = verdicts.iter().map(|v| time_ms(v, "@timestamp")).collect();
     assert!(
         times.windows(2).all(|w| w[0] < w[1]),
         "verdicts out of order or repeated"
@@ -70,11 +67,50 @@ fn sigterm_finishes_the_pending_window_and_loses_nothing() {
         assert_eq!(verdict["sensor_id"], "kitchen");
         assert_eq!(verdict["host_id"], "test-host");
         assert_eq!(verdict["function_sha256"], sha.as_str());
-        assert!(
-            verdict["window_start"].as_str().unwrap() <= verdict["@timestamp"].as_str().unwrap()
-        );
-        assert!(verdict["@timestamp"].as_str().unwrap() <= verdict["window_end"].as_str().unwrap());
+        assert!(time_ms(verdict, "window_start") <= time_ms(verdict, "@timestamp"));
+        assert!(time_ms(verdict, "@timestamp") <= time_ms(verdict, "window_end"));
     }
+}
+
+/// A restart resumes the windows where they were: the first window after it decides one hop
+/// of new samples, with the history from before the restart, and nothing is judged twice.
+#[test]
+fn a_restart_resumes_the_windows_after_one_hop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), anomaly_wasm(), "");
+    let mut agent = start(&config, &[]);
+    while agent.verdicts.len() < 100 {
+        agent.until_verdict("any", |_| true);
+    }
+    let (status, before, logs) = agent.stop();
+    assert!(status.success(), "{status}; logs:\n{}", logs.join("\n"));
+    let before_times: std::collections::BTreeSet<i64> =
+        before.iter().map(|v| time_ms(v, "@timestamp")).collect();
+
+    let mut agent = start(&config, &[]);
+    agent.until_log("resuming the windows: 64 samples of history, 0 not yet decided");
+    while agent.verdicts.len() < 40 {
+        agent.until_verdict("any", |_| true);
+    }
+    let (status, after, logs) = agent.stop();
+    assert!(status.success(), "{status}; logs:\n{}", logs.join("\n"));
+    let first_end = time_ms(&after[0], "window_end");
+    let first_window: Vec<&Value> = after
+        .iter()
+        .take_while(|v| time_ms(v, "window_end") == first_end)
+        .collect();
+    assert_eq!(
+        first_window.len(),
+        16,
+        "the first window decides one hop (H = 16)"
+    );
+    // Its window reaches back into the samples taken before the restart.
+    assert!(
+        before_times.contains(&time_ms(first_window[0], "window_start")),
+        "the first window after the restart starts with a sample from before it"
+    );
+    // One verdict for each sample of the second run: nothing from before is judged again.
+    assert_exactly_once(&after, &logs);
 }
 
 #[test]

@@ -201,3 +201,13 @@ hop = 16
     std::fs::write(&path, text).expect("the test config is written");
     path
 }
+
+/// A record's time field as Unix ms: RFC 3339 text does not sort as time does (a dropped
+/// fraction puts `12:00:03Z` after `12:00:03.5Z`), so tests compare these, never the text.
+pub fn time_ms(record: &Value, field: &str) -> i64 {
+    let text = record[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{field}` is a string in {record}"));
+    edge_agent::series::parse_timestamp(text)
+        .unwrap_or_else(|e| panic!("`{field}` of {record} is a time: {e}"))
+}

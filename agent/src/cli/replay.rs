@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
-use edge_agent::plot::{PlotInput, VerdictTap, decided_ranges, render_svg};
+use edge_agent::plot::{PlotInput, decided_ranges, render_svg};
 use edge_agent::replay::ReplaySummary;
 use edge_agent::series::Series;
 use edge_agent::support::text::short_sha;
@@ -99,8 +99,7 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    // The plot shows the flagged samples as written: read back from the output on its way.
-    let mut out = VerdictTap::new(out);
+    let mut out = out;
     let mut progress = Progress::new(series.len());
     let summary = edge_agent::replay::replay(
         &mut host,
@@ -127,14 +126,14 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
                 || "the whole series".to_owned(),
                 |s| format!("N={} H={}", s.size(), s.hop())
             ),
-            out.anomalies().len(),
+            summary.anomalies,
             short_sha(host.module().sha256()),
         );
         let input = PlotInput {
             title,
             timestamps: series.timestamps.clone(),
             values: series.values.clone(),
-            anomalies: out.anomalies().to_vec(),
+            anomalies: summary.flagged.iter().map(|&i| i as usize).collect(),
             decided,
         };
         let svg = render_svg(&input)?;

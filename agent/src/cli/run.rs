@@ -30,6 +30,7 @@ use edge_agent::sink::{NdjsonSink, Sink, SpoolSink};
 use edge_agent::spool::Spool;
 use edge_agent::support::text::short_sha;
 use edge_agent::watch::{WatchConfig, Watcher};
+use edge_agent::window::history::HistoryStore;
 use log::{info, warn};
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -45,6 +46,8 @@ const CHECKOUT_FUNCTION: &str = "target/wasm32-unknown-unknown/wasm/edge_anomaly
 const CALL_DEADLINE: Duration = Duration::from_secs(10);
 /// Guest calls in one window: the ABIs' alloc, execute and free calls.
 const CALLS_PER_WINDOW: u32 = 4;
+/// The windows' samples across restarts, in the state directory.
+const HISTORY_FILE: &str = "window.redb";
 /// How often the main thread looks at progress when there is no watchdog.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -164,7 +167,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    let pipeline = Pipeline::new(identity, spec, function, candidates_rx, sink, stats.clone());
+    let mut pipeline = Pipeline::new(identity, spec, function, candidates_rx, sink, stats.clone());
+    let history_path = config.sensor.state_dir.join(HISTORY_FILE);
+    match HistoryStore::open(&history_path, spec, &config.agent.sensor_id) {
+        Ok((store, resumed)) => pipeline = pipeline.with_history(store, resumed),
+        Err(e) => warn!("{e}; the windows start empty and are kept in memory only"),
+    }
     let pipeline_stop = stop.clone();
     let pipeline_reader = reader.clone();
     let pipeline_thread = std::thread::Builder::new()

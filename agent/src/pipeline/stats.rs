@@ -78,6 +78,8 @@ pub struct PipelineStats {
     pub anomalies: AtomicU64,
     pub swaps: AtomicU64,
     pub swaps_refused: AtomicU64,
+    /// Failed reads or writes of the window history (the windows go on from memory).
+    pub history_errors: AtomicU64,
     /// Moves on every turn of the loop: the watchdog's sign of life.
     pub heartbeat: AtomicU64,
     /// The sha256 of the function in use.
