@@ -4,8 +4,8 @@
 //! with `plotters`' SVG backend alone: no fonts are bundled, text stays `<text>` for the
 //! viewer to render.
 //!
-//! The flagged samples come from the replay's own output ([`VerdictTap`] reads the NDJSON
-//! lines as they pass), so the plot shows exactly what was written.
+//! The flagged samples are the replay's own (`ReplaySummary::flagged`, collected as the
+//! verdict lines are written), so the plot shows exactly what was written.
 
 use std::ops::Range;
 

@@ -1,7 +1,7 @@
 //! Small mechanisms every stage shares, each in one place and importing nothing of the
 //! agent's: waking a waiting thread ([`wake`]), retry delays ([`backoff`]), time as text
 //! ([`timestamp`]), text from outside made safe to print ([`text`]) and a panic's message
-//! ([`panic`]). A change here touches every stage, so keep these small and obvious.
+//! ([`mod@panic`]). A change here touches every stage, so keep these small and obvious.
 
 pub mod backoff;
 pub mod panic;
