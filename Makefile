@@ -1,10 +1,10 @@
 # The front door's commands. Each builds what it needs (the wasm function included).
 FUNCTION := target/wasm32-unknown-unknown/wasm/edge_anomaly.wasm
 
-.PHONY: demo replay-demo test functions bench lint
+.PHONY: demo replay-demo test functions bench lint toolchain
 
 ## demo: the agent on a simulated BME680, 3600x real time, for 20 s (a cooking evening)
-demo: functions
+demo: toolchain functions
 	cargo build --release --quiet -p edge-agent
 	rm -f target/demo-live.ndjson
 	timeout --signal=INT 20 target/release/edge-agent run --simulate --scenario cooking \
@@ -15,7 +15,7 @@ demo: functions
 		sed -E 's/.*"@timestamp":"([^"]*)".*"air_quality":([0-9.]+).*"function_sha256":"(.{12}).*/  \1  air quality \2  (function \3…)/'
 
 ## replay-demo: replay two weeks of recorded air quality through S-H-ESD
-replay-demo: functions
+replay-demo: toolchain functions
 	cargo run --release --quiet -p edge-agent -- replay \
 		--function $(FUNCTION) --input demo/air_quality.csv \
 		--param period=24 --window 168 --hop 24 --output target/demo.ndjson
@@ -23,20 +23,24 @@ replay-demo: functions
 	@grep '"is_anomaly":true' target/demo.ndjson
 
 ## test: every test in the workspace (the tests build the wasm functions themselves)
-test:
+test: toolchain
 	cargo test --workspace
 
+## toolchain: the pinned Rust with its components and targets (cheap when present)
+toolchain:
+	@deploy/ensure-toolchain
+
 ## functions: build every function under functions/ to wasm
-functions:
+functions: toolchain
 	cargo functions
 
 ## bench: the benchmarks (function: native vs wasmi, fuel, size; agent: CPU, memory, hot swap)
-bench:
+bench: toolchain
 	cargo bench -p edge-tests --bench function
 	cargo bench -p edge-agent --bench agent
 
 ## lint: formatting and clippy, as CI checks them
-lint:
+lint: toolchain
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -p edge-anomaly -p misbehave -p punch-anomaly -- -D warnings
