@@ -3,16 +3,11 @@ FUNCTION := target/wasm32-unknown-unknown/wasm/edge_anomaly.wasm
 
 .PHONY: demo replay-demo test functions bench lint toolchain
 
-## demo: the agent on a simulated BME680, 3600x real time, for 20 s (a cooking evening)
+## demo: the agent on a simulated BME680, 3600x real time, for 20 s (a cooking evening); its
+## verdicts shipped to an ES-API server on loopback (or to ES_URL) and read back from there
 demo: toolchain functions
 	cargo build --release --quiet -p edge-agent
-	rm -f target/demo-live.ndjson
-	timeout --signal=INT 20 target/release/edge-agent run --simulate --scenario cooking \
-		--speed 3600 --config demo/agent.toml --output target/demo-live.ndjson; \
-		status=$$?; [ $$status -eq 0 ] || [ $$status -eq 124 ]
-	@echo "$$(wc -l < target/demo-live.ndjson) verdicts, $$(grep -c '"is_anomaly":true' target/demo-live.ndjson) flagged, in target/demo-live.ndjson; the first flagged:"
-	@grep '"is_anomaly":true' target/demo-live.ndjson | head -5 | \
-		sed -E 's/.*"@timestamp":"([^"]*)".*"air_quality":([0-9.]+).*"function_sha256":"(.{12}).*/  \1  air quality \2  (function \3…)/'
+	python3 demo/live.py
 
 ## replay-demo: replay two weeks of recorded air quality through S-H-ESD
 replay-demo: toolchain functions
