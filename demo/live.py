@@ -116,6 +116,8 @@ def main():
         (ROOT / "demo" / "agent.toml").read_text()
         + f'\n[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n'
         + f'\n[elasticsearch]\nurl = "{url}"\nindex = "{INDEX}"\nbatch_max_delay_ms = 200\n'
+        + (f'username = {json.dumps(os.environ["EDGE_AGENT_ES_USERNAME"])}\n'
+           if os.environ.get("EDGE_AGENT_ES_USERNAME") else "")
     )
     agent = subprocess.Popen(
         [str(AGENT), "run", "--simulate", "--scenario", "cooking", "--speed", "3600",
