@@ -3,11 +3,14 @@
 //!
 //! Two readings of time are kept apart on purpose: a monotonic one that drives the sampling
 //! schedule and every wait (so a wall-clock step from NTP cannot stretch or squash periods),
-//! and a Unix one that only stamps samples.
+//! and a Unix one that only stamps samples. A third reading says whether the Unix one can
+//! be believed: [`ClockSync`], from the kernel's NTP state (`adjtimex`) or, failing that,
+//! systemd-timesyncd's flag file. What is done with a step or an unsynchronised clock is
+//! [`crate::sensor::timeline`]'s business, not this module's.
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A source of time and of waiting.
@@ -16,6 +19,8 @@ pub trait Clock: Send + Sync + Debug {
     fn monotonic(&self) -> Duration;
     /// Current time as Unix milliseconds (UTC), used only for timestamps.
     fn unix_millis(&self) -> i64;
+    /// Whether `unix_millis` is synchronised to a time source now.
+    fn sync_state(&self) -> ClockSync;
     /// Blocks (or, for a virtual clock, advances) for `duration` of this clock's time.
     fn sleep(&self, duration: Duration);
     /// Sleeps until `monotonic()` reaches `deadline`; returns at once if it already has.
@@ -29,6 +34,81 @@ pub trait Clock: Send + Sync + Debug {
 
 /// A clock shared between the sampler, the driver's delays and (for simulation) the chip.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// Whether the wall clock is synchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockSync {
+    /// The kernel (or timesyncd) says an NTP source disciplines the clock.
+    Synced,
+    /// The kernel says it is not (no NTP yet: a Pi that just booted, or one offline).
+    Unsynced,
+    /// Nobody could be asked (not Linux, or `adjtimex` failed and there is no flag file).
+    /// Treated as unsynchronised wherever it matters.
+    Unknown,
+}
+
+impl ClockSync {
+    pub fn is_synced(self) -> bool {
+        self == ClockSync::Synced
+    }
+
+    fn to_code(self) -> u8 {
+        match self {
+            ClockSync::Synced => 0,
+            ClockSync::Unsynced => 1,
+            ClockSync::Unknown => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        match code {
+            0 => ClockSync::Synced,
+            1 => ClockSync::Unsynced,
+            _ => ClockSync::Unknown,
+        }
+    }
+}
+
+/// systemd-timesyncd creates this file once it has synchronised the clock.
+pub const TIMESYNCD_FLAG: &str = "/run/systemd/timesync/synchronized";
+/// The kernel marks the clock unsynchronised once its maximum error passes 16 s
+/// (`NTP_PHASE_LIMIT`); so do we, in microseconds as `adjtimex` reports it.
+const MAX_ERROR_US: i64 = 16_000_000;
+
+/// The system clock's state: `adjtimex(2)` in read-only mode (modes = 0, allowed without
+/// privileges): synchronised when it does not return `TIME_ERROR`, `STA_UNSYNC` is clear
+/// and `maxerror` is below 16 s. Where the call fails, timesyncd's flag file decides.
+pub fn system_clock_sync() -> ClockSync {
+    match kernel_clock_sync() {
+        Some(state) => state,
+        None if std::path::Path::new(TIMESYNCD_FLAG).exists() => ClockSync::Synced,
+        None => ClockSync::Unknown,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn kernel_clock_sync() -> Option<ClockSync> {
+    // SAFETY: `timex` is plain data for which all-zero is valid, and with `modes == 0`
+    // adjtimex only writes the current state into the struct we own.
+    let mut timex: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut timex) };
+    if state < 0 {
+        return None;
+    }
+    let unsync = state == libc::TIME_ERROR
+        || timex.status & libc::STA_UNSYNC != 0
+        || i64::from(timex.maxerror) >= MAX_ERROR_US;
+    Some(if unsync {
+        ClockSync::Unsynced
+    } else {
+        ClockSync::Synced
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kernel_clock_sync() -> Option<ClockSync> {
+    None
+}
 
 fn system_unix_millis() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
@@ -64,6 +144,9 @@ impl Clock for SystemClock {
     }
     fn unix_millis(&self) -> i64 {
         system_unix_millis()
+    }
+    fn sync_state(&self) -> ClockSync {
+        system_clock_sync()
     }
     fn sleep(&self, duration: Duration) {
         std::thread::sleep(duration);
@@ -103,26 +186,49 @@ impl Clock for ScaledClock {
         let elapsed_ms = i64::try_from(self.monotonic().as_millis()).unwrap_or(i64::MAX);
         self.unix_origin_ms.saturating_add(elapsed_ms)
     }
+    /// The demo's timeline is the system clock's at start, sped up: as trustworthy as the
+    /// system clock is now.
+    fn sync_state(&self) -> ClockSync {
+        system_clock_sync()
+    }
     fn sleep(&self, duration: Duration) {
         std::thread::sleep(duration.div_f64(self.speed));
     }
 }
 
 /// Test time: sleeping advances the clock instantly, so an hour of sampling runs in
-/// milliseconds and every run is deterministic. Clones share the same time.
+/// milliseconds and every run is deterministic. Clones share the same time, the same wall
+/// steps and the same sync state, so a test can step the wall clock under a running
+/// sampler the way NTP or a user would.
 #[derive(Debug, Clone)]
 pub struct VirtualClock {
     elapsed_nanos: Arc<AtomicU64>,
     unix_origin_ms: i64,
+    /// Sum of the wall-clock steps so far (ms); the monotonic reading never sees them.
+    wall_offset_ms: Arc<AtomicI64>,
+    sync: Arc<AtomicU8>,
 }
 
 impl VirtualClock {
-    /// A clock whose Unix time starts at `unix_origin_ms`.
+    /// A clock whose Unix time starts at `unix_origin_ms`, synchronised.
     pub fn starting_at(unix_origin_ms: i64) -> Self {
         Self {
             elapsed_nanos: Arc::new(AtomicU64::new(0)),
             unix_origin_ms,
+            wall_offset_ms: Arc::new(AtomicI64::new(0)),
+            sync: Arc::new(AtomicU8::new(ClockSync::Synced.to_code())),
         }
+    }
+
+    /// Steps the wall clock by `delta_ms` (negative: back), as `date -s` or an NTP step
+    /// would; the monotonic clock does not move.
+    pub fn step_wall(&self, delta_ms: i64) {
+        self.wall_offset_ms.fetch_add(delta_ms, Ordering::SeqCst);
+    }
+
+    /// What [`Clock::sync_state`] answers from now on.
+    pub fn set_sync(&self, state: ClockSync) {
+        self.sync.store(state.to_code(), Ordering::SeqCst);
     }
 
     /// Moves time forward without anybody sleeping (a test standing in for the world).
@@ -145,7 +251,12 @@ impl Clock for VirtualClock {
     }
     fn unix_millis(&self) -> i64 {
         let elapsed_ms = i64::try_from(self.monotonic().as_millis()).unwrap_or(i64::MAX);
-        self.unix_origin_ms.saturating_add(elapsed_ms)
+        self.unix_origin_ms
+            .saturating_add(elapsed_ms)
+            .saturating_add(self.wall_offset_ms.load(Ordering::SeqCst))
+    }
+    fn sync_state(&self) -> ClockSync {
+        ClockSync::from_code(self.sync.load(Ordering::SeqCst))
     }
     fn sleep(&self, duration: Duration) {
         self.advance(duration);
@@ -208,6 +319,29 @@ mod tests {
         delay.delay_ms(10);
         delay.delay_us(500);
         assert_eq!(clock.monotonic(), Duration::from_micros(10_500));
+    }
+
+    #[test]
+    fn wall_steps_leave_monotonic_time_alone() {
+        let clock = VirtualClock::starting_at(10_000);
+        let other = clock.clone();
+        clock.advance(Duration::from_secs(1));
+        other.step_wall(-5_000);
+        assert_eq!(clock.unix_millis(), 6_000);
+        assert_eq!(clock.monotonic(), Duration::from_secs(1));
+        clock.step_wall(60_000);
+        assert_eq!(other.unix_millis(), 66_000);
+        assert_eq!(clock.sync_state(), ClockSync::Synced);
+        other.set_sync(ClockSync::Unsynced);
+        assert_eq!(clock.sync_state(), ClockSync::Unsynced);
+    }
+
+    #[test]
+    fn the_system_clock_state_can_be_read() {
+        // Whatever this machine's state, asking must not fail on Linux (read-only adjtimex).
+        #[cfg(target_os = "linux")]
+        assert!(super::kernel_clock_sync().is_some());
+        let _ = system_clock_sync();
     }
 
     #[test]

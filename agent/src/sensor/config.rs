@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sensor::datasheet;
+
 /// Settings of the sensor stage. Every field has a default (see each field), so an empty
 /// `[sensor]` table is a valid configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,10 +74,28 @@ impl SensorConfig {
         Duration::from_millis(self.sample_period_ms)
     }
 
+    /// Bosch's measurement duration for the configured oversampling, plus the programmed
+    /// heater time, plus 1 ms of margin: what one forced conversion is waited for.
+    pub fn conversion_time(&self) -> Duration {
+        datasheet::measurement_duration(
+            self.temperature_oversampling.register_code(),
+            self.pressure_oversampling.register_code(),
+            self.humidity_oversampling.register_code(),
+        ) + datasheet::gas_wait_duration(datasheet::gas_wait_code(self.heater_duration_ms))
+            + Duration::from_millis(1)
+    }
+
     /// Checks the ranges serde cannot express. Called by the sampler before it starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.sample_period_ms == 0 {
             return Err(ConfigError::Invalid("sample_period_ms must be at least 1"));
+        }
+        if self.temperature_oversampling == Oversampling::Skip {
+            // The chip compensates humidity, pressure and gas with the temperature it
+            // measured; without it every other channel is made up.
+            return Err(ConfigError::Invalid(
+                "sensor.temperature_oversampling cannot be \"skip\": the chip needs temperature to compensate humidity, pressure and gas",
+            ));
         }
         if self.heater_temperature_c > 400 {
             return Err(ConfigError::Invalid(
@@ -85,7 +105,7 @@ impl SensorConfig {
         if self.heater_duration_ms == 0 || self.heater_duration_ms > 4032 {
             return Err(ConfigError::Invalid("heater_duration_ms must be 1..=4032"));
         }
-        if self.sample_period() < crate::sensor::driver::conversion_time(self) {
+        if self.sample_period() < self.conversion_time() {
             return Err(ConfigError::Invalid(
                 "sample_period_ms is shorter than one conversion (oversampling plus heater_duration_ms)",
             ));
@@ -177,13 +197,32 @@ impl From<SensorAddress> for AddressRepr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Oversampling {
-    /// The channel is not measured (not advisable for temperature: the others need it).
+    /// The channel is not measured: humidity or pressure is then absent (`null`) in every
+    /// record; refused for temperature, which the chip needs to compensate the others.
     Skip,
     X1,
     X2,
     X4,
     X8,
     X16,
+}
+
+impl Oversampling {
+    /// The `osrs_x` register code (0 = skipped, 1..=5 = ×1..×16).
+    pub fn register_code(self) -> u8 {
+        match self {
+            Oversampling::Skip => 0,
+            Oversampling::X1 => 1,
+            Oversampling::X2 => 2,
+            Oversampling::X4 => 3,
+            Oversampling::X8 => 4,
+            Oversampling::X16 => 5,
+        }
+    }
+
+    pub fn is_skipped(self) -> bool {
+        self == Oversampling::Skip
+    }
 }
 
 impl From<Oversampling> for bosch_bme680::Oversampling {
@@ -412,6 +451,30 @@ mod tests {
             config.validate().is_err(),
             "a 1.5 s heater cannot run every second"
         );
+    }
+
+    #[test]
+    fn skipped_temperature_is_refused_naming_the_key() {
+        let config = SensorConfig {
+            temperature_oversampling: Oversampling::Skip,
+            ..SensorConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("temperature_oversampling"), "{err}");
+        let config = SensorConfig {
+            humidity_oversampling: Oversampling::Skip,
+            pressure_oversampling: Oversampling::Skip,
+            ..SensorConfig::default()
+        };
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn conversion_time_of_the_defaults() {
+        // ×8 + ×4 + ×2 = 14 cycles, 148 ms of heating (code 0x65), 1 ms margin.
+        let expected =
+            Duration::from_micros(14 * 1963 + 477 * 9 + 1000) + Duration::from_millis(148 + 1);
+        assert_eq!(SensorConfig::default().conversion_time(), expected);
     }
 
     #[test]

@@ -165,6 +165,9 @@ mod tests {
     fn sample(timestamp: i64) -> Sample {
         Sample {
             timestamp,
+            run_id: crate::sensor::RunId::from_raw(1),
+            seq: u64::try_from(timestamp).unwrap_or(0),
+            clock_synced: true,
             temperature: 20.0,
             humidity: 40.0,
             pressure: 1000.0,
