@@ -95,6 +95,8 @@ fn kernel_clock_sync() -> Option<ClockSync> {
     if state < 0 {
         return None;
     }
+    // `maxerror` is a C long: i64 on aarch64 and x86_64, i32 on 32-bit ARM.
+    #[allow(clippy::useless_conversion)]
     let unsync = state == libc::TIME_ERROR
         || timex.status & libc::STA_UNSYNC != 0
         || i64::from(timex.maxerror) >= MAX_ERROR_US;
