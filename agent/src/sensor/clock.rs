@@ -6,7 +6,8 @@
 //! and a Unix one that only stamps samples. A third reading says whether the Unix one can
 //! be believed: [`ClockSync`], from the kernel's NTP state (`adjtimex`) or, failing that,
 //! systemd-timesyncd's flag file. What is done with a step or an unsynchronised clock is
-//! [`crate::sensor::timeline`]'s business, not this module's.
+//! the timeline module's business (`sensor/timeline.rs`, which imports this one), not this
+//! module's.
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -41,10 +41,12 @@
 //! its persistence · [`queue`] the ring buffer · [`sampler`] the thread · [`source`] hardware
 //! or simulator, for the binary.
 //!
-//! Imports inside `sensor/` run one way: `datasheet`, `clock`, `identity`, `timeline` and
-//! `sample` import nothing of the stage; `config` → `datasheet`; `error` → `config`;
-//! `driver` → `bus_guard`, `config`, `error`, `datasheet`; `air_quality` → `driver`
-//! (its `Reading`), `baseline`, `datasheet`; `sampler` and `source` sit on top.
+//! Imports inside `sensor/` run one way. Leaves (nothing of the stage): `datasheet`,
+//! `clock`, `identity`, `log_rate`, `baseline`. Then `timeline` → `clock`; `sample` →
+//! `identity`; `bus_guard` → `clock`; `config` → `datasheet`; `error` → `config`, `identity`;
+//! `driver` → `bus_guard`, `clock`, `config`, `datasheet`, `error`; `air_quality` →
+//! `baseline`, `config`, `datasheet`, `driver` (its `Reading`); `simulator` → `clock`,
+//! `datasheet`, `driver` (its `BusFactory`), `error`; `sampler` and `source` sit on top.
 
 pub mod air_quality;
 pub mod baseline;
