@@ -254,6 +254,10 @@ fn a_skipped_channel_is_null_in_the_record() {
     let properties = &template["template"]["mappings"]["properties"];
     assert_eq!(properties["humidity"]["type"], "float");
     assert_eq!(properties["pressure"]["type"], "float");
+    // The identity is mapped, not left to dynamic mapping (which would make it text).
+    assert_eq!(properties["run_id"]["type"], "keyword");
+    assert_eq!(properties["seq"]["type"], "long");
+    assert_eq!(properties["clock_synced"]["type"], "boolean");
 }
 
 #[test]
