@@ -27,6 +27,14 @@ struct Device {
 }
 
 fn device(start_ms: i64, change: impl FnOnce(&mut SensorConfig)) -> Device {
+    device_then(start_ms, change, |sampler| sampler)
+}
+
+fn device_then(
+    start_ms: i64,
+    change: impl FnOnce(&mut SensorConfig),
+    finish: impl FnOnce(Sampler<SimulatedBme680>) -> Sampler<SimulatedBme680>,
+) -> Device {
     let state = tempfile::tempdir().unwrap();
     let clock = VirtualClock::starting_at(start_ms);
     let shared: SharedClock = Arc::new(clock.clone());
@@ -42,7 +50,7 @@ fn device(start_ms: i64, change: impl FnOnce(&mut SensorConfig)) -> Device {
     change(&mut config);
     let (writer, reader) = sample_queue(4096).unwrap();
     Device {
-        sampler: Sampler::new(config, chip, shared, writer).unwrap(),
+        sampler: finish(Sampler::new(config, chip, shared, writer).unwrap()),
         reader,
         clock,
         _state: state,
@@ -279,4 +287,26 @@ fn a_skipped_temperature_is_refused_naming_the_key() {
         error.to_string().contains("temperature_oversampling"),
         "{error}"
     );
+}
+
+#[test]
+fn a_run_id_given_by_the_binary_is_the_one_every_sample_carries() {
+    let given = edge_agent::sensor::RunId::from_raw(0x0123_4567_89ab_cdef);
+    let mut monitor = None;
+    let mut dev = device_then(
+        START_MS,
+        |_| {},
+        |sampler| {
+            monitor = Some(sampler.monitor());
+            sampler.with_run_id(given)
+        },
+    );
+    let monitor = monitor.unwrap();
+    assert_eq!(
+        monitor.run_id(),
+        given,
+        "monitors handed out before see it too"
+    );
+    dev.run_samples(3);
+    assert!(dev.drain().iter().all(|s| s.run_id == given));
 }
