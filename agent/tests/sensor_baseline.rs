@@ -1,11 +1,12 @@
 //! The air-quality baseline survives a restart, and a stale one (or one learnt with another
-//! heater profile, or a corrupt file) starts a new burn-in instead of being trusted.
+//! heater profile, one whose age cannot be told, or a corrupt file) starts a new burn-in
+//! instead of being trusted.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use edge_agent::sensor::Sample;
-use edge_agent::sensor::air_quality::BaselineOrigin;
+use edge_agent::sensor::air_quality::{BaselineOrigin, Distrust};
 use edge_agent::sensor::baseline::{BASELINE_FILE, BaselineStore};
 use edge_agent::sensor::clock::{SharedClock, VirtualClock};
 use edge_agent::sensor::config::{AirQualityConfig, SensorConfig};
@@ -123,6 +124,37 @@ fn a_stale_baseline_starts_a_new_burn_in() {
         "a sample during burn-in says so"
     );
     assert!(later.events.contains(&SamplerEvent::Baseline(later.origin)));
+}
+
+#[test]
+fn a_baseline_saved_in_the_future_is_not_trusted() {
+    // A Pi that ran with a clock a day ahead, then boots with the right time: the file's
+    // age would be negative, so nothing can be said about it.
+    let state = tempfile::tempdir().unwrap();
+    run(state.path(), START_MS + 24 * HOUR_MS, 60, |_| {});
+    let after = run(state.path(), START_MS, 5, |_| {});
+    assert_eq!(
+        after.origin,
+        BaselineOrigin::Untrusted(Distrust::SavedInTheFuture)
+    );
+    assert!(after.samples.iter().all(|s| s.burn_in));
+}
+
+#[test]
+fn a_baseline_saved_with_an_unsynchronised_clock_is_not_trusted() {
+    let state = tempfile::tempdir().unwrap();
+    run(state.path(), START_MS, 60, |_| {});
+    let store = BaselineStore::in_dir(state.path());
+    let mut file = store.load().unwrap().expect("saved");
+    assert!(file.clock_synced, "the virtual clock is synchronised");
+    file.clock_synced = false;
+    store.save(&file).unwrap();
+    let after = run(state.path(), START_MS + HOUR_MS, 5, |_| {});
+    assert_eq!(
+        after.origin,
+        BaselineOrigin::Untrusted(Distrust::SavedUnsynchronised)
+    );
+    assert!(after.samples.iter().all(|s| s.burn_in));
 }
 
 #[test]
