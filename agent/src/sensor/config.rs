@@ -88,31 +88,41 @@ impl SensorConfig {
     /// Checks the ranges serde cannot express. Called by the sampler before it starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.sample_period_ms == 0 {
-            return Err(ConfigError::Invalid("sample_period_ms must be at least 1"));
+            return Err(ConfigError::invalid(
+                "sample_period_ms",
+                "must be at least 1",
+            ));
         }
         if self.temperature_oversampling == Oversampling::Skip {
             // The chip compensates humidity, pressure and gas with the temperature it
             // measured; without it every other channel is made up.
-            return Err(ConfigError::Invalid(
-                "sensor.temperature_oversampling cannot be \"skip\": the chip needs temperature to compensate humidity, pressure and gas",
+            return Err(ConfigError::invalid(
+                "temperature_oversampling",
+                "cannot be \"skip\": the chip needs temperature to compensate humidity, pressure and gas",
             ));
         }
         if self.heater_temperature_c > 400 {
-            return Err(ConfigError::Invalid(
-                "heater_temperature_c must be at most 400",
+            return Err(ConfigError::invalid(
+                "heater_temperature_c",
+                "must be at most 400",
             ));
         }
         if self.heater_duration_ms == 0 || self.heater_duration_ms > 4032 {
-            return Err(ConfigError::Invalid("heater_duration_ms must be 1..=4032"));
+            return Err(ConfigError::invalid(
+                "heater_duration_ms",
+                "must be 1..=4032",
+            ));
         }
         if self.sample_period() < self.conversion_time() {
-            return Err(ConfigError::Invalid(
-                "sample_period_ms is shorter than one conversion (oversampling plus heater_duration_ms)",
+            return Err(ConfigError::invalid(
+                "sample_period_ms",
+                "is shorter than one conversion (oversampling plus heater_duration_ms)",
             ));
         }
         if !self.temperature_offset_c.is_finite() || self.temperature_offset_c.abs() > 20.0 {
-            return Err(ConfigError::Invalid(
-                "temperature_offset_c must be within ±20 °C",
+            return Err(ConfigError::invalid(
+                "temperature_offset_c",
+                "must be within ±20 °C",
             ));
         }
         self.air_quality.validate()?;
@@ -123,8 +133,27 @@ impl SensorConfig {
 /// A setting outside its documented range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("invalid sensor configuration: {0}")]
-    Invalid(&'static str),
+    /// `key` is the setting's path inside `[sensor]` (`retry.max_backoff_ms`); the message
+    /// starts with it, so a reader of the text finds it too.
+    #[error("invalid sensor configuration: {key} {reason}")]
+    Invalid {
+        key: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, reason: &'static str) -> Self {
+        ConfigError::Invalid { key, reason }
+    }
+
+    /// The setting at fault, as a path inside `[sensor]` (`heater_duration_ms`,
+    /// `retry.initial_backoff_ms`).
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConfigError::Invalid { key, .. } => key,
+        }
+    }
 }
 
 /// Which I2C address to talk to.
@@ -329,9 +358,16 @@ impl AirQualityConfig {
         Duration::from_secs(self.baseline_max_age_hours.saturating_mul(3600))
     }
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.baseline_rise_secs == 0 || self.baseline_fall_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "air_quality baseline time constants must be at least 1 s",
+        if self.baseline_rise_secs == 0 {
+            return Err(ConfigError::invalid(
+                "air_quality.baseline_rise_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.baseline_fall_secs == 0 {
+            return Err(ConfigError::invalid(
+                "air_quality.baseline_fall_secs",
+                "must be at least 1",
             ));
         }
         Ok(())
@@ -373,14 +409,22 @@ impl RetryConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.initial_backoff_ms == 0 || self.max_backoff_ms < self.initial_backoff_ms {
-            return Err(ConfigError::Invalid(
-                "retry: need 0 < initial_backoff_ms <= max_backoff_ms",
+        if self.initial_backoff_ms == 0 {
+            return Err(ConfigError::invalid(
+                "retry.initial_backoff_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.max_backoff_ms < self.initial_backoff_ms {
+            return Err(ConfigError::invalid(
+                "retry.max_backoff_ms",
+                "must be at least retry.initial_backoff_ms",
             ));
         }
         if self.reinit_after_failures == 0 {
-            return Err(ConfigError::Invalid(
-                "retry.reinit_after_failures must be at least 1",
+            return Err(ConfigError::invalid(
+                "retry.reinit_after_failures",
+                "must be at least 1",
             ));
         }
         Ok(())
@@ -459,8 +503,14 @@ mod tests {
             temperature_oversampling: Oversampling::Skip,
             ..SensorConfig::default()
         };
-        let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("temperature_oversampling"), "{err}");
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.key(), "temperature_oversampling");
+        assert!(
+            err.to_string().starts_with(
+                "invalid sensor configuration: temperature_oversampling cannot be \"skip\""
+            ),
+            "{err}"
+        );
         let config = SensorConfig {
             humidity_oversampling: Oversampling::Skip,
             pressure_oversampling: Oversampling::Skip,
@@ -475,6 +525,30 @@ mod tests {
         let expected =
             Duration::from_micros(14 * 1963 + 477 * 9 + 1000) + Duration::from_millis(148 + 1);
         assert_eq!(SensorConfig::default().conversion_time(), expected);
+    }
+
+    #[test]
+    fn every_error_names_its_key() {
+        let cases: [(fn(&mut SensorConfig), &str); 5] = [
+            (|c| c.heater_temperature_c = 500, "heater_temperature_c"),
+            (|c| c.temperature_offset_c = 30.0, "temperature_offset_c"),
+            (
+                |c| c.air_quality.baseline_fall_secs = 0,
+                "air_quality.baseline_fall_secs",
+            ),
+            (|c| c.retry.max_backoff_ms = 1, "retry.max_backoff_ms"),
+            (
+                |c| c.retry.reinit_after_failures = 0,
+                "retry.reinit_after_failures",
+            ),
+        ];
+        for (change, key) in cases {
+            let mut config = SensorConfig::default();
+            change(&mut config);
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.key(), key);
+            assert!(err.to_string().contains(&format!(": {key} ")), "{err}");
+        }
     }
 
     #[test]
