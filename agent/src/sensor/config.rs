@@ -529,7 +529,8 @@ mod tests {
 
     #[test]
     fn every_error_names_its_key() {
-        let cases: [(fn(&mut SensorConfig), &str); 5] = [
+        type Change = fn(&mut SensorConfig);
+        let cases: [(Change, &str); 5] = [
             (|c| c.heater_temperature_c = 500, "heater_temperature_c"),
             (|c| c.temperature_offset_c = 30.0, "temperature_offset_c"),
             (
