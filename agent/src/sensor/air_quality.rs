@@ -184,7 +184,7 @@ pub struct HeaterProfile {
 
 /// Burn-in readings kept at most. Only the last quarter of the burn-in is used, and only
 /// readings from there on are kept at all; this caps even a long burn-in at a fast period
-/// (4096 × 8 bytes = 32 KiB).
+/// (4096 × 24 bytes = 96 KiB).
 pub const MAX_BURN_IN_READINGS: usize = 4096;
 
 #[derive(Debug, Clone)]
@@ -695,6 +695,11 @@ mod tests {
             assert!(assessment.burn_in, "burn-in still on at {second} s");
         }
         assert!(!estimator.assess(&reading(100_000.0, 40.0), at(100)).burn_in);
+    }
+
+    #[test]
+    fn the_documented_memory_bound_holds() {
+        assert_eq!(std::mem::size_of::<(Duration, f32)>(), 24);
     }
 
     #[test]
