@@ -376,7 +376,9 @@ impl AirQualityEstimator {
         burn_in.values.push_back((now.monotonic, compensated));
         // Readings before the last quarter can never be in the median: drop them as they
         // age out, keeping at least three for the fallback below.
-        let tail_start = burn_in.started + length.saturating_sub(length / 4);
+        let tail_start = burn_in
+            .started
+            .saturating_add(length.saturating_sub(length / 4));
         while burn_in.values.len() > MAX_BURN_IN_READINGS
             || (burn_in.values.len() > 3
                 && burn_in
