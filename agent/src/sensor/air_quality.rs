@@ -50,8 +50,9 @@
 //!
 //! Burn-in, adaptation steps and the save interval run on the monotonic clock ([`Moment`]),
 //! so an NTP step neither ends burn-in early nor stretches it. The wall clock only dates the
-//! saved baseline, and a saved baseline is reused only if its age can be told: saved on a
-//! synchronised clock, read on a synchronised clock, not "in the future". At a boot whose
+//! saved baseline, and a saved baseline is reused only if its age can be told: within the
+//! boot it was saved in, by the boot clock ([`Moment::boot`]); otherwise by the wall clock,
+//! saved on a synchronised clock, read on a synchronised clock, not "in the future". At a boot whose
 //! clock is not synchronised yet, the decision waits ([`BaselineOrigin::Pending`]) while
 //! burn-in runs, and is taken at the first synchronised reading.
 //!
@@ -61,7 +62,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::sensor::baseline::PersistedBaseline;
+use crate::sensor::baseline::{PersistedBaseline, SavedBoot};
+use crate::sensor::clock::BootMark;
 use crate::sensor::config::AirQualityConfig;
 use crate::sensor::datasheet::absolute_humidity_g_m3;
 use crate::sensor::driver::Reading;
@@ -143,6 +145,8 @@ pub struct Moment {
     pub unix_ms: i64,
     /// Whether `unix_ms` is a synchronised clock's reading.
     pub clock_synced: bool,
+    /// The boot clock, where the system has one.
+    pub boot: Option<BootMark>,
 }
 
 /// Why a saved baseline's age cannot be told.
@@ -236,14 +240,24 @@ impl AirQualityEstimator {
         };
         if let Some(persisted) = restored {
             let usable = persisted.gas_baseline_ohm.is_finite() && persisted.gas_baseline_ohm > 0.0;
+            let same_boot_age = same_boot_age(persisted.boot.as_ref(), now.boot);
             if persisted.heater_temperature_c != profile.temperature_c
                 || persisted.heater_duration_ms != profile.duration_ms
             {
                 estimator.origin = BaselineOrigin::ProfileChanged;
-            } else if !persisted.clock_synced {
-                estimator.origin = BaselineOrigin::Untrusted(Distrust::SavedUnsynchronised);
             } else if !usable {
                 estimator.origin = BaselineOrigin::None;
+            } else if let Some(age) = same_boot_age {
+                // Saved in this very boot: the boot clock tells the age, whatever the wall
+                // clock did or whether it was ever synchronised.
+                match age {
+                    Some(age) => estimator.judge_age(persisted, age, now),
+                    None => {
+                        estimator.origin = BaselineOrigin::Untrusted(Distrust::SavedInTheFuture)
+                    }
+                }
+            } else if !persisted.clock_synced {
+                estimator.origin = BaselineOrigin::Untrusted(Distrust::SavedUnsynchronised);
             } else if !now.clock_synced {
                 estimator.origin = BaselineOrigin::Pending;
                 estimator.pending = Some(persisted);
@@ -260,7 +274,11 @@ impl AirQualityEstimator {
             self.origin = BaselineOrigin::Untrusted(Distrust::SavedInTheFuture);
             return;
         };
-        let age = Duration::from_millis(age_ms);
+        self.judge_age(persisted, Duration::from_millis(age_ms), now);
+    }
+
+    /// Decides on a saved baseline of a known age.
+    fn judge_age(&mut self, persisted: PersistedBaseline, age: Duration, now: Moment) {
         if age > self.config.baseline_max_age() {
             self.origin = BaselineOrigin::Stale { age };
             return;
@@ -439,6 +457,10 @@ impl AirQualityEstimator {
             burn_in_completed_at_ms: self.burn_in_completed_at_ms.unwrap_or(now.unix_ms),
             updated_at_ms: now.unix_ms,
             clock_synced: now.clock_synced,
+            boot: now.boot.map(|mark| SavedBoot {
+                boot_id: format!("{:032x}", mark.boot_id),
+                since_boot_ms: u64::try_from(mark.since_boot.as_millis()).unwrap_or(u64::MAX),
+            }),
         })
     }
 
@@ -451,6 +473,18 @@ impl AirQualityEstimator {
         self.last_saved = Some(now.monotonic);
         self.snapshot(now)
     }
+}
+
+/// `None` unless the baseline was saved in the boot of `now`; then `Some(age)`, with
+/// `Some(None)` for a save the boot clock places after now (a corrupt or foreign file).
+fn same_boot_age(saved: Option<&SavedBoot>, now: Option<BootMark>) -> Option<Option<Duration>> {
+    let (saved, now) = (saved?, now?);
+    let saved_id = u128::from_str_radix(&saved.boot_id, 16).ok()?;
+    if saved_id != now.boot_id {
+        return None;
+    }
+    let saved_at = Duration::from_millis(saved.since_boot_ms);
+    Some(now.since_boot.checked_sub(saved_at))
 }
 
 fn median(values: &mut [f32]) -> Option<f32> {
@@ -470,6 +504,7 @@ mod tests {
             monotonic: Duration::from_secs(seconds),
             unix_ms: 1_767_225_600_000 + seconds as i64 * 1000,
             clock_synced: true,
+            boot: None,
         }
     }
 
@@ -572,6 +607,7 @@ mod tests {
             burn_in_completed_at_ms: 0,
             updated_at_ms,
             clock_synced,
+            boot: None,
         }
     }
 
@@ -738,5 +774,72 @@ mod tests {
         let last = last.unwrap();
         assert!(!last.burn_in, "gas is usable without humidity");
         assert!((last.air_quality - 100.0 * GAS_QUALITY_AT_BASELINE).abs() < 1e-3);
+    }
+
+    #[test]
+    fn within_one_boot_the_boot_clock_tells_the_age() {
+        let config = AirQualityConfig::default();
+        let boot = |since_boot_s: u64| {
+            Some(BootMark {
+                boot_id: 42,
+                since_boot: Duration::from_secs(since_boot_s),
+            })
+        };
+        // Saved an hour into the boot, on a clock never synchronised; read two hours in,
+        // still unsynchronised and with a wall clock that went back a day meanwhile.
+        let mut file = saved(at(0).unix_ms, false);
+        file.boot = Some(SavedBoot {
+            boot_id: format!("{:032x}", 42u128),
+            since_boot_ms: 3_600_000,
+        });
+        let now = Moment {
+            unix_ms: at(0).unix_ms - 86_400_000,
+            clock_synced: false,
+            boot: boot(7200),
+            ..at(0)
+        };
+        let restored = AirQualityEstimator::new(config.clone(), PROFILE, Some(file.clone()), now);
+        assert_eq!(
+            restored.origin(),
+            BaselineOrigin::Restored {
+                age: Duration::from_secs(3600)
+            }
+        );
+        // Another boot: back to the wall-clock rules, and this file was saved unsynchronised.
+        let other_boot = Moment {
+            boot: Some(BootMark {
+                boot_id: 43,
+                since_boot: Duration::from_secs(7200),
+            }),
+            ..now
+        };
+        let untrusted =
+            AirQualityEstimator::new(config.clone(), PROFILE, Some(file.clone()), other_boot);
+        assert_eq!(
+            untrusted.origin(),
+            BaselineOrigin::Untrusted(Distrust::SavedUnsynchronised)
+        );
+        // Same boot, saved "after now" on the boot clock: nonsense, not trusted.
+        let earlier = Moment {
+            boot: boot(60),
+            ..now
+        };
+        let nonsense = AirQualityEstimator::new(config, PROFILE, Some(file), earlier);
+        assert_eq!(
+            nonsense.origin(),
+            BaselineOrigin::Untrusted(Distrust::SavedInTheFuture)
+        );
+        // What a snapshot keeps.
+        let mut estimator =
+            AirQualityEstimator::new(AirQualityConfig::default(), PROFILE, None, now);
+        estimator.baseline = Some(1.0);
+        let snapshot = estimator.snapshot(now).unwrap();
+        assert_eq!(
+            snapshot.boot,
+            Some(SavedBoot {
+                boot_id: format!("{:032x}", 42u128),
+                since_boot_ms: 7_200_000
+            })
+        );
     }
 }

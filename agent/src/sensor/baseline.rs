@@ -34,6 +34,20 @@ pub struct PersistedBaseline {
     /// (written before the agent knew) counts as unsynchronised: its age cannot be told.
     #[serde(default)]
     pub clock_synced: bool,
+    /// The boot it was saved in and the boot clock then: within the same boot the age is
+    /// told by the boot clock, whatever the wall clock did. Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<SavedBoot>,
+}
+
+/// A boot mark (`sensor::clock::BootMark`) as the file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedBoot {
+    /// The boot id, 32 hex digits.
+    pub boot_id: String,
+    /// Milliseconds since that boot began.
+    pub since_boot_ms: u64,
 }
 
 impl PersistedBaseline {
@@ -144,6 +158,10 @@ mod tests {
             burn_in_completed_at_ms: 1_000,
             updated_at_ms: 2_000,
             clock_synced: true,
+            boot: Some(SavedBoot {
+                boot_id: format!("{:032x}", 7u128),
+                since_boot_ms: 60_000,
+            }),
         }
     }
 

@@ -22,6 +22,12 @@ pub trait Clock: Send + Sync + Debug {
     fn unix_millis(&self) -> i64;
     /// Whether `unix_millis` is synchronised to a time source now.
     fn sync_state(&self) -> ClockSync;
+    /// Which boot this is and how long since it began (suspend included): lets a duration
+    /// be measured across a restart of the agent, though not across a reboot, whatever the
+    /// wall clock does. `None` where the system cannot say.
+    fn boot_mark(&self) -> Option<BootMark> {
+        None
+    }
     /// Blocks (or, for a virtual clock, advances) for `duration` of this clock's time.
     fn sleep(&self, duration: Duration);
     /// Sleeps until `monotonic()` reaches `deadline`; returns at once if it already has.
@@ -68,6 +74,61 @@ impl ClockSync {
             _ => ClockSync::Unknown,
         }
     }
+}
+
+/// A point on the boot clock: the kernel's random id of this boot and `CLOCK_BOOTTIME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootMark {
+    /// `/proc/sys/kernel/random/boot_id`, a UUID drawn at each boot.
+    pub boot_id: u128,
+    /// Time since the boot began, suspend included.
+    pub since_boot: Duration,
+}
+
+/// Where Linux publishes the boot's random id.
+const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
+
+/// This boot's id, read once: it cannot change while we run.
+fn boot_id() -> Option<u128> {
+    static BOOT_ID: std::sync::OnceLock<Option<u128>> = std::sync::OnceLock::new();
+    *BOOT_ID.get_or_init(|| {
+        let text = std::fs::read_to_string(BOOT_ID_FILE).ok()?;
+        parse_boot_id(&text)
+    })
+}
+
+/// A UUID's 32 hex digits, dashes and the trailing newline ignored.
+fn parse_boot_id(text: &str) -> Option<u128> {
+    let hex: String = text.trim().chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    u128::from_str_radix(&hex, 16).ok()
+}
+
+/// The system's boot mark: the boot id and `CLOCK_BOOTTIME`; `None` off Linux.
+pub fn system_boot_mark() -> Option<BootMark> {
+    Some(BootMark {
+        boot_id: boot_id()?,
+        since_boot: boot_time()?,
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn boot_time() -> Option<Duration> {
+    // SAFETY: `timespec` is plain data; clock_gettime writes into the one we own.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+        return None;
+    }
+    let secs = u64::try_from(now.tv_sec).ok()?;
+    let nanos = u32::try_from(now.tv_nsec).ok()?;
+    Some(Duration::new(secs, nanos))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn boot_time() -> Option<Duration> {
+    None
 }
 
 /// systemd-timesyncd creates this file once it has synchronised the clock.
@@ -151,6 +212,9 @@ impl Clock for SystemClock {
     fn sync_state(&self) -> ClockSync {
         system_clock_sync()
     }
+    fn boot_mark(&self) -> Option<BootMark> {
+        system_boot_mark()
+    }
     fn sleep(&self, duration: Duration) {
         std::thread::sleep(duration);
     }
@@ -210,6 +274,8 @@ pub struct VirtualClock {
     /// Sum of the wall-clock steps so far (ms); the monotonic reading never sees them.
     wall_offset_ms: Arc<AtomicI64>,
     sync: Arc<AtomicU8>,
+    /// The boot this clock pretends to run in, and how long it had run at the origin.
+    boot: Option<(u128, Duration)>,
 }
 
 impl VirtualClock {
@@ -220,7 +286,15 @@ impl VirtualClock {
             unix_origin_ms,
             wall_offset_ms: Arc::new(AtomicI64::new(0)),
             sync: Arc::new(AtomicU8::new(ClockSync::Synced.to_code())),
+            boot: None,
         }
+    }
+
+    /// Gives the clock a boot mark: boot `boot_id`, `since_boot` at the clock's origin.
+    /// Two clocks with the same id stand for two runs of the agent in one boot.
+    pub fn with_boot(mut self, boot_id: u128, since_boot: Duration) -> Self {
+        self.boot = Some((boot_id, since_boot));
+        self
     }
 
     /// Steps the wall clock by `delta_ms` (negative: back), as `date -s` or an NTP step
@@ -260,6 +334,13 @@ impl Clock for VirtualClock {
     }
     fn sync_state(&self) -> ClockSync {
         ClockSync::from_code(self.sync.load(Ordering::SeqCst))
+    }
+    fn boot_mark(&self) -> Option<BootMark> {
+        let (boot_id, at_origin) = self.boot?;
+        Some(BootMark {
+            boot_id,
+            since_boot: at_origin.saturating_add(self.monotonic()),
+        })
     }
     fn sleep(&self, duration: Duration) {
         self.advance(duration);
@@ -345,6 +426,32 @@ mod tests {
         #[cfg(target_os = "linux")]
         assert!(super::kernel_clock_sync().is_some());
         let _ = system_clock_sync();
+    }
+
+    #[test]
+    fn the_boot_mark_is_read_and_moves_on() {
+        assert_eq!(
+            parse_boot_id("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n"),
+            Some(0x0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0)
+        );
+        assert_eq!(parse_boot_id("not a uuid"), None);
+        #[cfg(target_os = "linux")]
+        {
+            let first = system_boot_mark().expect("Linux has a boot id and CLOCK_BOOTTIME");
+            let second = system_boot_mark().unwrap();
+            assert_eq!(first.boot_id, second.boot_id);
+            assert!(second.since_boot >= first.since_boot);
+        }
+        let clock = VirtualClock::default().with_boot(7, Duration::from_secs(100));
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(
+            clock.boot_mark(),
+            Some(BootMark {
+                boot_id: 7,
+                since_boot: Duration::from_secs(105)
+            })
+        );
+        assert_eq!(VirtualClock::default().boot_mark(), None);
     }
 
     #[test]

@@ -261,6 +261,7 @@ impl<F: BusFactory> Sampler<F> {
             monotonic: clock.monotonic(),
             unix_ms: clock.unix_millis(),
             clock_synced: clock.sync_state().is_synced(),
+            boot: clock.boot_mark(),
         };
         let now_ms = now.unix_ms;
         let profile = HeaterProfile {
@@ -362,6 +363,7 @@ impl<F: BusFactory> Sampler<F> {
             monotonic: self.clock.monotonic(),
             unix_ms: self.clock.unix_millis(),
             clock_synced: self.clock.sync_state().is_synced() && !self.timeline.is_held(),
+            boot: self.clock.boot_mark(),
         }
     }
 
@@ -591,6 +593,7 @@ impl<F: BusFactory> Sampler<F> {
             monotonic: triggered,
             unix_ms: timestamp,
             clock_synced: stamp.clock_synced,
+            boot: self.clock.boot_mark(),
         };
         let assessment = self.estimator.assess(&reading, now);
         let origin_after = self.estimator.origin();
