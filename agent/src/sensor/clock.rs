@@ -258,6 +258,14 @@ impl Clock for ScaledClock {
     fn sync_state(&self) -> ClockSync {
         system_clock_sync()
     }
+    /// Only at real speed: sped-up durations would not match the boot clock's.
+    fn boot_mark(&self) -> Option<BootMark> {
+        if self.speed == 1.0 {
+            system_boot_mark()
+        } else {
+            None
+        }
+    }
     fn sleep(&self, duration: Duration) {
         std::thread::sleep(duration.div_f64(self.speed));
     }
