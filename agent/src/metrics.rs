@@ -43,6 +43,7 @@ pub struct PipelineCounts {
     pub anomalies: u64,
     pub swaps: u64,
     pub swaps_refused: u64,
+    pub history_errors: u64,
     /// Failed windows by `FunctionError::kind`.
     pub function_errors: BTreeMap<String, u64>,
     pub fuel: HistogramSnapshot,
@@ -62,6 +63,7 @@ impl PipelineCounts {
             anomalies: load(&stats.anomalies),
             swaps: load(&stats.swaps),
             swaps_refused: load(&stats.swaps_refused),
+            history_errors: load(&stats.history_errors),
             function_errors: stats
                 .function_errors()
                 .into_iter()
@@ -209,6 +211,31 @@ pub fn render(snapshot: &Snapshot) -> String {
         "Samples whose gas reading was invalid or whose heater was not stable.",
         s.gas_unusable,
     );
+    out.family(
+        "edge_agent_clock_steps_total",
+        "counter",
+        "Steps of the wall clock seen between two samples, by direction (timestamps stay monotone).",
+    );
+    out.sample(
+        "edge_agent_clock_steps_total",
+        &[("direction", "back")],
+        s.clock_steps_back,
+    );
+    out.sample(
+        "edge_agent_clock_steps_total",
+        &[("direction", "forward")],
+        s.clock_steps_forward,
+    );
+    out.counter(
+        "edge_agent_samples_unsynced_total",
+        "Samples stamped while the system clock was not synchronised (clock_synced false).",
+        s.unsynced_samples,
+    );
+    out.counter(
+        "edge_agent_sensor_log_lines_suppressed_total",
+        "Sensor state-change log lines held back by the log rate limit.",
+        s.state_changes_suppressed,
+    );
     out.counter(
         "edge_agent_ring_overwritten_total",
         "Samples lost in the ring buffer because the pipeline fell behind.",
@@ -235,6 +262,11 @@ pub fn render(snapshot: &Snapshot) -> String {
         "edge_agent_windows_total",
         "Windows the function ran on, judged or failed.",
         p.windows,
+    );
+    out.counter(
+        "edge_agent_window_history_errors_total",
+        "Failed saves of the windows' samples for a restart (the windows go on from memory).",
+        p.history_errors,
     );
     out.counter(
         "edge_agent_verdicts_total",

@@ -1,22 +1,32 @@
 //! A verdict on one sample, as it leaves the agent: the sample, what the function said
-//! of it, which function said it, and the window it was judged in.
+//! of it, which function said it, and the window it was judged in; and the document's
+//! Elasticsearch `_id`, which is the sample's identity (host, sensor, run, sequence), never
+//! its time. A field added here needs a mapping in `ship/client.rs`'s template.
 
 use serde::Serialize;
 
-use crate::sensor::Sample;
+use crate::sensor::{RunId, Sample};
 use crate::support::timestamp;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VerdictRecord {
-    /// The sample's time, Unix ms: with the sensor id, the document's identity.
+    /// The sample's time, Unix ms.
     #[serde(skip)]
     pub unix_ms: i64,
     #[serde(rename = "@timestamp")]
     pub timestamp: String,
     pub host_id: String,
     pub sensor_id: String,
+    /// The sampler run that took the sample (16 hex digits) and its place in the run: with
+    /// the host and sensor, the document's identity.
+    pub run_id: RunId,
+    pub seq: u64,
+    /// The wall clock was synchronised when the sample was taken (see `sensor::timeline`).
+    pub clock_synced: bool,
     pub temperature: f32,
+    /// `null` when the channel is configured `skip`.
     pub humidity: f32,
+    /// `null` when the channel is configured `skip`.
     pub pressure: f32,
     pub gas_resistance: f32,
     pub air_quality: f32,
@@ -35,11 +45,46 @@ pub struct VerdictRecord {
     pub window_end: String,
 }
 
+/// Bytes of the host or sensor id kept in a document id (after escaping): the run id and
+/// sequence carry the uniqueness, these only make the id readable.
+pub const ID_PART_MAX_BYTES: usize = 96;
+
 impl VerdictRecord {
-    /// Deterministic, so sending the same verdict twice stores it once.
+    /// `<host>.<sensor>.<run id>.<seq>`: the same for every send of this sample (retries,
+    /// a replay of the spool after a crash), different for every other sample, whatever
+    /// the clock did and whichever host or sensor names are configured. Host and sensor are
+    /// escaped to `[A-Za-z0-9_-]` (anything else, `.` included, becomes `~xx` per byte,
+    /// so the four parts cannot run into each other) and cut to [`ID_PART_MAX_BYTES`];
+    /// at most 96 + 96 + 16 + 20 + 3 = 231 bytes, under Elasticsearch's 512.
     pub fn document_id(&self) -> String {
-        format!("{}-{}", self.sensor_id, self.unix_ms)
+        format!(
+            "{}.{}.{}.{}",
+            id_part(&self.host_id),
+            id_part(&self.sensor_id),
+            self.run_id,
+            self.seq
+        )
     }
+}
+
+fn id_part(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(ID_PART_MAX_BYTES));
+    for byte in text.bytes() {
+        let escaped_len = if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-') {
+            1
+        } else {
+            3
+        };
+        if out.len() + escaped_len > ID_PART_MAX_BYTES {
+            break;
+        }
+        if escaped_len == 1 {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("~{byte:02x}"));
+        }
+    }
+    out
 }
 
 /// Who made a verdict and over which samples.
@@ -67,6 +112,9 @@ impl VerdictRecord {
             timestamp: timestamp::format(sample.timestamp),
             host_id: judgement.host_id.to_owned(),
             sensor_id: judgement.sensor_id.to_owned(),
+            run_id: sample.run_id,
+            seq: sample.seq,
+            clock_synced: sample.clock_synced,
             temperature: sample.temperature,
             humidity: sample.humidity,
             pressure: sample.pressure,
@@ -82,5 +130,85 @@ impl VerdictRecord {
             window_start: timestamp::format(judgement.window.0),
             window_end: timestamp::format(judgement.window.1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(run: u64, seq: u64, timestamp: i64) -> Sample {
+        Sample {
+            timestamp,
+            run_id: RunId::from_raw(run),
+            seq,
+            clock_synced: true,
+            temperature: 21.0,
+            humidity: f32::NAN,
+            pressure: 1000.0,
+            gas_resistance: 1.0,
+            air_quality: 50.0,
+            gas_valid: true,
+            heater_stable: true,
+            burn_in: false,
+        }
+    }
+
+    fn record(host: &str, sensor: &str, sample: &Sample) -> VerdictRecord {
+        let judgement = Judgement {
+            host_id: host,
+            sensor_id: sensor,
+            function_sha256: "ab",
+            window: (0, 1),
+        };
+        VerdictRecord::new(sample, &judgement, Err("x"))
+    }
+
+    #[test]
+    fn the_id_is_the_identity_not_the_time() {
+        let at = 1_767_225_600_000;
+        let a = record("pi", "bme680", &sample(1, 0, at));
+        assert_eq!(a.document_id(), "pi.bme680.0000000000000001.0");
+        // Same time, other run or other place in the run: other document.
+        assert_ne!(
+            a.document_id(),
+            record("pi", "bme680", &sample(2, 0, at)).document_id()
+        );
+        assert_ne!(
+            a.document_id(),
+            record("pi", "bme680", &sample(1, 1, at)).document_id()
+        );
+        // Same sample re-sent later: same document.
+        assert_eq!(
+            a.document_id(),
+            record("pi", "bme680", &sample(1, 0, at)).document_id()
+        );
+        // One sensor id on two hosts.
+        assert_ne!(
+            a.document_id(),
+            record("pi2", "bme680", &sample(1, 0, at)).document_id()
+        );
+    }
+
+    #[test]
+    fn id_parts_cannot_run_together_and_stay_short() {
+        let one = record("a.b", "c", &sample(1, 0, 0)).document_id();
+        let other = record("a", "b.c", &sample(1, 0, 0)).document_id();
+        assert_ne!(one, other);
+        assert_eq!(one, "a~2eb.c.0000000000000001.0");
+        let long = "ü".repeat(1000);
+        let id = record(&long, &long, &sample(u64::MAX, u64::MAX, 0)).document_id();
+        assert!(id.len() <= 231 && id.len() < 512, "{}", id.len());
+        assert!(id.bytes().all(|b| b.is_ascii_graphic()));
+    }
+
+    #[test]
+    fn a_skipped_channel_is_null_in_the_record() {
+        let json = serde_json::to_value(record("pi", "s", &sample(1, 0, 0))).unwrap();
+        assert!(json["humidity"].is_null());
+        assert_eq!(json["pressure"], 1000.0);
+        assert_eq!(json["run_id"], "0000000000000001");
+        assert_eq!(json["seq"], 0);
+        assert_eq!(json["clock_synced"], true);
     }
 }

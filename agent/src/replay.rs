@@ -10,6 +10,7 @@ use thiserror::Error;
 use crate::function::FunctionHost;
 use crate::judge;
 use crate::sensor::Sample;
+use crate::sensor::identity::RunId;
 use crate::series::Series;
 use crate::support::timestamp;
 use crate::window::{WindowError, WindowPlan, WindowSpec, Windower};
@@ -87,7 +88,10 @@ pub fn replay(
         .timestamps
         .iter()
         .zip(&series.values)
-        .map(|(&timestamp, &value)| replayed_sample(timestamp, value))
+        .zip(0..)
+        .map(|((&timestamp, &value), seq)| {
+            Sample::air_quality_only(RunId::from_raw(0), seq, timestamp, value)
+        })
         .collect();
     let mut summary = ReplaySummary {
         samples: series.len(),
@@ -105,22 +109,6 @@ pub fn replay(
     }
     out.flush()?;
     Ok(summary)
-}
-
-/// A recorded value as the function sees a live sample: the series is the air-quality
-/// channel, and the channels a CSV does not have are NaN, as an unmeasured channel is live.
-fn replayed_sample(timestamp: i64, value: f32) -> Sample {
-    Sample {
-        timestamp,
-        temperature: f32::NAN,
-        humidity: f32::NAN,
-        pressure: f32::NAN,
-        gas_resistance: f32::NAN,
-        air_quality: value,
-        gas_valid: true,
-        heater_stable: true,
-        burn_in: false,
-    }
 }
 
 fn run_window(

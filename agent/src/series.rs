@@ -3,6 +3,13 @@
 //! Timestamps may be RFC 3339 (`2024-05-01T12:00:00Z`, `…+02:00`), `YYYY-MM-DD HH:MM:SS`
 //! (taken as UTC) or Unix epoch seconds (`1714564800`, fractions allowed). A row that
 //! cannot be read is an error naming its line; nothing is skipped silently.
+//!
+//! Rows are kept in file order. Real recordings are not always in time order (NAB's
+//! machine_temperature steps back an hour at row 10 151, a DST change or a clock fix), so a
+//! row whose time is not after the previous row's is counted in [`Series::order`], with the
+//! first such row named, for the caller to warn about; [`ReadOptions::strict_order`] makes
+//! it an error instead. Formatting times for output is `support::timestamp`'s job, not this
+//! module's.
 
 use std::io::Read;
 
@@ -11,11 +18,58 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-/// Timestamps (Unix milliseconds, UTC, strictly increasing) and their values.
+/// Timestamps (Unix milliseconds, UTC, in file order) and their values.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
     pub timestamps: Vec<i64>,
     pub values: Vec<f32>,
+    /// Rows whose time is not after the previous row's.
+    pub order: TimeOrder,
+}
+
+/// What the reader found about the series' time order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimeOrder {
+    /// Rows whose timestamp is not after the previous row's (steps back and repeats).
+    pub out_of_order_rows: u64,
+    /// The first of them.
+    pub first: Option<OutOfOrder>,
+}
+
+impl TimeOrder {
+    pub fn is_ordered(&self) -> bool {
+        self.out_of_order_rows == 0
+    }
+
+    /// One line for a warning: the first such row, its time, the previous row's, and the
+    /// count; `None` when the series is in order.
+    pub fn warning(&self) -> Option<String> {
+        let first = self.first.as_ref()?;
+        Some(format!(
+            "{} row(s) are not after the row before them; the first is line {}: {} after {}; replaying in file order",
+            self.out_of_order_rows,
+            first.line,
+            crate::support::timestamp::format(first.timestamp),
+            crate::support::timestamp::format(first.previous),
+        ))
+    }
+}
+
+/// A row whose time is not after the previous row's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfOrder {
+    /// CSV line (the header is line 1).
+    pub line: u64,
+    pub timestamp: i64,
+    pub previous: i64,
+}
+
+/// How to read a series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Refuse a series whose timestamps are not strictly increasing (the first such row is
+    /// the error) instead of reading it in file order.
+    pub strict_order: bool,
 }
 
 #[derive(Debug, Error)]
@@ -28,6 +82,16 @@ pub enum SeriesError {
     Row { line: u64, reason: String },
     #[error("the CSV has a header but no rows")]
     Empty,
+    #[error(
+        "line {line}: timestamp {} is not after the previous row's {}",
+        crate::support::timestamp::format(*timestamp),
+        crate::support::timestamp::format(*previous)
+    )]
+    OutOfOrder {
+        line: u64,
+        timestamp: i64,
+        previous: i64,
+    },
 }
 
 impl Series {
@@ -39,7 +103,12 @@ impl Series {
         self.timestamps.is_empty()
     }
 
+    /// Reads a series in file order, noting rows out of time order in [`Series::order`].
     pub fn from_csv(input: impl Read) -> Result<Self, SeriesError> {
+        Self::from_csv_with(input, ReadOptions::default())
+    }
+
+    pub fn from_csv_with(input: impl Read, options: ReadOptions) -> Result<Self, SeriesError> {
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .from_reader(input);
@@ -80,11 +149,19 @@ impl Series {
             if let Some(&previous) = series.timestamps.last()
                 && timestamp <= previous
             {
-                return Err(row_error(format!(
-                    "timestamp {} is not after the previous row's {}",
-                    crate::support::timestamp::format(timestamp),
-                    crate::support::timestamp::format(previous)
-                )));
+                if options.strict_order {
+                    return Err(SeriesError::OutOfOrder {
+                        line,
+                        timestamp,
+                        previous,
+                    });
+                }
+                series.order.out_of_order_rows += 1;
+                series.order.first.get_or_insert(OutOfOrder {
+                    line,
+                    timestamp,
+                    previous,
+                });
             }
             series.timestamps.push(timestamp);
             series.values.push(value);
@@ -172,10 +249,6 @@ mod tests {
                 "line 3: timestamp \"yesterday\"",
             ),
             ("timestamp,value\n1,2\n3,\n", "line 3: no value"),
-            (
-                "timestamp,value\n5,2\n5,3\n",
-                "line 3: timestamp 1970-01-01T00:00:05Z is not after",
-            ),
             ("timestamp,value\n1,2\n2,3,4\n", "line 3"),
             ("time,value\n1,2\n", "header must name"),
             ("timestamp,value\n", "no rows"),
@@ -184,5 +257,64 @@ mod tests {
             let err = Series::from_csv(csv.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(expected), "{csv:?}: {err}");
         }
+    }
+
+    /// NAB machine_temperature's shape at row 10 151: 02:55, then 02:00 (an hour back).
+    const STEPS_BACK: &str = "timestamp,value\n\
+        2013-12-15 02:50:00,70.1\n\
+        2013-12-15 02:55:00,70.2\n\
+        2013-12-15 02:00:00,70.3\n\
+        2013-12-15 02:05:00,70.4\n\
+        2013-12-15 02:05:00,70.5\n\
+        2013-12-15 03:10:00,70.6\n";
+
+    #[test]
+    fn a_series_that_steps_back_is_read_in_file_order_and_reported() {
+        let series = Series::from_csv(STEPS_BACK.as_bytes()).unwrap();
+        assert_eq!(series.len(), 6, "every row kept");
+        assert_eq!(series.values, [70.1, 70.2, 70.3, 70.4, 70.5, 70.6]);
+        assert!(
+            series.timestamps[2] < series.timestamps[1],
+            "file order, not sorted"
+        );
+        assert_eq!(
+            series.order.out_of_order_rows, 2,
+            "the step back and the repeat"
+        );
+        let first = series.order.first.clone().unwrap();
+        assert_eq!(first.line, 4);
+        assert_eq!(first.previous - first.timestamp, 55 * 60 * 1000);
+        let warning = series.order.warning().unwrap();
+        assert!(warning.starts_with("2 row(s)"), "{warning}");
+        assert!(
+            warning.contains("line 4: 2013-12-15T02:00:00Z after 2013-12-15T02:55:00Z"),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn strict_order_refuses_the_first_row_out_of_order() {
+        let strict = ReadOptions { strict_order: true };
+        let err = Series::from_csv_with(STEPS_BACK.as_bytes(), strict).unwrap_err();
+        assert!(
+            matches!(err, SeriesError::OutOfOrder { line: 4, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("line 4: timestamp 2013-12-15T02:00:00Z is not after")
+        );
+        let repeat = Series::from_csv_with("timestamp,value\n5,2\n5,3\n".as_bytes(), strict);
+        assert!(matches!(
+            repeat,
+            Err(SeriesError::OutOfOrder { line: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn an_ordered_series_reports_nothing() {
+        let series = Series::from_csv("timestamp,value\n1,2\n2,3\n".as_bytes()).unwrap();
+        assert!(series.order.is_ordered());
+        assert_eq!(series.order.warning(), None);
     }
 }

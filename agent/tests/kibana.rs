@@ -26,6 +26,9 @@ fn saved_objects() -> Vec<Value> {
 fn shipped_fields() -> BTreeSet<String> {
     let sample = Sample {
         timestamp: 1_764_000_000_000,
+        run_id: edge_agent::sensor::RunId::from_raw(0x5eed),
+        seq: 42,
+        clock_synced: true,
         temperature: 22.5,
         humidity: 41.0,
         pressure: 1013.2,

@@ -300,3 +300,84 @@ fn a_punch_function_given_parameters_is_refused() {
         "{stderr}"
     );
 }
+
+/// The demo series with the clock stepped back an hour from row 200 on, the way NAB's
+/// machine_temperature does at row 10 151: rows from there on repeat an hour.
+fn demo_with_a_step_back(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(demo_csv()).unwrap();
+    let mut out = String::new();
+    for (n, line) in text.lines().enumerate() {
+        if n > 200 {
+            let (time, value) = line.split_once(',').unwrap();
+            let at = edge_agent::series::parse_timestamp(time).unwrap() - 3_600_000;
+            out.push_str(&format!("{},{value}\n", at / 1000));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let path = dir.join("steps-back.csv");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn a_series_whose_clock_steps_back_is_replayed_in_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = demo_with_a_step_back(dir.path());
+    let wasm = anomaly_wasm().display().to_string();
+    let out = replay(&[
+        "--function",
+        &wasm,
+        "--input",
+        csv.to_str().unwrap(),
+        "--param",
+        "period=24",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = lines(&out);
+    let indexes: Vec<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!(
+        indexes,
+        (0..336).collect::<Vec<_>>(),
+        "every row, file order"
+    );
+    // Row 200 (line 202) repeats row 199's hour: the times say so, in file order.
+    let at = |i: usize| {
+        edge_agent::series::parse_timestamp(lines[i]["timestamp"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(at(200), at(199));
+    assert_eq!(at(201) - at(200), 3_600_000);
+    // The same values judge the same way: the spikes are where they were.
+    let flagged: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["is_anomaly"] == true)
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(flagged, [91, 152, 236, 291]);
+    // The warning names the first such row and how many there are.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 row(s) are not after the row before them; the first is line 202"),
+        "{stderr}"
+    );
+
+    // --strict-order refuses the same file, naming the row, and writes no verdict.
+    let out = replay(&[
+        "--function",
+        &wasm,
+        "--input",
+        csv.to_str().unwrap(),
+        "--param",
+        "period=24",
+        "--strict-order",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 202"), "{stderr}");
+}

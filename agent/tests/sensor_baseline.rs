@@ -1,13 +1,14 @@
 //! The air-quality baseline survives a restart, and a stale one (or one learnt with another
-//! heater profile, or a corrupt file) starts a new burn-in instead of being trusted.
+//! heater profile, one whose age cannot be told, or a corrupt file) starts a new burn-in
+//! instead of being trusted.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use edge_agent::sensor::Sample;
-use edge_agent::sensor::air_quality::BaselineOrigin;
+use edge_agent::sensor::air_quality::{BaselineOrigin, Distrust};
 use edge_agent::sensor::baseline::{BASELINE_FILE, BaselineStore};
-use edge_agent::sensor::clock::{SharedClock, VirtualClock};
+use edge_agent::sensor::clock::{ClockSync, SharedClock, VirtualClock};
 use edge_agent::sensor::config::{AirQualityConfig, SensorConfig};
 use edge_agent::sensor::queue::sample_queue;
 use edge_agent::sensor::sampler::{Sampler, SamplerEvent};
@@ -30,7 +31,22 @@ fn run(
     samples: u64,
     change: impl FnOnce(&mut SensorConfig),
 ) -> Run {
-    let clock: SharedClock = Arc::new(VirtualClock::starting_at(start_ms));
+    run_on(
+        VirtualClock::starting_at(start_ms),
+        state_dir,
+        samples,
+        change,
+    )
+}
+
+/// One run on a given clock (a boot mark, an unsynchronised state).
+fn run_on(
+    clock: VirtualClock,
+    state_dir: &Path,
+    samples: u64,
+    change: impl FnOnce(&mut SensorConfig),
+) -> Run {
+    let clock: SharedClock = Arc::new(clock);
     let chip = SimulatedBme680::new(Calibration::PIMORONI, Scenario::Clean, clock.clone());
     let mut config = SensorConfig {
         state_dir: state_dir.to_path_buf(),
@@ -123,6 +139,72 @@ fn a_stale_baseline_starts_a_new_burn_in() {
         "a sample during burn-in says so"
     );
     assert!(later.events.contains(&SamplerEvent::Baseline(later.origin)));
+}
+
+#[test]
+fn a_baseline_saved_in_the_future_is_not_trusted() {
+    // A Pi that ran with a clock a day ahead, then boots with the right time: the file's
+    // age would be negative, so nothing can be said about it.
+    let state = tempfile::tempdir().unwrap();
+    run(state.path(), START_MS + 24 * HOUR_MS, 60, |_| {});
+    let after = run(state.path(), START_MS, 5, |_| {});
+    assert_eq!(
+        after.origin,
+        BaselineOrigin::Untrusted(Distrust::SavedInTheFuture)
+    );
+    assert!(after.samples.iter().all(|s| s.burn_in));
+}
+
+#[test]
+fn a_baseline_saved_with_an_unsynchronised_clock_is_not_trusted() {
+    let state = tempfile::tempdir().unwrap();
+    run(state.path(), START_MS, 60, |_| {});
+    let store = BaselineStore::in_dir(state.path());
+    let mut file = store.load().unwrap().expect("saved");
+    assert!(file.clock_synced, "the virtual clock is synchronised");
+    file.clock_synced = false;
+    store.save(&file).unwrap();
+    let after = run(state.path(), START_MS + HOUR_MS, 5, |_| {});
+    assert_eq!(
+        after.origin,
+        BaselineOrigin::Untrusted(Distrust::SavedUnsynchronised)
+    );
+    assert!(after.samples.iter().all(|s| s.burn_in));
+}
+
+#[test]
+fn an_unsynchronised_pi_keeps_its_baseline_across_a_restart_within_one_boot() {
+    // An offline Pi: the clock never synchronises. Within one boot the boot clock tells the
+    // baseline's age; after a reboot nothing does.
+    let unsynced = |start_ms: i64, boot_id: u128, since_boot_s: u64| {
+        let clock = VirtualClock::starting_at(start_ms)
+            .with_boot(boot_id, std::time::Duration::from_secs(since_boot_s));
+        clock.set_sync(ClockSync::Unsynced);
+        clock
+    };
+    let state = tempfile::tempdir().unwrap();
+    let first = run_on(unsynced(START_MS, 1, 60), state.path(), 60, |_| {});
+    assert!(first.baseline_ohm.is_some());
+    // The agent restarts ten minutes after it stopped (60 samples at 3 s took 3 minutes);
+    // the wall clock meanwhile went back a day.
+    let again = run_on(
+        unsynced(START_MS - 24 * HOUR_MS, 1, 60 + 180 + 600),
+        state.path(),
+        5,
+        |_| {},
+    );
+    assert!(
+        matches!(again.origin, BaselineOrigin::Restored { age } if (600..605).contains(&age.as_secs())),
+        "{:?}",
+        again.origin
+    );
+    assert!(again.samples.iter().all(|s| !s.burn_in));
+    // After a reboot (another boot id) the unsynchronised save cannot be dated.
+    let rebooted = run_on(unsynced(START_MS, 2, 30), state.path(), 5, |_| {});
+    assert_eq!(
+        rebooted.origin,
+        BaselineOrigin::Untrusted(Distrust::SavedUnsynchronised)
+    );
 }
 
 #[test]

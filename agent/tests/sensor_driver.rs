@@ -8,7 +8,8 @@ use std::sync::Arc;
 use bosch_bme680::{Bme680, Configuration, DeviceAddress};
 use edge_agent::sensor::clock::{ClockDelay, SharedClock, VirtualClock};
 use edge_agent::sensor::config::{SensorAddress, SensorConfig};
-use edge_agent::sensor::driver::{Bme680Sensor, gas_wait_code, heater_resistance_code};
+use edge_agent::sensor::datasheet::{gas_wait_code, heater_resistance_code};
+use edge_agent::sensor::driver::Bme680Sensor;
 use edge_agent::sensor::error::SensorError;
 use edge_agent::sensor::simulator::{
     Calibration, Environment, Fault, FaultKindSim, Scenario, SimulatedBme680, SimulatedBus,

@@ -448,3 +448,48 @@ fn a_missing_i2c_device_is_retried_and_counted_not_fatal() {
         .count();
     assert_eq!(faults, 1, "one state change, however many tries");
 }
+
+#[test]
+fn a_flaky_bus_logs_its_changes_of_state_at_a_bounded_rate_with_counts() {
+    use edge_agent::sensor::log_rate::{STATE_LOG_BURST, STATE_LOG_INTERVAL};
+    let mut rig = rig(Scenario::Clean);
+    rig.run_samples(2);
+    let logged_before = my_logs()
+        .iter()
+        .filter(|(level, _)| *level <= log::Level::Info)
+        .count();
+    let started = rig.clock.monotonic();
+    rig.chip.inject(Fault::FlakyNack { every: 5 });
+    let minutes = 10;
+    let end = started + Duration::from_secs(60 * minutes);
+    let clock = rig.clock.clone();
+    let stats = rig.run_until(|_| clock.monotonic() >= end);
+    let logged: Vec<(log::Level, String)> = my_logs()
+        .into_iter()
+        .filter(|(level, message)| *level <= log::Level::Info && message.contains("BME680"))
+        .skip(logged_before)
+        .collect();
+    let changes = stats.state_changes;
+    assert!(
+        changes >= 10 * minutes,
+        "the bus flips state many times a minute: {stats:?}"
+    );
+    let bound = STATE_LOG_BURST as u64 + minutes * 60 / STATE_LOG_INTERVAL.as_secs() + 1;
+    assert!(
+        (logged.len() as u64) <= bound,
+        "{} lines for {changes} changes, bound {bound}",
+        logged.len()
+    );
+    assert!(
+        stats.state_changes_suppressed >= changes - bound,
+        "{stats:?}"
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|(_, message)| message.contains("earlier changes of state not logged")),
+        "a line says how many were left out: {logged:?}"
+    );
+    // Every change is still recorded as an event, for a status page, and counted.
+    assert!(stats.samples > 0 && stats.bus_errors > 0, "{stats:?}");
+}

@@ -19,9 +19,13 @@ fn binary() -> &'static Path {
 #[derive(Debug, Clone)]
 struct Spooled {
     count: usize,
-    first_ms: i64,
-    last_ms: i64,
+    first: Key,
+    last: Key,
 }
+
+/// A document's identity from its `_id` (`<host>.<sensor>.<run>.<seq>`): the run and the
+/// sample's place in it, which order a run's documents.
+type Key = (String, u64);
 
 /// Every "spooled N documents: a .. b" line, in order.
 fn spooled(logs: &[String]) -> Vec<Spooled> {
@@ -30,21 +34,22 @@ fn spooled(logs: &[String]) -> Vec<Spooled> {
             let rest = line.split("spooled ").nth(1)?;
             let (count, ids) = rest.split_once(" documents: ")?;
             let (first, last) = ids.split_once(" .. ")?;
-            let ms = |id: &str| id.trim().rsplit('-').next()?.parse::<i64>().ok();
             Some(Spooled {
                 count: count.parse().ok()?,
-                first_ms: ms(first)?,
-                last_ms: ms(last)?,
+                first: key(first.trim())?,
+                last: key(last.trim())?,
             })
         })
         .collect()
 }
 
-/// Checks that each committed window's samples are all in `stored` (Unix ms of the
+/// Checks that each committed window's samples are all in `stored` (the keys of the
 /// stored documents), exactly as many as were committed.
-fn assert_all_arrived(windows: &[Spooled], stored: &BTreeSet<i64>) {
+fn assert_all_arrived(windows: &[Spooled], stored: &BTreeSet<Key>) {
     for window in windows {
-        let arrived = stored.range(window.first_ms..=window.last_ms).count();
+        let arrived = stored
+            .range(window.first.clone()..=window.last.clone())
+            .count();
 
         assert_eq!(
             arrived, window.count,
@@ -54,11 +59,15 @@ fn assert_all_arrived(windows: &[Spooled], stored: &BTreeSet<i64>) {
     }
 }
 
-fn ms_of(id: &str) -> i64 {
-    id.rsplit('-')
-        .next()
-        .and_then(|ms| ms.parse().ok())
-        .expect("ids end with Unix ms")
+fn key(id: &str) -> Option<Key> {
+    let mut parts = id.rsplit('.');
+    let seq = parts.next()?.parse().ok()?;
+    let run = parts.next()?.to_owned();
+    Some((run, seq))
+}
+
+fn key_of(id: &str) -> Key {
+    key(id).expect("ids end with <run>.<seq>")
 }
 
 /// `window`: (size, hop); the function's period is a quarter of the size.
@@ -98,12 +107,12 @@ fn an_hour_without_upstream_loses_and_duplicates_nothing() {
     );
     agent.until_log("Elasticsearch unavailable");
     agent.until_log("spooled");
-    let start = spooled(&agent.logs)[0].first_ms;
-    // An hour of samples (at 1200x, three seconds) with nowhere to go.
+    let start = spooled(&agent.logs)[0].first.1;
+    // An hour of samples (3600 at one a second; at 1200x, three seconds) with nowhere to go.
     agent.until_log_where("an hour spooled", |line| {
         spooled(&[line.to_owned()])
             .first()
-            .is_some_and(|w| w.last_ms >= start + 3_600_000)
+            .is_some_and(|w| w.last.1 >= start + 3600)
     });
     let server = FaultServer::start_at(port, |_, _| Reply::Bulk);
     agent.until_log("taking documents again");
@@ -116,10 +125,10 @@ fn an_hour_without_upstream_loses_and_duplicates_nothing() {
     let (status, _, logs) = agent.stop();
     assert!(status.success());
 
-    let stored: BTreeSet<i64> = server.stored_ids().iter().map(|id| ms_of(id)).collect();
+    let stored: BTreeSet<Key> = server.stored_ids().iter().map(|id| key_of(id)).collect();
     assert_all_arrived(&backlog, &stored);
-    let span = backlog.last().map_or(0, |w| w.last_ms) - backlog[0].first_ms;
-    assert!(span >= 3_600_000, "an hour of samples, got {span} ms");
+    let span = backlog.last().map_or(0, |w| w.last.1) - backlog[0].first.1;
+    assert!(span >= 3600, "an hour of samples, got {span}");
     // What came after is stored or still spooled; nothing is stored twice or invented.
     let committed: usize = spooled(&logs).iter().map(|w| w.count).sum();
     let left = number_before(&logs, "shipping stopped", " left in the spool");
@@ -160,8 +169,8 @@ impl Rng {
 fn sigkill_at_random_points_never_loses_or_duplicates_a_spooled_sample() {
     let server = Osmem::start();
     let dir = tempfile::tempdir().unwrap();
-    // Real time (speed 1), so runs never overlap in time and ids never collide; a sample
-    // every 25 ms and small windows keep each run short.
+    // A sample every 25 ms and small windows keep each run short; each run has its own
+    // run id, so ids never collide whatever the times.
     let sensor = "sample_period_ms = 25\nheater_duration_ms = 10\ntemperature_oversampling = \"x1\"\npressure_oversampling = \"x1\"\nhumidity_oversampling = \"x1\"";
     let config = write_config(
         dir.path(),
@@ -197,7 +206,7 @@ fn sigkill_at_random_points_never_loses_or_duplicates_a_spooled_sample() {
     assert!(status.success());
 
     let ids = server.ids("crash");
-    let stored: BTreeSet<i64> = ids.iter().map(|id| ms_of(id)).collect();
+    let stored: BTreeSet<Key> = ids.iter().map(|id| key_of(id)).collect();
     assert_eq!(stored.len(), ids.len(), "no document twice");
     assert!(
         accepted.len() >= 20,

@@ -12,7 +12,7 @@ use clap::Args;
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
 use edge_agent::plot::{PlotInput, decided_ranges, render_svg};
 use edge_agent::replay::ReplaySummary;
-use edge_agent::series::Series;
+use edge_agent::series::{ReadOptions, Series};
 use edge_agent::support::text::short_sha;
 use edge_agent::window::WindowSpec;
 use edge_function::Params;
@@ -69,6 +69,10 @@ pub struct ReplayArgs {
     /// The sensor id the function sees.
     #[arg(long, default_value = "replay")]
     sensor_id: String,
+    /// Refuse a series whose timestamps ever step back or repeat, instead of replaying it
+    /// in file order with a warning.
+    #[arg(long)]
+    strict_order: bool,
     /// Also draw the series, the flagged samples and the windows, as SVG, into this file.
     #[arg(long, value_name = "out.svg")]
     plot: Option<PathBuf>,
@@ -77,8 +81,14 @@ pub struct ReplayArgs {
 pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
     let file =
         File::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
-    let series = Series::from_csv(std::io::BufReader::new(file))
+    let options = ReadOptions {
+        strict_order: args.strict_order,
+    };
+    let series = Series::from_csv_with(std::io::BufReader::new(file), options)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
+    if let Some(warning) = series.order.warning() {
+        eprintln!("edge-agent: warning: {}: {warning}", args.input.display());
+    }
     let spec = match (args.window, args.hop) {
         (Some(size), Some(hop)) => Some(WindowSpec::new(size, hop)?),
         _ => None,

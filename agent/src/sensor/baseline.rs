@@ -2,7 +2,9 @@
 //! cost a new burn-in (the common complaint about BSEC losing its calibration state).
 //!
 //! One small JSON file, replaced atomically (write a temporary file, fsync, rename), so a
-//! power cut leaves either the old or the new baseline and never half of one.
+//! power cut leaves either the old or the new baseline and never half of one. Whether a
+//! saved baseline may be reused (its age, the clock it was stamped with) is decided in
+//! `air_quality.rs`, not here.
 
 use std::fs;
 use std::io::Write;
@@ -28,6 +30,24 @@ pub struct PersistedBaseline {
     pub burn_in_completed_at_ms: i64,
     /// Last adaptation saved, Unix ms: the baseline's age is counted from here.
     pub updated_at_ms: i64,
+    /// The wall clock was synchronised when `updated_at_ms` was read. A file without it
+    /// (written before the agent knew) counts as unsynchronised: its age cannot be told.
+    #[serde(default)]
+    pub clock_synced: bool,
+    /// The boot it was saved in and the boot clock then: within the same boot the age is
+    /// told by the boot clock, whatever the wall clock did. Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<SavedBoot>,
+}
+
+/// A boot mark (`sensor::clock::BootMark`) as the file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedBoot {
+    /// The boot id, 32 hex digits.
+    pub boot_id: String,
+    /// Milliseconds since that boot began.
+    pub since_boot_ms: u64,
 }
 
 impl PersistedBaseline {
@@ -137,6 +157,11 @@ mod tests {
             heater_duration_ms: 150,
             burn_in_completed_at_ms: 1_000,
             updated_at_ms: 2_000,
+            clock_synced: true,
+            boot: Some(SavedBoot {
+                boot_id: format!("{:032x}", 7u128),
+                since_boot_ms: 60_000,
+            }),
         }
     }
 
@@ -148,6 +173,19 @@ mod tests {
         store.save(&baseline()).unwrap();
         assert_eq!(store.load().unwrap(), Some(baseline()));
         assert!(!store.path().with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn a_file_from_before_clock_awareness_reads_as_unsynchronised() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BaselineStore::in_dir(dir.path());
+        fs::write(
+            store.path(),
+            r#"{"version":1,"gas_baseline_ohm":1.0,"heater_temperature_c":320,
+               "heater_duration_ms":150,"burn_in_completed_at_ms":1,"updated_at_ms":2}"#,
+        )
+        .unwrap();
+        assert!(!store.load().unwrap().unwrap().clock_synced);
     }
 
     #[test]

@@ -29,10 +29,8 @@ pub const FIELD_BLOCK_LEN: usize = 15;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldStatus {
     pub new_data: bool,
-    pub measuring: bool,
     pub gas_valid: bool,
     pub heater_stable: bool,
-    pub gas_range: u8,
 }
 
 impl FieldStatus {
@@ -41,10 +39,8 @@ impl FieldStatus {
         let gas_r_lsb = block[14];
         FieldStatus {
             new_data: meas_status & 0x80 != 0,
-            measuring: meas_status & 0x20 != 0,
             gas_valid: gas_r_lsb & 0x20 != 0,
             heater_stable: gas_r_lsb & 0x10 != 0,
-            gas_range: gas_r_lsb & 0x0F,
         }
     }
 }
@@ -110,12 +106,6 @@ impl BusMonitor {
     /// From now on, replace the driver's heater writes and wait for this conversion time.
     pub fn set_heater_override(&self, heater: HeaterOverride) {
         self.lock().heater = Some(heater);
-    }
-
-    /// Whether the cap was hit during this call.
-    pub fn budget_exhausted(&self) -> bool {
-        let state = self.lock();
-        state.transfers > state.budget
     }
 }
 

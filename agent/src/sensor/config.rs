@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sensor::datasheet;
+
 /// Settings of the sensor stage. Every field has a default (see each field), so an empty
 /// `[sensor]` table is a valid configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,27 +74,55 @@ impl SensorConfig {
         Duration::from_millis(self.sample_period_ms)
     }
 
+    /// Bosch's measurement duration for the configured oversampling, plus the programmed
+    /// heater time, plus 1 ms of margin: what one forced conversion is waited for.
+    pub fn conversion_time(&self) -> Duration {
+        datasheet::measurement_duration(
+            self.temperature_oversampling.register_code(),
+            self.pressure_oversampling.register_code(),
+            self.humidity_oversampling.register_code(),
+        ) + datasheet::gas_wait_duration(datasheet::gas_wait_code(self.heater_duration_ms))
+            + Duration::from_millis(1)
+    }
+
     /// Checks the ranges serde cannot express. Called by the sampler before it starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.sample_period_ms == 0 {
-            return Err(ConfigError::Invalid("sample_period_ms must be at least 1"));
+            return Err(ConfigError::invalid(
+                "sample_period_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.temperature_oversampling == Oversampling::Skip {
+            // The chip compensates humidity, pressure and gas with the temperature it
+            // measured; without it every other channel is made up.
+            return Err(ConfigError::invalid(
+                "temperature_oversampling",
+                "cannot be \"skip\": the chip needs temperature to compensate humidity, pressure and gas",
+            ));
         }
         if self.heater_temperature_c > 400 {
-            return Err(ConfigError::Invalid(
-                "heater_temperature_c must be at most 400",
+            return Err(ConfigError::invalid(
+                "heater_temperature_c",
+                "must be at most 400",
             ));
         }
         if self.heater_duration_ms == 0 || self.heater_duration_ms > 4032 {
-            return Err(ConfigError::Invalid("heater_duration_ms must be 1..=4032"));
+            return Err(ConfigError::invalid(
+                "heater_duration_ms",
+                "must be 1..=4032",
+            ));
         }
-        if self.sample_period() < crate::sensor::driver::conversion_time(self) {
-            return Err(ConfigError::Invalid(
-                "sample_period_ms is shorter than one conversion (oversampling plus heater_duration_ms)",
+        if self.sample_period() < self.conversion_time() {
+            return Err(ConfigError::invalid(
+                "sample_period_ms",
+                "is shorter than one conversion (oversampling plus heater_duration_ms)",
             ));
         }
         if !self.temperature_offset_c.is_finite() || self.temperature_offset_c.abs() > 20.0 {
-            return Err(ConfigError::Invalid(
-                "temperature_offset_c must be within ±20 °C",
+            return Err(ConfigError::invalid(
+                "temperature_offset_c",
+                "must be within ±20 °C",
             ));
         }
         self.air_quality.validate()?;
@@ -103,8 +133,27 @@ impl SensorConfig {
 /// A setting outside its documented range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("invalid sensor configuration: {0}")]
-    Invalid(&'static str),
+    /// `key` is the setting's path inside `[sensor]` (`retry.max_backoff_ms`); the message
+    /// starts with it, so a reader of the text finds it too.
+    #[error("invalid sensor configuration: {key} {reason}")]
+    Invalid {
+        key: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, reason: &'static str) -> Self {
+        ConfigError::Invalid { key, reason }
+    }
+
+    /// The setting at fault, as a path inside `[sensor]` (`heater_duration_ms`,
+    /// `retry.initial_backoff_ms`).
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConfigError::Invalid { key, .. } => key,
+        }
+    }
 }
 
 /// Which I2C address to talk to.
@@ -177,13 +226,32 @@ impl From<SensorAddress> for AddressRepr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Oversampling {
-    /// The channel is not measured (not advisable for temperature: the others need it).
+    /// The channel is not measured: humidity or pressure is then absent (`null`) in every
+    /// record; refused for temperature, which the chip needs to compensate the others.
     Skip,
     X1,
     X2,
     X4,
     X8,
     X16,
+}
+
+impl Oversampling {
+    /// The `osrs_x` register code (0 = skipped, 1..=5 = ×1..×16).
+    pub fn register_code(self) -> u8 {
+        match self {
+            Oversampling::Skip => 0,
+            Oversampling::X1 => 1,
+            Oversampling::X2 => 2,
+            Oversampling::X4 => 3,
+            Oversampling::X8 => 4,
+            Oversampling::X16 => 5,
+        }
+    }
+
+    pub fn is_skipped(self) -> bool {
+        self == Oversampling::Skip
+    }
 }
 
 impl From<Oversampling> for bosch_bme680::Oversampling {
@@ -290,9 +358,16 @@ impl AirQualityConfig {
         Duration::from_secs(self.baseline_max_age_hours.saturating_mul(3600))
     }
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.baseline_rise_secs == 0 || self.baseline_fall_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "air_quality baseline time constants must be at least 1 s",
+        if self.baseline_rise_secs == 0 {
+            return Err(ConfigError::invalid(
+                "air_quality.baseline_rise_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.baseline_fall_secs == 0 {
+            return Err(ConfigError::invalid(
+                "air_quality.baseline_fall_secs",
+                "must be at least 1",
             ));
         }
         Ok(())
@@ -334,14 +409,22 @@ impl RetryConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.initial_backoff_ms == 0 || self.max_backoff_ms < self.initial_backoff_ms {
-            return Err(ConfigError::Invalid(
-                "retry: need 0 < initial_backoff_ms <= max_backoff_ms",
+        if self.initial_backoff_ms == 0 {
+            return Err(ConfigError::invalid(
+                "retry.initial_backoff_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.max_backoff_ms < self.initial_backoff_ms {
+            return Err(ConfigError::invalid(
+                "retry.max_backoff_ms",
+                "must be at least retry.initial_backoff_ms",
             ));
         }
         if self.reinit_after_failures == 0 {
-            return Err(ConfigError::Invalid(
-                "retry.reinit_after_failures must be at least 1",
+            return Err(ConfigError::invalid(
+                "retry.reinit_after_failures",
+                "must be at least 1",
             ));
         }
         Ok(())
@@ -412,6 +495,61 @@ mod tests {
             config.validate().is_err(),
             "a 1.5 s heater cannot run every second"
         );
+    }
+
+    #[test]
+    fn skipped_temperature_is_refused_naming_the_key() {
+        let config = SensorConfig {
+            temperature_oversampling: Oversampling::Skip,
+            ..SensorConfig::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.key(), "temperature_oversampling");
+        assert!(
+            err.to_string().starts_with(
+                "invalid sensor configuration: temperature_oversampling cannot be \"skip\""
+            ),
+            "{err}"
+        );
+        let config = SensorConfig {
+            humidity_oversampling: Oversampling::Skip,
+            pressure_oversampling: Oversampling::Skip,
+            ..SensorConfig::default()
+        };
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn conversion_time_of_the_defaults() {
+        // ×8 + ×4 + ×2 = 14 cycles, 148 ms of heating (code 0x65), 1 ms margin.
+        let expected =
+            Duration::from_micros(14 * 1963 + 477 * 9 + 1000) + Duration::from_millis(148 + 1);
+        assert_eq!(SensorConfig::default().conversion_time(), expected);
+    }
+
+    #[test]
+    fn every_error_names_its_key() {
+        type Change = fn(&mut SensorConfig);
+        let cases: [(Change, &str); 5] = [
+            (|c| c.heater_temperature_c = 500, "heater_temperature_c"),
+            (|c| c.temperature_offset_c = 30.0, "temperature_offset_c"),
+            (
+                |c| c.air_quality.baseline_fall_secs = 0,
+                "air_quality.baseline_fall_secs",
+            ),
+            (|c| c.retry.max_backoff_ms = 1, "retry.max_backoff_ms"),
+            (
+                |c| c.retry.reinit_after_failures = 0,
+                "retry.reinit_after_failures",
+            ),
+        ];
+        for (change, key) in cases {
+            let mut config = SensorConfig::default();
+            change(&mut config);
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.key(), key);
+            assert!(err.to_string().contains(&format!(": {key} ")), "{err}");
+        }
     }
 
     #[test]

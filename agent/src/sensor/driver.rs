@@ -10,7 +10,6 @@
 //! - the self-heating offset, with relative humidity recomputed for the corrected temperature.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
 
 use bosch_bme680::{Bme680, BmeError, Configuration, DeviceAddress, GasConfig};
 use embedded_hal::i2c::{Error as _, ErrorKind, I2c, SevenBitAddress};
@@ -18,6 +17,9 @@ use embedded_hal::i2c::{Error as _, ErrorKind, I2c, SevenBitAddress};
 use crate::sensor::bus_guard::{BusMonitor, GuardError, GuardedBus, HeaterOverride};
 use crate::sensor::clock::{ClockDelay, SharedClock};
 use crate::sensor::config::{Oversampling, SensorConfig};
+use crate::sensor::datasheet::{
+    HeaterCalibration, correct_self_heating, gas_wait_code, heater_resistance_code,
+};
 use crate::sensor::error::SensorError;
 
 /// Chip id register and the value a BME680 (or BME688) answers.
@@ -44,9 +46,9 @@ pub trait BusFactory {
 pub struct Reading {
     /// Ambient °C (offset applied).
     pub temperature: f32,
-    /// %RH at the ambient temperature.
+    /// %RH at the ambient temperature; NaN when the channel is configured `skip`.
     pub humidity: f32,
-    /// hPa.
+    /// hPa; NaN when the channel is configured `skip`.
     pub pressure: f32,
     /// Ω; `None` when the chip returned no gas conversion.
     pub gas_resistance: Option<f32>,
@@ -62,6 +64,10 @@ pub struct Bme680Sensor<I2C: I2c<SevenBitAddress>> {
     monitor: BusMonitor,
     address: u8,
     temperature_offset_c: f32,
+    /// Channels configured `skip`: the chip leaves their registers at the reset value, which
+    /// the driver would compensate into a plausible-looking number.
+    humidity_skipped: bool,
+    pressure_skipped: bool,
 }
 
 impl<I2C: I2c<SevenBitAddress>> std::fmt::Debug for Bme680Sensor<I2C> {
@@ -129,7 +135,7 @@ impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
                 ambient_c,
             ),
             gas_wait_code: gas_wait_code(config.heater_duration_ms),
-            conversion_time: conversion_time(config),
+            conversion_time: config.conversion_time(),
         });
         // Rewrites the profile through the guard, now that the heater codes are known.
         guarded_call(&monitor, || driver.set_configuration(&driver_config))?;
@@ -139,6 +145,8 @@ impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
             monitor,
             address,
             temperature_offset_c: config.temperature_offset_c,
+            humidity_skipped: config.humidity_oversampling == Oversampling::Skip,
+            pressure_skipped: config.pressure_oversampling == Oversampling::Skip,
         })
     }
 
@@ -165,12 +173,24 @@ impl<I2C: I2c<SevenBitAddress>> Bme680Sensor<I2C> {
         let gas_resistance = data
             .gas_resistance
             .filter(|ohms| ohms.is_finite() && *ohms > 0.0);
-        let (temperature, humidity) =
-            correct_self_heating(data.temperature, data.humidity, self.temperature_offset_c);
+        let measured_humidity = if self.humidity_skipped {
+            f32::NAN
+        } else {
+            data.humidity
+        };
+        let (temperature, humidity) = correct_self_heating(
+            data.temperature,
+            measured_humidity,
+            self.temperature_offset_c,
+        );
         Ok(Reading {
             temperature,
             humidity,
-            pressure: data.pressure / 100.0,
+            pressure: if self.pressure_skipped {
+                f32::NAN
+            } else {
+                data.pressure / 100.0
+            },
             gas_valid: status.gas_valid && gas_resistance.is_some(),
             heater_stable: status.heater_stable,
             gas_resistance,
@@ -260,143 +280,4 @@ fn driver_configuration(config: &SensorConfig) -> Configuration {
         // The default profile; the guard replaces its register codes with ours.
         .gas_config(Some(GasConfig::default()))
         .build()
-}
-
-/// The heater calibration parameters (a copy, so the simulator can share the formula).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeaterCalibration {
-    pub par_gh1: i8,
-    pub par_gh2: i16,
-    pub par_gh3: i8,
-    pub res_heat_range: u8,
-    pub res_heat_val: i8,
-}
-
-/// Bosch's integer formula for the `res_heat_x` code of a target temperature (capped at
-/// 400 °C), at an ambient temperature in °C.
-pub fn heater_resistance_code(cal: &HeaterCalibration, target_c: u16, ambient_c: i32) -> u8 {
-    let target = i64::from(target_c.min(400));
-    let ambient = i64::from(ambient_c.clamp(-40, 85));
-    let var1 = (ambient * i64::from(cal.par_gh3) / 1000) * 256;
-    let var2 = (i64::from(cal.par_gh1) + 784)
-        * (((i64::from(cal.par_gh2) + 154_009) * target * 5 / 100 + 3_276_800) / 10);
-    let var3 = var1 + var2 / 2;
-    let var4 = var3 / (i64::from(cal.res_heat_range) + 4);
-    let var5 = 131 * i64::from(cal.res_heat_val) + 65_536;
-    let code_x100 = (var4 / var5 - 250) * 34;
-    ((code_x100 + 50) / 100).clamp(0, 255) as u8
-}
-
-/// The `gas_wait_x` code for a heater duration: 6-bit value times a power-of-4 multiplier.
-pub fn gas_wait_code(duration_ms: u16) -> u8 {
-    if duration_ms >= 0xFC0 {
-        return 0xFF;
-    }
-    let mut value = duration_ms;
-    let mut multiplier = 0u8;
-    while value > 0x3F {
-        value /= 4;
-        multiplier += 1;
-    }
-    (value as u8) | (multiplier << 6)
-}
-
-/// The heater duration a `gas_wait_x` code stands for.
-pub fn gas_wait_duration(code: u8) -> Duration {
-    let value = u64::from(code & 0x3F);
-    let multiplier = 4u64.pow(u32::from(code >> 6));
-    Duration::from_millis(value * multiplier)
-}
-
-fn oversampling_cycles(oversampling: Oversampling) -> u32 {
-    match oversampling {
-        Oversampling::Skip => 0,
-        Oversampling::X1 => 1,
-        Oversampling::X2 => 2,
-        Oversampling::X4 => 4,
-        Oversampling::X8 => 8,
-        Oversampling::X16 => 16,
-    }
-}
-
-/// Bosch's measurement duration (1.963 ms per oversampling cycle, switching, gas
-/// conversion and wake-up) plus the programmed heater time, plus 1 ms of margin.
-pub fn conversion_time(config: &SensorConfig) -> Duration {
-    let cycles = oversampling_cycles(config.temperature_oversampling)
-        + oversampling_cycles(config.pressure_oversampling)
-        + oversampling_cycles(config.humidity_oversampling);
-    let tph_us = u64::from(cycles) * 1963 + 477 * 4 + 477 * 5 + 1000;
-    Duration::from_micros(tph_us)
-        + gas_wait_duration(gas_wait_code(config.heater_duration_ms))
-        + Duration::from_millis(1)
-}
-
-/// Saturation vapour pressure over water in hPa (Magnus, Sonntag 1990 constants).
-pub fn saturation_vapour_pressure_hpa(temperature_c: f32) -> f32 {
-    6.112 * ((17.62 * temperature_c) / (243.12 + temperature_c)).exp()
-}
-
-/// The chip sits `offset` degrees above ambient: the same water vapour then shows a lower
-/// relative humidity at the chip than in the room. Returns ambient (°C, %RH).
-pub fn correct_self_heating(sensor_c: f32, sensor_rh: f32, offset_c: f32) -> (f32, f32) {
-    if offset_c == 0.0 {
-        return (sensor_c, sensor_rh);
-    }
-    let ambient_c = sensor_c - offset_c;
-    let ratio =
-        saturation_vapour_pressure_hpa(sensor_c) / saturation_vapour_pressure_hpa(ambient_c);
-    let ambient_rh = (sensor_rh * ratio).clamp(0.0, 100.0);
-    if ambient_rh.is_finite() {
-        (ambient_c, ambient_rh)
-    } else {
-        (ambient_c, sensor_rh)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gas_wait_codes_match_the_datasheet_examples() {
-        assert_eq!(gas_wait_code(20), 0x14);
-        assert_eq!(gas_wait_code(100), 0x59);
-        assert_eq!(gas_wait_code(150), 0x65);
-        assert_eq!(gas_wait_code(1500), 0xD7);
-        assert_eq!(gas_wait_code(4032), 0xFF);
-        assert_eq!(gas_wait_duration(0xD7), Duration::from_millis(1472));
-        assert_eq!(gas_wait_duration(0x65), Duration::from_millis(148));
-    }
-
-    #[test]
-    fn heater_codes_match_the_reference_for_set_a() {
-        // Pimoroni calibration set A at 25 °C ambient (reference §5).
-        let cal = HeaterCalibration {
-            par_gh1: -30,
-            par_gh2: -24754,
-            par_gh3: 18,
-            res_heat_range: 1,
-            res_heat_val: 48,
-        };
-        assert_eq!(heater_resistance_code(&cal, 200, 25), 0x4E);
-        assert_eq!(heater_resistance_code(&cal, 320, 25), 0x6A);
-        assert_eq!(heater_resistance_code(&cal, 400, 25), 0x7C);
-        assert_eq!(
-            heater_resistance_code(&cal, 450, 25),
-            0x7C,
-            "capped at 400 °C"
-        );
-    }
-
-    #[test]
-    fn self_heating_correction_keeps_absolute_humidity() {
-        let (t, rh) = correct_self_heating(25.0, 40.0, 3.0);
-        assert!((t - 22.0).abs() < 1e-6);
-        // Same vapour pressure: 40 % of e_s(25) equals rh % of e_s(22).
-        let vapour_at_chip = 0.40 * saturation_vapour_pressure_hpa(25.0);
-        let vapour_in_room = rh / 100.0 * saturation_vapour_pressure_hpa(22.0);
-        assert!((vapour_at_chip - vapour_in_room).abs() < 1e-3);
-        assert!(rh > 46.0 && rh < 48.0, "{rh}");
-        assert_eq!(correct_self_heating(25.0, 99.0, 10.0).1, 100.0, "clamped");
-    }
 }

@@ -1,5 +1,6 @@
 //! `SensorError`: why a reading or an initialisation failed, typed so the sampler can tell
-//! a bus fault from a missing chip from a chip that never finished converting.
+//! a bus fault from a missing chip from a chip that never finished converting. It imports
+//! the error types of `config` and `identity`; neither imports it.
 
 use std::fmt;
 
@@ -55,6 +56,8 @@ pub enum SensorError {
     Open { path: String, detail: String },
     #[error(transparent)]
     Config(#[from] crate::sensor::config::ConfigError),
+    #[error(transparent)]
+    Randomness(#[from] crate::sensor::identity::RandomnessError),
 }
 
 impl SensorError {
@@ -65,7 +68,9 @@ impl SensorError {
             SensorError::NoNewData | SensorError::NotFinite(_) => FaultKind::NoData,
             SensorError::DriverPanic(_) => FaultKind::DriverPanic,
             SensorError::Runaway(_) => FaultKind::Runaway,
-            SensorError::Open { .. } | SensorError::Config(_) => FaultKind::Open,
+            SensorError::Open { .. } | SensorError::Config(_) | SensorError::Randomness(_) => {
+                FaultKind::Open
+            }
         }
     }
 }

@@ -31,31 +31,47 @@
 //!
 //! # Layout
 //!
-//! [`config`] what can be set · [`sample`] what comes out · [`driver`] the driver wrapper,
-//! generic over the bus · [`bus_guard`] the pass-through that watches it · [`clock`] real,
-//! accelerated and virtual time · [`simulator`] the register-level chip · [`air_quality`] the
-//! score · [`baseline`] its persistence · [`queue`] the ring buffer · [`sampler`] the thread ·
-//! [`source`] hardware or simulator, for the binary.
+//! [`config`] what can be set · [`sample`] what comes out · [`identity`] the run id and
+//! sequence every sample carries · [`datasheet`] the chip's timing, register codes and
+//! humidity physics (a leaf: config, driver, simulator and air quality import it, it imports
+//! none of them) · [`driver`] the driver wrapper, generic over the bus · [`bus_guard`] the
+//! pass-through that watches it · [`clock`] real, accelerated and virtual time, and whether
+//! the wall clock is synchronised · [`timeline`] timestamps that never go back, and clock
+//! steps · [`simulator`] the register-level chip · [`air_quality`] the score · [`baseline`]
+//! its persistence · [`queue`] the ring buffer · [`sampler`] the thread · [`source`] hardware
+//! or simulator, for the binary.
+//!
+//! Imports inside `sensor/` run one way. Leaves (nothing of the stage): `datasheet`,
+//! `clock`, `identity`, `log_rate`, `baseline`. Then `timeline` → `clock`; `sample` →
+//! `identity`; `bus_guard` → `clock`; `config` → `datasheet`; `error` → `config`, `identity`;
+//! `driver` → `bus_guard`, `clock`, `config`, `datasheet`, `error`; `air_quality` →
+//! `baseline`, `config`, `datasheet`, `driver` (its `Reading`); `simulator` → `clock`,
+//! `datasheet`, `driver` (its `BusFactory`), `error`; `sampler` and `source` sit on top.
 
 pub mod air_quality;
 pub mod baseline;
 pub mod bus_guard;
 pub mod clock;
 pub mod config;
+pub mod datasheet;
 pub mod driver;
 pub mod error;
+pub mod identity;
 #[cfg(target_os = "linux")]
 pub mod linux_bus;
+pub mod log_rate;
 pub mod queue;
 pub mod sample;
 pub mod sampler;
 pub mod simulator;
 pub mod source;
+pub mod timeline;
 
-pub use clock::{Clock, ScaledClock, SharedClock, SystemClock, VirtualClock};
+pub use clock::{Clock, ClockSync, ScaledClock, SharedClock, SystemClock, VirtualClock};
 pub use config::SensorConfig;
 pub use driver::{Bme680Sensor, BusFactory, Reading};
 pub use error::{FaultKind, SensorError};
+pub use identity::RunId;
 #[cfg(target_os = "linux")]
 pub use linux_bus::LinuxI2c;
 pub use queue::{SampleReader, SampleWriter, sample_queue};

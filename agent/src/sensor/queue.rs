@@ -163,17 +163,13 @@ mod tests {
     use super::*;
 
     fn sample(timestamp: i64) -> Sample {
-        Sample {
+        let seq = u64::try_from(timestamp).unwrap();
+        Sample::air_quality_only(
+            crate::sensor::identity::RunId::from_raw(1),
+            seq,
             timestamp,
-            temperature: 20.0,
-            humidity: 40.0,
-            pressure: 1000.0,
-            gas_resistance: 1.0,
-            air_quality: 50.0,
-            gas_valid: true,
-            heater_stable: true,
-            burn_in: false,
-        }
+            50.0,
+        )
     }
 
     #[test]

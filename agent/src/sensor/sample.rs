@@ -1,22 +1,38 @@
-//! `Sample`: one BME680 reading as the rest of the pipeline sees it. Plain data.
+//! `Sample`: one BME680 reading as the rest of the pipeline sees it, with the identity and
+//! the clock state fixed when it was taken. Plain data; a change to its fields is a change
+//! to the records (`record.rs`) and to the Elasticsearch template (`ship/client.rs`).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::sensor::identity::RunId;
 
 /// One reading of the sensor, with its air-quality score.
 ///
-/// Every float is finite (a non-finite reading is an error, never a sample); `air_quality`
-/// is within 0..=100. When the gas reading is unusable, `gas_valid`
-/// or `heater_stable` is false and `air_quality` keeps the gas part of the last usable
-/// reading, with the current humidity part (see [`crate::sensor::air_quality`]).
+/// Every float is finite except `humidity` and `pressure` of a channel configured `skip`,
+/// which are NaN (serialised as `null`, read back from `null`). `air_quality` is within
+/// 0..=100. When the gas reading is unusable, `gas_valid` or `heater_stable` is false and
+/// `air_quality` keeps the gas part of the last usable reading, with the current humidity
+/// part (see [`crate::sensor::air_quality`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    /// When the measurement was triggered: Unix time in milliseconds, UTC.
+    /// When the measurement was triggered: Unix time in milliseconds, UTC. Never less than
+    /// the previous sample's of the same run (see [`crate::sensor::timeline`]).
     pub timestamp: i64,
+    /// The run that took it: random per start of the sampler.
+    pub run_id: RunId,
+    /// Its place in the run, from 0; with `run_id`, the sample's identity.
+    pub seq: u64,
+    /// The wall clock was synchronised and `timestamp` is its reading (not held ahead of a
+    /// clock that stepped back).
+    pub clock_synced: bool,
     /// Ambient temperature in °C (self-heating offset already subtracted).
     pub temperature: f32,
-    /// Relative humidity in %RH (0–100), recomputed for the corrected temperature.
+    /// Relative humidity in %RH (0–100), recomputed for the corrected temperature; NaN
+    /// when humidity oversampling is `skip`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub humidity: f32,
-    /// Barometric pressure in hPa.
+    /// Barometric pressure in hPa; NaN when pressure oversampling is `skip`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub pressure: f32,
     /// Raw gas-sensor resistance in Ω (not humidity-compensated); 0 when `gas_valid` is
     /// false because the chip returned no gas conversion.
@@ -32,8 +48,66 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// A sample of the air-quality channel alone (a recorded series): the channels it
+    /// does not have are NaN, as an unmeasured channel is in a live sample.
+    pub fn air_quality_only(run_id: RunId, seq: u64, timestamp: i64, air_quality: f32) -> Self {
+        Self {
+            timestamp,
+            run_id,
+            seq,
+            clock_synced: true,
+            temperature: f32::NAN,
+            humidity: f32::NAN,
+            pressure: f32::NAN,
+            gas_resistance: f32::NAN,
+            air_quality,
+            gas_valid: true,
+            heater_stable: true,
+            burn_in: false,
+        }
+    }
+
     /// Whether the gas reading may be used as air quality.
     pub fn gas_usable(&self) -> bool {
         self.gas_valid && self.heater_stable
+    }
+}
+
+/// serde_json writes NaN as `null`; this reads it back. Binary formats (postcard, as the
+/// window history stores samples) keep NaN as a float and are read as one.
+fn nan_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+    if deserializer.is_human_readable() {
+        Ok(Option::<f32>::deserialize(deserializer)?.unwrap_or(f32::NAN))
+    } else {
+        f32::deserialize(deserializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_channel_round_trips_through_json_as_null() {
+        let sample = Sample {
+            timestamp: 1,
+            run_id: RunId::from_raw(7),
+            seq: 3,
+            clock_synced: true,
+            temperature: 21.0,
+            humidity: f32::NAN,
+            pressure: f32::NAN,
+            gas_resistance: 1.0,
+            air_quality: 50.0,
+            gas_valid: true,
+            heater_stable: true,
+            burn_in: false,
+        };
+        let json = serde_json::to_value(&sample).unwrap();
+        assert!(json["humidity"].is_null() && json["pressure"].is_null());
+        assert_eq!(json["run_id"], "0000000000000007");
+        let back: Sample = serde_json::from_value(json).unwrap();
+        assert!(back.humidity.is_nan() && back.pressure.is_nan());
+        assert_eq!((back.run_id, back.seq), (sample.run_id, 3));
     }
 }

@@ -9,25 +9,34 @@
 //!
 //! Faults: every failed try is counted (per kind); a warning is logged only when the
 //! sensor's state changes (healthy → a fault, one fault kind → another, fault → recovered),
-//! not per try. After `retry.reinit_after_failures` consecutive failures, and at once after
-//! a driver panic or runaway, the driver is dropped and the chip re-initialised.
+//! not per try, and those lines are rate-limited ([`crate::sensor::log_rate`]) so a flaky
+//! bus cannot flood the journal. After `retry.reinit_after_failures` consecutive failures,
+//! and at once after a driver panic or runaway, the driver is dropped and the chip
+//! re-initialised.
+//!
+//! Identity and time: the sampler draws a random [`RunId`] when it is created and numbers
+//! its samples from 0; each sample's timestamp comes from a [`Timeline`] (never backwards
+//! within the run, clock steps counted) and carries whether the clock was synchronised.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use log::{debug, error, info, warn};
 
-use crate::sensor::air_quality::{AirQualityEstimator, BaselineOrigin, HeaterProfile};
+use crate::sensor::air_quality::{AirQualityEstimator, BaselineOrigin, HeaterProfile, Moment};
 use crate::sensor::baseline::BaselineStore;
 use crate::sensor::clock::SharedClock;
 use crate::sensor::config::SensorConfig;
 use crate::sensor::driver::{Bme680Sensor, BusFactory, Reading};
 use crate::sensor::error::{FaultKind, SensorError};
+use crate::sensor::identity::RunId;
+use crate::sensor::log_rate::{Admit, LogRate};
 use crate::sensor::queue::{PushOutcome, SampleWriter};
 use crate::sensor::sample::Sample;
+use crate::sensor::timeline::{ClockEvent, Stamp, Timeline};
 use crate::support::wake::Wake;
 
 /// Longest single sleep, so a stop request is noticed promptly.
@@ -62,8 +71,16 @@ pub struct SamplerStats {
     pub baseline_save_errors: u64,
     /// Failures since the last good reading.
     pub consecutive_failures: u32,
-    /// Changes of state that were logged (faults, recoveries, gas usability).
+    /// Changes of state (faults, recoveries, gas usability), logged or not.
     pub state_changes: u64,
+    /// Changes of state left out of the log by the rate limit (still counted and recorded).
+    pub state_changes_suppressed: u64,
+    /// Wall-clock steps back seen between two samples (stamps held, see `timeline`).
+    pub clock_steps_back: u64,
+    /// Wall-clock steps forward seen between two samples.
+    pub clock_steps_forward: u64,
+    /// Samples marked `clock_synced = false` (clock unsynchronised, or stamps held).
+    pub unsynced_samples: u64,
 }
 
 /// Something the sampler logged, kept for inspection (tests, a status endpoint).
@@ -85,6 +102,8 @@ pub enum SamplerEvent {
     BaselineSaveFailed { message: String },
     /// The sampler loop itself panicked and stopped (a bug).
     Crashed { message: String },
+    /// Something happened to the wall clock (a step, the first sync, the end of a hold).
+    Clock(ClockEvent),
 }
 
 /// An event and when it happened (Unix ms of the sampler's clock).
@@ -96,6 +115,8 @@ pub struct TimedEvent {
 
 #[derive(Debug, Default)]
 struct Shared {
+    /// The [`RunId`]'s bits: set before the first sample, read by monitors.
+    run_id: AtomicU64,
     stats: Mutex<SamplerStats>,
     changed: Wake,
     events: Mutex<Vec<TimedEvent>>,
@@ -109,6 +130,11 @@ pub struct SamplerMonitor {
 }
 
 impl SamplerMonitor {
+    /// The run id every sample of this sampler carries.
+    pub fn run_id(&self) -> RunId {
+        RunId::from_raw(self.shared.run_id.load(Ordering::SeqCst))
+    }
+
     fn stats_lock(&self) -> MutexGuard<'_, SamplerStats> {
         self.shared
             .stats
@@ -199,6 +225,10 @@ pub struct Sampler<F: BusFactory> {
     origin: Option<Duration>,
     next_slot: u64,
     last_temperature_c: Option<f32>,
+    next_seq: u64,
+    timeline: Timeline,
+    state_log: LogRate,
+    clock_log: LogRate,
 }
 
 impl<F: BusFactory> Sampler<F> {
@@ -212,8 +242,12 @@ impl<F: BusFactory> Sampler<F> {
         writer: SampleWriter,
     ) -> Result<Self, SensorError> {
         config.validate()?;
+        let run_id = RunId::generate()?;
         let monitor = SamplerMonitor {
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared {
+                run_id: AtomicU64::new(run_id.raw()),
+                ..Shared::default()
+            }),
         };
         let store = BaselineStore::in_dir(&config.state_dir);
         let restored = match store.load() {
@@ -223,33 +257,21 @@ impl<F: BusFactory> Sampler<F> {
                 None
             }
         };
-        let now_ms = clock.unix_millis();
+        let now = Moment {
+            monotonic: clock.monotonic(),
+            unix_ms: clock.unix_millis(),
+            clock_synced: clock.sync_state().is_synced(),
+            boot: clock.boot_mark(),
+        };
+        let now_ms = now.unix_ms;
         let profile = HeaterProfile {
             temperature_c: config.heater_temperature_c,
             duration_ms: config.heater_duration_ms,
         };
         let estimator =
-            AirQualityEstimator::new(config.air_quality.clone(), profile, restored, now_ms);
+            AirQualityEstimator::new(config.air_quality.clone(), profile, restored, now);
         let origin = estimator.origin();
-        match origin {
-            BaselineOrigin::Restored { age } => info!(
-                "air-quality baseline restored from {} ({} min old); no burn-in needed",
-                store.path().display(),
-                age.as_secs() / 60
-            ),
-            BaselineOrigin::Stale { age } => info!(
-                "saved air-quality baseline is {} h old (limit {} h); starting a new burn-in",
-                age.as_secs() / 3600,
-                config.air_quality.baseline_max_age_hours
-            ),
-            BaselineOrigin::ProfileChanged => info!(
-                "saved air-quality baseline was learnt with another heater profile; starting a new burn-in"
-            ),
-            BaselineOrigin::None => info!(
-                "no saved air-quality baseline; burn-in of {} s starts with the first gas reading",
-                config.air_quality.burn_in_secs
-            ),
-        }
+        log_baseline_origin(origin, &store, &config);
         monitor.record(now_ms, SamplerEvent::Baseline(origin));
         Ok(Self {
             config,
@@ -268,9 +290,53 @@ impl<F: BusFactory> Sampler<F> {
             origin: None,
             next_slot: 0,
             last_temperature_c: None,
+            next_seq: 0,
+            timeline: Timeline::new(),
+            state_log: LogRate::default(),
+            clock_log: LogRate::default(),
         })
     }
 
+    /// Uses `run_id` instead of the one drawn at creation: for tests that need a known id,
+    /// or a binary that draws one run id for the whole agent.
+    pub fn with_run_id(self, run_id: RunId) -> Self {
+        self.monitor
+            .shared
+            .run_id
+            .store(run_id.raw(), Ordering::SeqCst);
+        self
+    }
+}
+
+fn log_baseline_origin(origin: BaselineOrigin, store: &BaselineStore, config: &SensorConfig) {
+    match origin {
+        BaselineOrigin::Restored { age } => info!(
+            "air-quality baseline restored from {} ({} min old); no burn-in needed",
+            store.path().display(),
+            age.as_secs() / 60
+        ),
+        BaselineOrigin::Stale { age } => info!(
+            "saved air-quality baseline is {} h old (limit {} h); starting a new burn-in",
+            age.as_secs() / 3600,
+            config.air_quality.baseline_max_age_hours
+        ),
+        BaselineOrigin::ProfileChanged => info!(
+            "saved air-quality baseline was learnt with another heater profile; starting a new burn-in"
+        ),
+        BaselineOrigin::None => info!(
+            "no saved air-quality baseline; burn-in of {} s starts with the first gas reading",
+            config.air_quality.burn_in_secs
+        ),
+        BaselineOrigin::Untrusted(why) => info!(
+            "the saved air-quality baseline's age cannot be told ({why:?}); starting a new burn-in"
+        ),
+        BaselineOrigin::Pending => info!(
+            "the clock is not synchronised yet: burn-in starts, and the saved air-quality baseline is taken instead if the clock synchronises before it ends and shows it fresh"
+        ),
+    }
+}
+
+impl<F: BusFactory> Sampler<F> {
     pub fn monitor(&self) -> SamplerMonitor {
         self.monitor.clone()
     }
@@ -286,25 +352,89 @@ impl<F: BusFactory> Sampler<F> {
         while !self.monitor.stop_requested() && !done(&self.monitor.stats()) {
             self.step(origin);
         }
-        self.save_baseline(self.clock.unix_millis(), true);
+        let now = self.now();
+        self.save_baseline(now, true);
+    }
+
+    /// Now, for the estimator: the wall clock counts as synchronised only if it is and
+    /// stamps are not held ahead of it.
+    fn now(&self) -> Moment {
+        Moment {
+            monotonic: self.clock.monotonic(),
+            unix_ms: self.clock.unix_millis(),
+            clock_synced: self.clock.sync_state().is_synced() && !self.timeline.is_held(),
+            boot: self.clock.boot_mark(),
+        }
     }
 
     /// One try: wait for the slot (or the backoff), read, and publish.
     fn step(&mut self, origin: Duration) {
         let wake_at = if self.consecutive_failures == 0 {
-            origin + self.period_times(self.next_slot)
+            origin.saturating_add(self.period_times(self.next_slot))
         } else {
-            self.clock.monotonic() + self.config.retry.backoff(self.consecutive_failures)
+            self.clock
+                .monotonic()
+                .saturating_add(self.config.retry.backoff(self.consecutive_failures))
         };
         self.sleep_until(wake_at);
         if self.monitor.stop_requested() {
             return;
         }
         let triggered = self.clock.monotonic();
-        let timestamp = self.clock.unix_millis();
-        match self.acquire(timestamp) {
-            Ok(reading) => self.publish(reading, timestamp, triggered - origin),
-            Err(error) => self.fail(error, timestamp),
+        let wall_ms = self.clock.unix_millis();
+        match self.acquire(wall_ms) {
+            Ok(reading) => {
+                let stamp = self
+                    .timeline
+                    .stamp(triggered, wall_ms, self.clock.sync_state());
+                self.note_clock(&stamp, triggered);
+                self.publish(reading, stamp, triggered, triggered.saturating_sub(origin));
+            }
+            Err(error) => self.fail(error, wall_ms),
+        }
+    }
+
+    /// Counts, records and (rate-limited) logs what the timeline saw of the wall clock.
+    fn note_clock(&mut self, stamp: &Stamp, now: Duration) {
+        let unsynced = !stamp.clock_synced;
+        let Some(event) = stamp.event else {
+            if unsynced {
+                self.monitor.update(|stats| stats.unsynced_samples += 1);
+            }
+            return;
+        };
+        self.monitor.update(|stats| {
+            match event {
+                ClockEvent::SteppedBack { .. } => stats.clock_steps_back += 1,
+                ClockEvent::SteppedForward { .. } => stats.clock_steps_forward += 1,
+                ClockEvent::CaughtUp | ClockEvent::FirstSync => {}
+            }
+            if unsynced {
+                stats.unsynced_samples += 1;
+            }
+        });
+        self.monitor
+            .record(stamp.unix_ms, SamplerEvent::Clock(event));
+        let admit = self.clock_log.admit(now);
+        if admit == Admit::Suppress {
+            debug!("wall clock: {event:?}");
+            return;
+        }
+        let suffix = admit.suffix();
+        match event {
+            ClockEvent::SteppedBack { by_ms } => warn!(
+                "the wall clock stepped back by {by_ms} ms; sample times continue on the monotonic clock from {} until it catches up, marked clock_synced = false{suffix}",
+                crate::support::timestamp::format(stamp.unix_ms)
+            ),
+            ClockEvent::SteppedForward { by_ms } => {
+                warn!("the wall clock stepped forward by {by_ms} ms{suffix}")
+            }
+            ClockEvent::CaughtUp => {
+                info!(
+                    "the wall clock caught up with the held sample times; following it again{suffix}"
+                )
+            }
+            ClockEvent::FirstSync => info!("the wall clock is synchronised{suffix}"),
         }
     }
 
@@ -388,7 +518,17 @@ impl<F: BusFactory> Sampler<F> {
             }
         });
         if state_changed {
-            warn!("BME680 fault ({kind}): {error}; retrying with backoff");
+            match self.state_log.admit(self.clock.monotonic()) {
+                Admit::Suppress => {
+                    self.monitor
+                        .update(|stats| stats.state_changes_suppressed += 1);
+                    debug!("BME680 fault ({kind}): {error}");
+                }
+                admit => warn!(
+                    "BME680 fault ({kind}): {error}; retrying with backoff{}",
+                    admit.suffix()
+                ),
+            }
             self.monitor.record(
                 timestamp,
                 SamplerEvent::Faulted {
@@ -410,11 +550,34 @@ impl<F: BusFactory> Sampler<F> {
         }
     }
 
-    fn publish(&mut self, reading: Reading, timestamp: i64, since_origin: Duration) {
+    /// Logs a change of state at most at the rate [`LogRate`] allows, counting what it
+    /// leaves out.
+    fn log_state_change(&mut self, level: log::Level, message: std::fmt::Arguments<'_>) {
+        match self.state_log.admit(self.clock.monotonic()) {
+            Admit::Suppress => {
+                self.monitor
+                    .update(|stats| stats.state_changes_suppressed += 1);
+                debug!("{message}");
+            }
+            admit => log::log!(level, "{message}{}", admit.suffix()),
+        }
+    }
+
+    fn publish(
+        &mut self,
+        reading: Reading,
+        stamp: Stamp,
+        triggered: Duration,
+        since_origin: Duration,
+    ) {
+        let timestamp = stamp.unix_ms;
         if self.health != Health::Healthy {
             if let Health::Faulted(kind) = self.health {
                 let failed_tries = self.consecutive_failures;
-                info!("BME680 recovered from {kind} after {failed_tries} failed tries");
+                self.log_state_change(
+                    log::Level::Info,
+                    format_args!("BME680 recovered from {kind} after {failed_tries} failed tries"),
+                );
                 self.monitor
                     .record(timestamp, SamplerEvent::Recovered { failed_tries });
                 self.monitor.update(|stats| stats.state_changes += 1);
@@ -425,7 +588,20 @@ impl<F: BusFactory> Sampler<F> {
         self.last_temperature_c = Some(reading.temperature);
 
         let was_burning_in = self.estimator.in_burn_in();
-        let assessment = self.estimator.assess(&reading, timestamp);
+        let origin_before = self.estimator.origin();
+        let now = Moment {
+            monotonic: triggered,
+            unix_ms: timestamp,
+            clock_synced: stamp.clock_synced,
+            boot: self.clock.boot_mark(),
+        };
+        let assessment = self.estimator.assess(&reading, now);
+        let origin_after = self.estimator.origin();
+        if origin_after != origin_before {
+            info!("air-quality baseline: {origin_after:?} (was {origin_before:?})");
+            self.monitor
+                .record(timestamp, SamplerEvent::Baseline(origin_after));
+        }
         if was_burning_in
             && !assessment.burn_in
             && let Some(baseline_ohm) = self.estimator.baseline_ohm()
@@ -436,8 +612,13 @@ impl<F: BusFactory> Sampler<F> {
             self.monitor
                 .record(timestamp, SamplerEvent::BurnInCompleted { baseline_ohm });
         }
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.saturating_add(1);
         let sample = Sample {
             timestamp,
+            run_id: self.monitor.run_id(),
+            seq,
+            clock_synced: stamp.clock_synced,
             temperature: reading.temperature,
             humidity: reading.humidity,
             pressure: reading.pressure,
@@ -451,12 +632,18 @@ impl<F: BusFactory> Sampler<F> {
         if unusable != self.gas_unusable {
             self.gas_unusable = unusable;
             if unusable {
-                warn!(
-                    "BME680 gas readings unusable (gas valid: {}, heater stable: {}); air quality holds its last value",
-                    sample.gas_valid, sample.heater_stable
+                let (valid, stable) = (sample.gas_valid, sample.heater_stable);
+                self.log_state_change(
+                    log::Level::Warn,
+                    format_args!(
+                        "BME680 gas readings unusable (gas valid: {valid}, heater stable: {stable}); air quality holds its last value"
+                    ),
                 );
             } else {
-                info!("BME680 gas readings usable again");
+                self.log_state_change(
+                    log::Level::Info,
+                    format_args!("BME680 gas readings usable again"),
+                );
             }
             self.monitor
                 .record(timestamp, SamplerEvent::GasUnusable(unusable));
@@ -486,14 +673,15 @@ impl<F: BusFactory> Sampler<F> {
                 }
             }
         });
-        self.save_baseline(timestamp, false);
+        self.save_baseline(now, false);
     }
 
-    fn save_baseline(&mut self, now_ms: i64, final_save: bool) {
+    fn save_baseline(&mut self, now: Moment, final_save: bool) {
+        let now_ms = now.unix_ms;
         let snapshot = if final_save {
-            self.estimator.snapshot(now_ms)
+            self.estimator.snapshot(now)
         } else {
-            self.estimator.take_due_snapshot(now_ms)
+            self.estimator.take_due_snapshot(now)
         };
         let Some(snapshot) = snapshot else {
             return;

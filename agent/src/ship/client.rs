@@ -200,6 +200,7 @@ pub fn template_body(index: &str, data_stream: bool) -> Value {
         "template": { "mappings": { "properties": {
             "@timestamp": date,
             "host_id": keyword, "sensor_id": keyword, "function_sha256": keyword,
+            "run_id": keyword, "seq": { "type": "long" }, "clock_synced": boolean,
             "temperature": float, "humidity": float, "pressure": float,
             "gas_resistance": float, "air_quality": float, "score": float,
             "gas_valid": boolean, "heater_stable": boolean, "burn_in": boolean,

@@ -21,7 +21,8 @@ use super::compensation::{self, RawCodes, Realized};
 use super::faults::{Fault, FaultKindSim, FaultPlan};
 use super::scenario::{Environment, Scenario};
 use crate::sensor::clock::SharedClock;
-use crate::sensor::driver::{BusFactory, gas_wait_duration};
+use crate::sensor::datasheet::{gas_wait_duration, measurement_duration};
+use crate::sensor::driver::BusFactory;
 use crate::sensor::error::SensorError;
 
 const REG_STATUS: usize = 0x1D;
@@ -208,19 +209,12 @@ impl Chip {
     }
 
     fn conversion_time(&self) -> Duration {
-        let cycles = |code: u8| match code {
-            0 => 0u64,
-            1 => 1,
-            2 => 2,
-            3 => 4,
-            4 => 8,
-            _ => 16,
-        };
         let ctrl_meas = self.registers[REG_CTRL_MEAS];
-        let total_cycles = cycles((ctrl_meas >> 5) & 0b111)
-            + cycles((ctrl_meas >> 2) & 0b111)
-            + cycles(self.registers[REG_CTRL_HUM] & 0b111);
-        let mut time = Duration::from_micros(total_cycles * 1963 + 477 * 4 + 477 * 5 + 1000);
+        let mut time = measurement_duration(
+            (ctrl_meas >> 5) & 0b111,
+            (ctrl_meas >> 2) & 0b111,
+            self.registers[REG_CTRL_HUM] & 0b111,
+        );
         if self.registers[REG_CTRL_GAS_1] & 0x10 != 0 {
             time += gas_wait_duration(self.registers[REG_GAS_WAIT_0]);
         }
@@ -300,7 +294,10 @@ impl Chip {
     ) -> Result<(), SimBusError> {
         self.transactions += 1;
         self.tick();
-        if self.faults.strike(FaultKindSim::Nack).is_some() || address != self.address {
+        if self.faults.strike(FaultKindSim::Nack).is_some()
+            || self.faults.strike(FaultKindSim::FlakyNack).is_some()
+            || address != self.address
+        {
             return Err(SimBusError::Nack(address));
         }
         if self.faults.strike(FaultKindSim::BusError).is_some() {

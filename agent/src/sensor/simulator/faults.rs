@@ -26,6 +26,9 @@ pub enum Fault {
     /// The next `reads` reads of `ctrl_meas` show forced mode (0b01) whatever was written:
     /// a chip that never goes back to sleep.
     ModeStuckForced { reads: u32 },
+    /// Every `every`-th bus transaction is not acknowledged, until cleared: a flaky
+    /// connector or a long cable (`every` 0 never strikes).
+    FlakyNack { every: u32 },
 }
 
 /// Which fault, without its count: for counters and lookups.
@@ -39,6 +42,7 @@ pub enum FaultKindSim {
     GarbageModeBits,
     WrongVariant,
     ModeStuckForced,
+    FlakyNack,
 }
 
 impl Fault {
@@ -52,19 +56,22 @@ impl Fault {
             Fault::GarbageModeBits { .. } => FaultKindSim::GarbageModeBits,
             Fault::WrongVariant { .. } => FaultKindSim::WrongVariant,
             Fault::ModeStuckForced { .. } => FaultKindSim::ModeStuckForced,
+            Fault::FlakyNack { .. } => FaultKindSim::FlakyNack,
         }
     }
 
-    fn remaining_mut(&mut self) -> &mut u32 {
+    /// The occasions left; `None` for a periodic fault, which has no count.
+    fn remaining_mut(&mut self) -> Option<&mut u32> {
         match self {
-            Fault::Nack { transactions } | Fault::BusError { transactions } => transactions,
+            Fault::Nack { transactions } | Fault::BusError { transactions } => Some(transactions),
             Fault::WrongChipId { reads, .. }
             | Fault::GarbageModeBits { reads }
             | Fault::WrongVariant { reads, .. }
-            | Fault::ModeStuckForced { reads } => reads,
+            | Fault::ModeStuckForced { reads } => Some(reads),
             Fault::DataNeverReady { measurements } | Fault::StaleData { measurements } => {
-                measurements
+                Some(measurements)
             }
+            Fault::FlakyNack { .. } => None,
         }
     }
 }
@@ -74,12 +81,17 @@ impl Fault {
 pub struct FaultPlan {
     active: Vec<Fault>,
     struck: Vec<(FaultKindSim, u64)>,
+    /// Occasions a periodic fault has seen since it was injected.
+    periodic_seen: u64,
 }
 
 impl FaultPlan {
     /// Adds a fault; one of the same kind already active is replaced.
     pub fn inject(&mut self, fault: Fault) {
         self.active.retain(|active| active.kind() != fault.kind());
+        if let Fault::FlakyNack { .. } = fault {
+            self.periodic_seen = 0;
+        }
         self.active.push(fault);
     }
 
@@ -91,16 +103,28 @@ impl FaultPlan {
     pub fn strike(&mut self, kind: FaultKindSim) -> Option<Fault> {
         let index = self.active.iter().position(|fault| fault.kind() == kind)?;
         let fault = self.active[index];
-        let remaining = self.active[index].remaining_mut();
-        if *remaining == 0 {
-            self.active.remove(index);
-            return None;
-        }
-        if *remaining != u32::MAX {
-            *remaining -= 1;
-        }
-        if *remaining == 0 {
-            self.active.remove(index);
+        match self.active[index].remaining_mut() {
+            Some(remaining) => {
+                if *remaining == 0 {
+                    self.active.remove(index);
+                    return None;
+                }
+                if *remaining != u32::MAX {
+                    *remaining -= 1;
+                }
+                if *remaining == 0 {
+                    self.active.remove(index);
+                }
+            }
+            None => {
+                let Fault::FlakyNack { every } = fault else {
+                    return None;
+                };
+                self.periodic_seen = self.periodic_seen.saturating_add(1);
+                if every == 0 || !self.periodic_seen.is_multiple_of(u64::from(every)) {
+                    return None;
+                }
+            }
         }
         match self.struck.iter_mut().find(|(struck, _)| *struck == kind) {
             Some((_, count)) => *count += 1,
@@ -135,6 +159,22 @@ mod tests {
         assert!(plan.strike(FaultKindSim::BusError).is_some());
         assert!(plan.strike(FaultKindSim::BusError).is_none());
         assert_eq!(plan.times_struck(FaultKindSim::BusError), 2);
+    }
+
+    #[test]
+    fn a_flaky_fault_strikes_every_nth_occasion() {
+        let mut plan = FaultPlan::default();
+        plan.inject(Fault::FlakyNack { every: 5 });
+        let struck: Vec<bool> = (0..10)
+            .map(|_| plan.strike(FaultKindSim::FlakyNack).is_some())
+            .collect();
+        assert_eq!(
+            struck,
+            [
+                false, false, false, false, true, false, false, false, false, true
+            ]
+        );
+        assert_eq!(plan.times_struck(FaultKindSim::FlakyNack), 2);
     }
 
     #[test]
