@@ -20,9 +20,11 @@ use crate::window::WindowSpec;
 
 /// Position in the sample stream → the sample, postcard-encoded.
 const SAMPLES: TableDefinition<u64, &[u8]> = TableDefinition::new("samples");
-/// What the positions mean: the window shape and the sensor they were taken for.
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const STATE: &str = "state";
+/// What the positions mean: the window shape and the sensor they were taken for, under one
+/// key. Same key and value types as `SAMPLES` (and the spool's entries), so redb's generic
+/// B-tree code is not compiled once more for this table: bytes on a Pi's SD card.
+const META: TableDefinition<u64, &[u8]> = TableDefinition::new("window_state");
+const STATE: u64 = 0;
 
 /// Samples buffered before a commit.
 pub const COMMIT_EVERY: usize = 64;
@@ -120,7 +122,7 @@ impl HistoryStore {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(self.store_error(&e)),
         };
-        let Some(state) = meta.get(STATE).map_err(|e| self.store_error(&e))? else {
+        let Some(state) = meta.get(&STATE).map_err(|e| self.store_error(&e))? else {
             return Ok(None);
         };
         let state: State = postcard::from_bytes(state.value()).map_err(|e| self.store_error(&e))?;
@@ -218,7 +220,7 @@ impl HistoryStore {
                 .retain_in(..keep_from, |_, _| false)
                 .map_err(|e| self.store_error(&e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.store_error(&e))?;
-            meta.insert(STATE, encoded_state.as_slice())
+            meta.insert(&STATE, encoded_state.as_slice())
                 .map_err(|e| self.store_error(&e))?;
         }
         txn.commit().map_err(|e| self.store_error(&e))?;
