@@ -35,7 +35,7 @@ fn main() {
         spool.append(window).expect("append");
     }
     let append = started.elapsed();
-    let bytes = spool.stats().bytes.load(Ordering::Relaxed);
+    let bytes = spool.stats().snapshot().bytes;
 
     // 2. Drain it with the default batching: into osmem-server, and into the minimal test
     // server (which bounds the agent's own cost: osmem spends most of the time indexing).
