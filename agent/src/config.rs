@@ -572,7 +572,11 @@ impl ElasticsearchSection {
         match auth {
             Ok(_) => Ok(()),
             Err(crate::ship::AuthError::NoUsername) => Err(invalid(
-                "elasticsearch.username",
+                if self.password_file.is_some() {
+                    "elasticsearch.password_file"
+                } else {
+                    "elasticsearch.password"
+                },
                 "a password is configured but no username".into(),
             )),
             Err(e @ crate::ship::AuthError::Both) => {
@@ -915,5 +919,74 @@ mod tests {
             matches!(&err, ConfigError::Invalid { key, line: Some(2), .. } if key == "sensor.sample_period_ms"),
             "{err}"
         );
+    }
+
+    fn invalid(text: &str) -> (String, Option<usize>, String) {
+        match AgentConfig::parse(text, "agent.toml") {
+            Err(ConfigError::Invalid {
+                key, line, reason, ..
+            }) => (key, line, reason),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_and_lines_come_from_the_parser_dotted_and_inline_too() {
+        assert_eq!(
+            invalid("[agent]\nsensor_id = \"k\"\nwindow.size = 0\n").0,
+            "agent.window",
+            "a dotted key inside [agent] is an unknown key there"
+        );
+        let (key, line, _) = invalid("\n\nwindow.size = 0\n");
+        assert_eq!((key.as_str(), line), ("window.size", Some(3)));
+        let (key, line, _) = invalid("window = { size = 10, hop = 20 }\n");
+        assert_eq!((key.as_str(), line), ("window.hop", Some(1)));
+        let (key, line, _) =
+            invalid("[elasticsearch]\nurl = \"http://h:9200\"\n\nbatch_max_bytes = 0\n");
+        assert_eq!(
+            (key.as_str(), line),
+            ("elasticsearch.batch_max_bytes", Some(4))
+        );
+        let (key, line, _) = invalid("[sensor.retry]\ninitial_backoff_ms = \"x\"\n");
+        assert_eq!(
+            (key.as_str(), line),
+            ("sensor.retry.initial_backoff_ms", Some(2))
+        );
+        let (key, line, _) = invalid("[function]\nmax_memory_mib = 4096\n");
+        assert_eq!((key.as_str(), line), ("function.max_memory_mib", Some(2)));
+        let (key, line, _) = invalid("[window]\nsize = 1000000000000\n");
+        assert_eq!((key.as_str(), line), ("window.size", Some(2)));
+    }
+
+    #[test]
+    fn index_names_follow_elasticsearch() {
+        for bad in [
+            "", ".", "..", "_x", "-x", "+x", "A", "a b", "a#b", "a/b", "a,b", "a?b", "a\\b", "a*b",
+            "a<b", "a>b", "a|b", "a\"b", "a:b",
+        ] {
+            assert!(check_index(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_index(&"a".repeat(256)).is_err());
+        assert!(check_index(&"a".repeat(255)).is_ok());
+        for good in ["edge-agent", "air.quality", "logs-edge_1"] {
+            assert!(check_index(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn urls_are_judged_by_the_url_parser_and_printed_without_secrets() {
+        for bad in [
+            "http://",
+            "http://a b:9200",
+            "http://h:99999",
+            "ftp://h",
+            "h:9200",
+            "http://h/?q",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_url("https://es.example.net:9200/prefix").is_ok());
+        let shown = redact_url("https://edge:s3cret@es.example.net:9200");
+        assert_eq!(shown, "https://es.example.net:9200");
     }
 }
