@@ -593,12 +593,14 @@ impl Spool {
         let removed = self.settle(&[], &seqs)?;
         let n = removed.removed.len() as u64;
         self.stats.update(|c| c.quarantined += n);
+        self.wake();
         Ok(())
     }
 
     /// Removes documents the cluster answered for: `delivered` (stored, or already there)
     /// and `dead_lettered` (refused for good, written to the dead-letter file), in one
-    /// transaction. Documents the policy dropped meanwhile are not counted again.
+    /// transaction. Documents the policy dropped meanwhile are not counted again. Waiters are
+    /// not woken: the caller does, once its own counters are up to date.
     pub fn settle(&self, delivered: &[u64], dead_lettered: &[u64]) -> Result<Settled, SpoolError> {
         if delivered.is_empty() && dead_lettered.is_empty() {
             return Ok(Settled::default());
@@ -637,13 +639,15 @@ impl Spool {
             c.dead_lettered = carried.dead_lettered + meta.dead_lettered;
             c.commits += 1;
         });
-        self.wake();
         Ok(Settled { removed })
     }
 
-    /// Removes delivered documents (see [`Spool::settle`]).
+    /// Removes delivered documents (see [`Spool::settle`]) and wakes waiters. The shipper
+    /// settles, counts, then wakes, so a waiter on the depth reads its counters complete.
     pub fn remove(&self, seqs: &[u64]) -> Result<Settled, SpoolError> {
-        self.settle(seqs, &[])
+        let settled = self.settle(seqs, &[]);
+        self.wake();
+        settled
     }
 
     /// Waits until the spool holds something or `timeout` passes; answers whether it does.

@@ -365,8 +365,9 @@ impl Upstream {
         }
         let spool = self.spool.stats().snapshot();
         info!(
-            "shipping stopped: {} shipped, {} left in the spool",
+            "shipping stopped: {} shipped, {} already there, {} left in the spool",
             self.stats.shipped.load(Ordering::Relaxed),
+            self.stats.duplicates.load(Ordering::Relaxed),
             spool.depth + spool.pending
         );
     }

@@ -390,7 +390,7 @@ impl Shipper {
             }
         }
         let delivered: Vec<u64> = stored.iter().chain(&already).copied().collect();
-        match self.spool.remove(&delivered) {
+        match self.spool.settle(&delivered, &[]) {
             Ok(settled) => {
                 // Only what was still there: a document dropped meanwhile was counted then.
                 let removed = |seqs: &[u64]| {
@@ -405,6 +405,7 @@ impl Shipper {
             }
             Err(e) => error!("cannot remove delivered documents from the spool: {e}"),
         }
+        self.spool.wake();
         let mut flow = Flow::Continue;
         for (entry, status, reason) in rejected {
             if let Flow::Pause = self.dead_letter(std::slice::from_ref(entry), status, &reason) {
@@ -490,6 +491,7 @@ impl Shipper {
             }
             Err(e) => error!("cannot remove dead-lettered documents from the spool: {e}"),
         }
+        self.spool.wake();
         if let Some(suppressed) = self.dead_letter_log.allow() {
             warn!(
                 "{} document(s) refused by Elasticsearch (HTTP {status}: {reason}); written to {}{}",
