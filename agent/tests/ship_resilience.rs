@@ -122,7 +122,13 @@ fn an_hour_without_upstream_loses_and_duplicates_nothing() {
     // What came after is stored or still spooled; nothing is stored twice or invented.
     let committed: usize = spooled(&logs).iter().map(|w| w.count).sum();
     let left = number_before(&logs, "shipping stopped", " left in the spool");
-    assert_eq!(stored.len() + left, committed);
+    if logs.iter().any(|l| l.contains("abandoned")) {
+        // A request still in flight at the stop's grace was abandoned: its documents may be
+        // stored and still spooled (a 409 at the next start), never missing.
+        assert!(stored.len() <= committed && stored.len() + left >= committed);
+    } else {
+        assert_eq!(stored.len() + left, committed);
+    }
     let samples = number_before(&logs, "stopped in", " samples");
     assert_eq!(
         committed, samples,

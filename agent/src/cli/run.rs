@@ -43,7 +43,7 @@ const QUEUE_CAPACITY: usize = 4096;
 const CHECKOUT_FUNCTION: &str = "target/wasm32-unknown-unknown/wasm/edge_anomaly.wasm";
 /// How long shipping may take to stop before an in-flight request is abandoned (its
 /// documents stay spooled): well within the unit's TimeoutStopSec (20 s).
-const SHIPPER_GRACE: Duration = Duration::from_secs(3);
+const SHIPPER_GRACE: Duration = Duration::from_secs(5);
 /// How often the main thread looks at progress when there is no watchdog.
 const TICK: Duration = Duration::from_secs(1);
 
