@@ -212,32 +212,34 @@ fn a_template_403_is_said_once_and_shipping_goes_on() {
 
 #[test]
 fn a_template_found_missing_after_an_outage_is_installed_again() {
-    let server = FaultServer::start(|request, n| match n {
-        // The first bulk fails as if the cluster were restarting; the template GET that
-        // follows finds it gone.
-        _ if is_bulk(request) && bulk_requests_so_far(n) => Reply::Status(503, String::new()),
-        _ if request.method == "GET" => Reply::Status(404, "{}".into()),
-        _ => Reply::Bulk,
-    });
+    let server = FaultServer::healthy();
     let rig = Shipping::start(&server.url, &documents(10), ShipOptions::default());
     assert!(rig.drained(PATIENCE));
+    // The cluster goes down (connections closed without an answer)...
+    server.set_script(|_, _| Reply::Close);
+    let outage = server.requests().len();
+    rig.spool.append(&documents(20)[10..]).unwrap();
+    assert!(server.wait_until(PATIENCE, |requests, _| requests > outage));
+    // ...and comes back new and empty: no template.
+    let back = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    let at = back.clone();
+    server.set_script(move |request, n| {
+        at.fetch_min(n, Ordering::SeqCst);
+        match request.method.as_str() {
+            "GET" => Reply::Status(404, "{}".into()),
+            _ => Reply::Bulk,
+        }
+    });
+    assert!(rig.drained(PATIENCE));
     let requests = server.requests();
-    let get = requests
-        .iter()
-        .position(|r| r.method == "GET")
-        .expect("the template was looked for after the outage");
+    let after = &requests[back.load(Ordering::SeqCst)..];
+    assert_eq!(after[0].method, "GET", "the template is looked for first");
     assert!(
-        requests[get + 1..]
-            .iter()
-            .any(|r| r.method == "PUT" && r.path.starts_with("/_index_template/")),
-        "and put back"
+        after[1].method == "PUT" && after[1].path.starts_with("/_index_template/"),
+        "and put back before any document"
     );
-    assert_eq!(template_puts(&server), 2);
-}
-
-/// Request 1 is the first `_bulk` (request 0 the template PUT).
-fn bulk_requests_so_far(n: usize) -> bool {
-    n == 1
+    assert_eq!(server.stored_ids().len(), 20);
+    assert_eq!(rig.stats.template_installs.load(Ordering::Relaxed), 2);
 }
 
 #[test]

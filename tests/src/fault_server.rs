@@ -66,6 +66,8 @@ pub enum Reply {
     Items(u16, &'static str),
     /// Read the request, never answer, until the server is dropped.
     Hang,
+    /// Close the connection without a word: no status, as a cluster going down.
+    Close,
     /// 200 and a chunked body that never ends (until the client goes away).
     Endless,
     /// 200 with `content-length` of this many bytes, all sent (until the client goes away).
@@ -372,6 +374,7 @@ fn respond<S: Write>(
                 .collect();
             write_response(stream, 200, &bulk(request, &exceptions, state))
         }
+        Reply::Close => {}
         Reply::Hang => {
             let guard = state.lock().unwrap_or_else(|p| p.into_inner());
             let _unused = shared

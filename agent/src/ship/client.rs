@@ -76,8 +76,11 @@ impl Pause {
 pub enum BulkOutcome {
     /// Answered item by item, in request order.
     Items(Vec<ItemOutcome>),
-    /// Worth trying again later: no connection, a timeout, 408, 429, 5xx.
+    /// Worth trying again later: a timeout, 408, 429, 5xx, a body that broke off.
     Retry(String),
+    /// No answer at all (no connection, refused, reset before a status): worth trying
+    /// again later, and the cluster may come back as a new one.
+    NoAnswer(String),
     /// Nothing the documents can fix: wait, keep them.
     Paused { why: Pause, reason: String },
     /// 413: the request is too large for the server.
@@ -226,7 +229,7 @@ impl Client {
         }
         let response = match request.body(body).send() {
             Ok(response) => response,
-            Err(e) => return BulkOutcome::Retry(describe(&e)),
+            Err(e) => return BulkOutcome::NoAnswer(describe(&e)),
         };
         let status = response.status();
         let text = match read_bounded(response) {
@@ -494,7 +497,20 @@ fn reason_of_text(status: u16, text: &str) -> String {
     }
 }
 
-/// reqwest's errors hide their cause behind "error sending request"; show the chain.
+/// `url` without its userinfo; text that is not a URL is not printed at all.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string().trim_end_matches('/').to_owned()
+        }
+        Err(_) => "(an unparsable URL)".into(),
+    }
+}
+
+/// reqwest's errors hide their cause behind "error sending request"; show the chain. The
+/// URL in them loses its userinfo: a password in `url` never reaches the log.
 fn describe(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -503,7 +519,12 @@ fn describe(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    match error.url() {
+        Some(url) if !url.username().is_empty() || url.password().is_some() => {
+            text.replace(url.as_str(), &redact_url(url.as_str()))
+        }
+        _ => text,
+    }
 }
 
 #[cfg(test)]
@@ -598,6 +619,7 @@ mod tests {
                 BulkOutcome::TooLarge => "too_large".into(),
                 BulkOutcome::Rejected { .. } => "rejected".into(),
                 BulkOutcome::Items(_) => "items".into(),
+                BulkOutcome::NoAnswer(_) => "no_answer".into(),
             };
             assert_eq!(got, expected, "HTTP {status} {body}");
         }

@@ -16,7 +16,8 @@ mod shipper;
 
 pub use auth::{Auth, AuthError};
 pub use client::{
-    BulkOutcome, Client, ClientError, ItemOutcome, Pause, RESPONSE_MAX_BYTES, template_body,
+    BulkOutcome, Client, ClientError, ItemOutcome, Pause, RESPONSE_MAX_BYTES, redact_url,
+    template_body,
 };
 pub use shipper::{
     ShipStats, Shipper, ShipperHandle, ShipperSettings, Stopper, pause_code, pause_of_code,

@@ -341,8 +341,15 @@ impl Shipper {
                     .retried
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.failed(&reason);
+                Flow::Pause
+            }
+            BulkOutcome::NoAnswer(reason) => {
+                self.stats
+                    .retried
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.failed(&reason);
                 // A cluster that was away may come back empty: look for the template first.
-                if self.template != Template::Unmanaged && self.template != Template::Forbidden {
+                if matches!(self.template, Template::Installed { .. }) {
                     self.template = Template::Check;
                 }
                 Flow::Pause
