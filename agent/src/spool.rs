@@ -288,9 +288,9 @@ impl Spool {
                 // What the old file held is given up to the file aside: counted so, and the
                 // counters carry on from where they were.
                 self.stats.update(|c| {
-                    c.resets += 1;
-                    c.quarantined += c.depth;
-                    c.dead_lettered += c.depth;
+                    c.resets = c.resets.saturating_add(1);
+                    c.quarantined = c.quarantined.saturating_add(c.depth);
+                    c.dead_lettered = c.dead_lettered.saturating_add(c.depth);
                     c.depth = 0;
                     let mut carried = lock(&self.carried);
                     carried.delivered = c.delivered;
@@ -322,11 +322,15 @@ impl Spool {
             c.depth = depth;
             c.bytes = meta.bytes;
             c.file_bytes = file_bytes;
-            c.delivered = carried.delivered + meta.delivered;
-            c.dead_lettered = carried.dead_lettered + meta.dead_lettered;
-            c.dropped = carried.dropped + meta.dropped;
+            c.delivered = carried.delivered.saturating_add(meta.delivered);
+            c.dead_lettered = carried.dead_lettered.saturating_add(meta.dead_lettered);
+            c.dropped = carried.dropped.saturating_add(meta.dropped);
             // Derived, so the sum holds whatever the file remembered.
-            c.appended = c.delivered + c.dead_lettered + c.dropped + depth;
+            c.appended = c
+                .delivered
+                .saturating_add(c.dead_lettered)
+                .saturating_add(c.dropped)
+                .saturating_add(depth);
             c.degraded = false;
         });
         *self.write_db() = Some(db);
@@ -365,11 +369,13 @@ impl Spool {
         work: impl FnOnce(&Database) -> Result<T, SpoolError>,
     ) -> Result<T, SpoolError> {
         if self.read_db().is_none() {
+            // A failed or throttled reopen leaves things as they are (closed).
             self.reopen()?;
         }
         let result = match self.read_db().as_ref() {
             Some(db) => work(db),
-            None => Err(SpoolError::Disk("the spool is not open".into())),
+            // Closed meanwhile by another thread's failure: its reopen is due, not ours.
+            None => return Err(SpoolError::Disk("the spool is not open".into())),
         };
         match &result {
             Err(SpoolError::Disk(_)) => self.close_after_failure(true),
@@ -386,7 +392,7 @@ impl Spool {
         if disk {
             self.stats.update(|c| {
                 c.degraded = true;
-                c.write_errors += 1;
+                c.write_errors = c.write_errors.saturating_add(1);
             });
         }
     }
@@ -424,7 +430,7 @@ impl Spool {
         }
         let waiting = pending.len() as u64;
         self.stats.update(|c| {
-            c.lost += overflow as u64;
+            c.lost = c.lost.saturating_add(overflow as u64);
             c.pending = waiting;
         });
         if pending.is_empty() {
@@ -470,13 +476,13 @@ impl Spool {
                     match entries.pop_first().map_err(classify)? {
                         Some((_, old)) => {
                             meta.bytes = meta.bytes.saturating_sub(old.value().len() as u64);
-                            dropped += 1;
+                            dropped = dropped.saturating_add(1);
                         }
                         None => break,
                     }
                 }
                 if meta.bytes.saturating_add(size) > self.payload_budget {
-                    dropped += 1;
+                    dropped = dropped.saturating_add(1);
                     continue;
                 }
                 entries
@@ -494,9 +500,9 @@ impl Spool {
         self.stats.update(|c| {
             c.depth = depth;
             c.bytes = meta.bytes;
-            c.dropped = carried.dropped + meta.dropped;
-            c.appended += documents.len() as u64;
-            c.commits += 1;
+            c.dropped = carried.dropped.saturating_add(meta.dropped);
+            c.appended = c.appended.saturating_add(documents.len() as u64);
+            c.commits = c.commits.saturating_add(1);
             c.degraded = false;
         });
         Ok(dropped_now)
@@ -517,7 +523,7 @@ impl Spool {
                     let after = file_len(&self.path);
                     log::debug!("spool compacted: {len} → {after} bytes");
                     self.stats.update(|c| {
-                        c.compactions += 1;
+                        c.compactions = c.compactions.saturating_add(1);
                         c.file_bytes = after;
                     });
                 }
@@ -592,7 +598,8 @@ impl Spool {
         let seqs: Vec<u64> = corrupt.iter().map(|(seq, _)| *seq).collect();
         let removed = self.settle(&[], &seqs)?;
         let n = removed.removed.len() as u64;
-        self.stats.update(|c| c.quarantined += n);
+        self.stats
+            .update(|c| c.quarantined = c.quarantined.saturating_add(n));
         self.wake();
         Ok(())
     }
@@ -617,9 +624,9 @@ impl Spool {
                         if let Some(old) = entries.remove(seq).map_err(classify)? {
                             meta.bytes = meta.bytes.saturating_sub(old.value().len() as u64);
                             if dead {
-                                meta.dead_lettered += 1;
+                                meta.dead_lettered = meta.dead_lettered.saturating_add(1);
                             } else {
-                                meta.delivered += 1;
+                                meta.delivered = meta.delivered.saturating_add(1);
                             }
                             removed.push(*seq);
                         }
@@ -635,9 +642,9 @@ impl Spool {
         self.stats.update(|c| {
             c.depth = depth;
             c.bytes = meta.bytes;
-            c.delivered = carried.delivered + meta.delivered;
-            c.dead_lettered = carried.dead_lettered + meta.dead_lettered;
-            c.commits += 1;
+            c.delivered = carried.delivered.saturating_add(meta.delivered);
+            c.dead_lettered = carried.dead_lettered.saturating_add(meta.dead_lettered);
+            c.commits = c.commits.saturating_add(1);
         });
         Ok(Settled { removed })
     }

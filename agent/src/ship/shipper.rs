@@ -465,7 +465,7 @@ impl Shipper {
                         Value::String(String::from_utf8_lossy(&entry.document).into())
                     });
                 let line = json!({
-                    "dead_lettered_at": crate::support::timestamp::format(unix_ms() as i64),
+                    "dead_lettered_at": crate::support::timestamp::format(i64::try_from(unix_ms()).unwrap_or(i64::MAX)),
                     "_id": entry.id,
                     "status": status,
                     "reason": reason,
