@@ -1,6 +1,9 @@
 //! The HTTP side: one `reqwest` blocking client (rustls on the ring provider, system
-//! roots or a configured CA), the index template, and `_bulk` requests with their
-//! responses read item by item.
+//! roots or a configured CA; redirects not followed; answers read through a cap), the index
+//! template, and `_bulk` requests with their answers sorted by the one rule the README's
+//! table shows: [`classify_response`] for the whole request, `item_outcome` per item. A
+//! new kind of answer goes there, with a row in the README and a test in
+//! `agent/tests/ship_rules.rs`.
 
 use std::io::{Read, Write};
 use std::time::Duration;
