@@ -35,7 +35,34 @@ fn main() {
         spool.append(window).expect("append");
     }
     let append = started.elapsed();
-    let bytes = spool.stats().bytes.load(Ordering::Relaxed);
+    let bytes = spool.stats().snapshot().bytes;
+    let file_per_verdict = std::fs::metadata(dir.path().join("spool.redb"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+        / DAY as u64;
+    drop(spool);
+
+    // 1b. The file at its bound: a 16 MiB spool given two days (drop_oldest), half of
+    // what arrives shipped: the largest file seen against the bound.
+    let bound = 16u64 << 20;
+    let full =
+        Spool::open(&dir.path().join("full.redb"), bound, WhenFull::DropOldest).expect("open");
+    let mut largest = 0;
+    for (n, window) in documents.chunks(60).chain(documents.chunks(60)).enumerate() {
+        full.append(window).expect("append");
+        if n % 3 == 0 {
+            // Less than arrives: the spool fills up to its bound and drops.
+            let batch = full.peek(90, usize::MAX).expect("peek");
+            full.remove(&batch.iter().map(|e| e.seq).collect::<Vec<_>>())
+                .expect("remove");
+        }
+        largest = largest.max(
+            std::fs::metadata(dir.path().join("full.redb"))
+                .map(|m| m.len())
+                .unwrap_or(0),
+        );
+    }
+    let at_bound = full.stats().snapshot();
 
     // 2. Drain it with the default batching: into osmem-server, and into the minimal test
     // server (which bounds the agent's own cost: osmem spends most of the time indexing).
@@ -55,6 +82,15 @@ fn main() {
         DAY / 60,
         append.as_secs_f64() * 1e6 / DAY as f64,
         bytes / DAY as u64
+    );
+    println!(
+        "- spool file: {file_per_verdict} bytes per verdict on disk; at a bound of {} MiB the largest file seen was {:.2} MiB ({:.2}x the bound), holding {} verdicts, {} compactions, {} dropped",
+        bound >> 20,
+        largest as f64 / (1 << 20) as f64,
+        largest as f64 / bound as f64,
+        at_bound.depth,
+        at_bound.compactions,
+        at_bound.dropped,
     );
     println!(
         "- drain into osmem-server: {DAY} queued documents in {drain_time:.1?} ({:.0} documents/s, {requests} requests)",

@@ -1,6 +1,10 @@
 //! The agent's configuration file, TOML. Every key is documented, with its default, in
-//! `deploy/config.example.toml`; every section refuses unknown keys. A file that does not
-//! parse, or a value out of range, is an error naming the key and its line.
+//! `deploy/config.example.toml`; every section refuses unknown keys. The whole file is
+//! checked before anything is created or started: a file that does not parse, a value out
+//! of its range ([`bounds`]), a URL reqwest would refuse, an index name Elasticsearch would
+//! refuse, a CA or secret file that is missing or wrong, is an error naming the key and its
+//! line, both taken from the TOML parser's spans. A new key goes in its section's struct,
+//! in `check` (with a bound), and in the example.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,7 +95,8 @@ impl FunctionSection {
     pub fn limits(&self) -> Limits {
         Limits {
             fuel_per_call: self.fuel_per_call,
-            max_memory_bytes: self.max_memory_mib << 20,
+            // Checked by `AgentConfig::parse`; saturating only for a hand-made section.
+            max_memory_bytes: self.max_memory_bytes().unwrap_or(usize::MAX),
         }
     }
 }
@@ -134,7 +139,8 @@ impl Default for WindowSection {
     }
 }
 
-/// Where verdicts go when no upstream is configured.
+/// Where verdicts go: without an upstream, the only copy; with one, a local copy besides
+/// the spool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputSection {
@@ -252,6 +258,8 @@ pub struct ElasticsearchSection {
     pub auth_retry_ms: u64,
     /// Default `dead-letter.ndjson` in `[sensor] state_dir`.
     pub dead_letter_path: Option<PathBuf>,
+    /// The dead-letter file is rotated (one older file kept, `.1`) past this size.
+    pub dead_letter_max_mib: u64,
 }
 
 impl Default for ElasticsearchSection {
@@ -277,6 +285,7 @@ impl Default for ElasticsearchSection {
             retry_max_ms: 60_000,
             auth_retry_ms: 300_000,
             dead_letter_path: None,
+            dead_letter_max_mib: 16,
         }
     }
 }
@@ -298,6 +307,7 @@ impl ElasticsearchSection {
                 .dead_letter_path
                 .clone()
                 .unwrap_or_else(|| state_dir.join("dead-letter.ndjson")),
+            dead_letter_max_bytes: self.dead_letter_max_mib.saturating_mul(1 << 20),
         }
     }
 }
@@ -317,6 +327,37 @@ pub enum ConfigError {
     },
 }
 
+/// The ranges that make sense on a Raspberry Pi; a value outside is a configuration error.
+pub mod bounds {
+    use std::ops::RangeInclusive;
+
+    /// S-H-ESD on 4096 samples takes 0.3 s in wasmi on a laptop; four times that on a Pi is
+    /// still seconds per window, and the ring and the window stay within a few MiB.
+    pub const WINDOW_SIZE: RangeInclusive<usize> = 1..=16_384;
+    /// Up to minutes of a Pi's time per window: beyond that a runaway is never stopped.
+    pub const FUEL_PER_CALL: RangeInclusive<u64> = 1..=1_000_000_000_000;
+    /// A Pi Zero has 512 MiB in all; wasm32 cannot address 4 GiB anyway.
+    pub const MAX_MEMORY_MIB: RangeInclusive<usize> = 1..=1024;
+    pub const WATCH_INTERVAL_MS: RangeInclusive<u64> = 10..=3_600_000;
+    /// SD cards of 16 GiB are common; the spool should never be able to take the card.
+    pub const SPOOL_MAX_MIB: RangeInclusive<u64> = 1..=16_384;
+    pub const DEAD_LETTER_MAX_MIB: RangeInclusive<u64> = 1..=1024;
+    /// Bounds the `_bulk` response the agent reads as well as the request.
+    pub const BATCH_MAX_DOCS: RangeInclusive<usize> = 1..=10_000;
+    /// Elasticsearch refuses requests above `http.max_content_length` (100 MB) anyway.
+    pub const BATCH_MAX_BYTES: RangeInclusive<usize> = 1024..=(64 << 20);
+    pub const BATCH_MAX_DELAY_MS: RangeInclusive<u64> = 0..=600_000;
+    pub const TIMEOUT_MS: RangeInclusive<u64> = 100..=300_000;
+    pub const RETRY_MS: RangeInclusive<u64> = 1..=86_400_000;
+    pub const AUTH_RETRY_MS: RangeInclusive<u64> = 1_000..=86_400_000;
+    /// Ids become part of every document `_id` (`<sensor_id>-<unix ms>`).
+    pub const ID_BYTES: RangeInclusive<usize> = 1..=128;
+    /// Elasticsearch's own limit on an index name.
+    pub const INDEX_BYTES: RangeInclusive<usize> = 1..=255;
+    /// A secret or CA file larger than this is not one.
+    pub const SECRET_FILE_BYTES: u64 = 1 << 20;
+}
+
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
@@ -326,108 +367,105 @@ impl AgentConfig {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Parses and checks `text`; `origin` names it in errors.
+    /// Parses and checks `text` whole (files it names included); `origin` names it in
+    /// errors. Nothing is created: a caller may rely on an `Err` having left no trace.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_owned(),
-            detail: e.to_string().trim_end().to_owned(),
-        })?;
-        config.check(text, origin)?;
+        let spans = Spans::parse(text);
+        let config: Self = toml::from_str(text).map_err(|e| spans.parse_error(&e, origin))?;
+        config.check(&spans, origin)?;
         Ok(config)
     }
 
-    /// The ranges serde cannot express, reported against the key's line in `text`.
-    fn check(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |table: &str, key: &str, reason: String| ConfigError::Invalid {
+    /// Checks the command line's overrides against the same rules, naming their flag.
+    pub fn recheck(&self, origin: &str) -> Result<(), ConfigError> {
+        self.check(&Spans::default(), origin)
+    }
+
+    /// The rules serde cannot express, reported against the key's line as the parser saw it.
+    fn check(&self, spans: &Spans, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
             path: origin.to_owned(),
-            key: format!("{table}.{key}"),
-            line: line_of(text, table, key),
+            key: key.to_owned(),
+            line: spans.line_of(key),
             reason,
         };
+        let range = |key: &str, value: u64, range: (u64, u64)| {
+            if value < range.0 || value > range.1 {
+                Err(invalid(
+                    key,
+                    format!("{value} is outside {}..={}", range.0, range.1),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let wide = |r: &std::ops::RangeInclusive<usize>| (*r.start() as u64, *r.end() as u64);
+        let long = |r: &std::ops::RangeInclusive<u64>| (*r.start(), *r.end());
+
+        range(
+            "window.size",
+            self.window.size as u64,
+            wide(&bounds::WINDOW_SIZE),
+        )?;
         if let Err(e) = WindowSpec::new(self.window.size, self.window.hop) {
-            let key = if self.window.size == 0 { "size" } else { "hop" };
-            return Err(invalid("window", key, e.to_string()));
+            return Err(invalid("window.hop", e.to_string()));
         }
-        if self.function.fuel_per_call == 0 {
+        range(
+            "function.fuel_per_call",
+            self.function.fuel_per_call,
+            long(&bounds::FUEL_PER_CALL),
+        )?;
+        range(
+            "function.max_memory_mib",
+            self.function.max_memory_mib as u64,
+            wide(&bounds::MAX_MEMORY_MIB),
+        )?;
+        if self.function.max_memory_bytes().is_none() {
             return Err(invalid(
-                "function",
-                "fuel_per_call",
-                "must be above 0".into(),
+                "function.max_memory_mib",
+                "does not fit this machine's address space".into(),
             ));
         }
-        if self.function.max_memory_mib == 0 || self.function.max_memory_mib > 4096 {
-            return Err(invalid(
-                "function",
-                "max_memory_mib",
-                "must be 1..=4096".into(),
-            ));
-        }
-        if self.function.watch_interval_ms == 0 {
-            return Err(invalid(
-                "function",
-                "watch_interval_ms",
-                "must be above 0".into(),
-            ));
-        }
-        if self.spool.max_mib == 0 {
-            return Err(invalid("spool", "max_mib", "must be above 0".into()));
-        }
-        if let Some(es) = &self.elasticsearch {
-            if !(es.url.starts_with("http://") || es.url.starts_with("https://")) {
-                return Err(invalid(
-                    "elasticsearch",
-                    "url",
-                    "must start with http:// or https://".into(),
-                ));
-            }
-            if es.index.is_empty()
-                || es.index.starts_with(['_', '-', '+'])
-                || es.index != es.index.to_lowercase()
-            {
-                return Err(invalid(
-                    "elasticsearch",
-                    "index",
-                    "must be a lowercase name not starting with _, - or +".into(),
-                ));
-            }
-            if es.batch_max_docs == 0 || es.batch_max_bytes == 0 {
-                return Err(invalid(
-                    "elasticsearch",
-                    "batch_max_docs",
-                    "batches must hold at least one document".into(),
-                ));
-            }
-            if es.timeout_ms == 0
-                || es.retry_initial_ms == 0
-                || es.retry_max_ms < es.retry_initial_ms
-            {
-                return Err(invalid(
-                    "elasticsearch",
-                    "retry_max_ms",
-                    "need timeout_ms > 0 and 0 < retry_initial_ms <= retry_max_ms".into(),
-                ));
-            }
-        }
+        range(
+            "function.watch_interval_ms",
+            self.function.watch_interval_ms,
+            long(&bounds::WATCH_INTERVAL_MS),
+        )?;
+        range(
+            "spool.max_mib",
+            self.spool.max_mib,
+            long(&bounds::SPOOL_MAX_MIB),
+        )?;
         if let Err(e) = self.metrics.listen() {
             return Err(invalid(
-                "metrics",
-                "listen",
+                "metrics.listen",
                 format!("{e}: expected IP:port, e.g. \"127.0.0.1:9898\" or \"[::1]:9898\""),
             ));
         }
-        if self.agent.sensor_id.trim().is_empty() {
-            return Err(invalid("agent", "sensor_id", "must not be empty".into()));
+        check_id("agent.sensor_id", &self.agent.sensor_id)
+            .map_err(|r| invalid("agent.sensor_id", r))?;
+        if let Some(host) = &self.agent.host_id {
+            check_id("agent.host_id", host).map_err(|r| invalid("agent.host_id", r))?;
         }
         if let Err(e) = self.sensor.validate() {
-            // The sensor's messages start with the key they are about.
+            // The sensor's messages start with the key they are about (its own contract).
             let reason = e.to_string();
             let detail = reason.trim_start_matches("invalid sensor configuration: ");
-            let key = detail.split_whitespace().next().unwrap_or("sensor");
-            let (table, key) = match key.split_once('.') {
-                Some((sub, key)) => (format!("sensor.{sub}"), key.to_owned()),
-                None => ("sensor".to_owned(), key.to_owned()),
-            };
-            return Err(invalid(&table, &key, detail.to_owned()));
+            let first = detail.split_whitespace().next().unwrap_or_default();
+            let key = [
+                format!("sensor.{first}"),
+                format!("sensor.air_quality.{first}"),
+            ]
+            .into_iter()
+            .find(|k| spans.line_of(k).is_some())
+            .unwrap_or_else(|| format!("sensor.{first}"));
+            return Err(invalid(&key, detail.to_owned()));
+        }
+        if let Some(path) = self.output.path.as_deref().filter(|p| *p != Path::new("-")) {
+            check_parent("output.path", path).map_err(|r| invalid("output.path", r))?;
+        }
+        if let Some(es) = &self.elasticsearch {
+            es.check(&invalid, &range)?;
         }
         Ok(())
     }
@@ -444,21 +482,307 @@ impl AgentConfig {
     }
 }
 
-/// The 1-based line where `key` is set inside `[table]`, for error messages.
-fn line_of(text: &str, table: &str, key: &str) -> Option<usize> {
-    let mut current = String::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = header.trim().to_owned();
-        } else if current == table
-            && let Some((name, _)) = line.split_once('=')
-            && name.trim().trim_matches('"') == key
-        {
-            return Some(number + 1);
+impl FunctionSection {
+    /// `max_memory_mib` in bytes, `None` where it does not fit a `usize` (32-bit targets).
+    pub fn max_memory_bytes(&self) -> Option<usize> {
+        self.max_memory_mib.checked_mul(1 << 20)
+    }
+}
+
+/// Checks that a key's value lies in `(low, high)`, naming the key otherwise.
+type RangeCheck<'a> = dyn Fn(&str, u64, (u64, u64)) -> Result<(), ConfigError> + 'a;
+
+impl ElasticsearchSection {
+    /// Everything about the upstream that can be known without talking to it: the URL as
+    /// reqwest will parse it, the index name as Elasticsearch will judge it, the ranges,
+    /// and the files it names (read now, so a missing one stops nothing half-started).
+    fn check(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+        range: &RangeCheck<'_>,
+    ) -> Result<(), ConfigError> {
+        check_url(&self.url).map_err(|r| invalid("elasticsearch.url", r))?;
+        check_index(&self.index).map_err(|r| invalid("elasticsearch.index", r))?;
+        let wide = |r: &std::ops::RangeInclusive<usize>| (*r.start() as u64, *r.end() as u64);
+        let long = |r: &std::ops::RangeInclusive<u64>| (*r.start(), *r.end());
+        range(
+            "elasticsearch.batch_max_docs",
+            self.batch_max_docs as u64,
+            wide(&bounds::BATCH_MAX_DOCS),
+        )?;
+        range(
+            "elasticsearch.batch_max_bytes",
+            self.batch_max_bytes as u64,
+            wide(&bounds::BATCH_MAX_BYTES),
+        )?;
+        range(
+            "elasticsearch.batch_max_delay_ms",
+            self.batch_max_delay_ms,
+            long(&bounds::BATCH_MAX_DELAY_MS),
+        )?;
+        range(
+            "elasticsearch.timeout_ms",
+            self.timeout_ms,
+            long(&bounds::TIMEOUT_MS),
+        )?;
+        range(
+            "elasticsearch.retry_initial_ms",
+            self.retry_initial_ms,
+            long(&bounds::RETRY_MS),
+        )?;
+        range(
+            "elasticsearch.retry_max_ms",
+            self.retry_max_ms,
+            (self.retry_initial_ms, *bounds::RETRY_MS.end()),
+        )?;
+        range(
+            "elasticsearch.auth_retry_ms",
+            self.auth_retry_ms,
+            long(&bounds::AUTH_RETRY_MS),
+        )?;
+        range(
+            "elasticsearch.dead_letter_max_mib",
+            self.dead_letter_max_mib,
+            long(&bounds::DEAD_LETTER_MAX_MIB),
+        )?;
+        if let Some(path) = &self.dead_letter_path {
+            check_parent("elasticsearch.dead_letter_path", path)
+                .map_err(|r| invalid("elasticsearch.dead_letter_path", r))?;
+        }
+        if let Some(path) = &self.password_file {
+            read_small("elasticsearch.password_file", path)
+                .map_err(|r| invalid("elasticsearch.password_file", r))?;
+        }
+        if let Some(path) = &self.api_key_file {
+            read_small("elasticsearch.api_key_file", path)
+                .map_err(|r| invalid("elasticsearch.api_key_file", r))?;
+        }
+        if let Some(path) = &self.ca_file {
+            let pem = read_small("elasticsearch.ca_file", path)
+                .map_err(|r| invalid("elasticsearch.ca_file", r))?;
+            check_pem(&pem).map_err(|r| invalid("elasticsearch.ca_file", r))?;
+        }
+        let auth = crate::ship::Auth::resolve(
+            self.username.as_deref(),
+            self.password.as_deref(),
+            self.password_file.as_deref(),
+            self.api_key.as_deref(),
+            self.api_key_file.as_deref(),
+            |name| std::env::var(name).ok(),
+        );
+        match auth {
+            Ok(_) => Ok(()),
+            Err(crate::ship::AuthError::NoUsername) => Err(invalid(
+                if self.password_file.is_some() {
+                    "elasticsearch.password_file"
+                } else {
+                    "elasticsearch.password"
+                },
+                "a password is configured but no username".into(),
+            )),
+            Err(e @ crate::ship::AuthError::Both) => {
+                Err(invalid("elasticsearch.api_key", e.to_string()))
+            }
+            Err(e @ crate::ship::AuthError::Read { .. }) => {
+                Err(invalid("elasticsearch.password_file", e.to_string()))
+            }
         }
     }
-    None
+
+    /// The URL for a log line: user name and password removed.
+    pub fn display_url(&self) -> String {
+        crate::ship::redact_url(&self.url)
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "the scheme must be http or https, not {}",
+            parsed.scheme()
+        ));
+    }
+    match parsed.host_str() {
+        None | Some("") => return Err("the URL names no host".into()),
+        Some(_) => {}
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("the URL must not carry a query or a fragment".into());
+    }
+    Ok(())
+}
+
+/// Elasticsearch's rules for index names (and data streams), so a bad one is refused here
+/// rather than by every request.
+pub fn check_index(index: &str) -> Result<(), String> {
+    if !bounds::INDEX_BYTES.contains(&index.len()) {
+        return Err(format!(
+            "must be 1 to {} bytes long",
+            bounds::INDEX_BYTES.end()
+        ));
+    }
+    if index == "." || index == ".." {
+        return Err("must not be . or ..".into());
+    }
+    if index.starts_with(['_', '-', '+']) {
+        return Err("must not start with _, - or +".into());
+    }
+    if index.chars().any(|c| c.is_uppercase()) {
+        return Err("must be lowercase".into());
+    }
+    if let Some(c) = index.chars().find(|c| {
+        matches!(
+            c,
+            ' ' | '"' | '*' | '\\' | '<' | '>' | '|' | ',' | '/' | '?' | '#' | ':'
+        ) || c.is_control()
+    }) {
+        return Err(format!("must not contain {c:?}"));
+    }
+    Ok(())
+}
+
+fn check_id(key: &str, id: &str) -> Result<(), String> {
+    if !bounds::ID_BYTES.contains(&id.len()) || id.trim().is_empty() {
+        return Err(format!(
+            "{key} must be 1 to {} bytes, not blank",
+            bounds::ID_BYTES.end()
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(format!("{key} must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// A file the agent will create: its folder must be there (the state directory excepted,
+/// which the agent makes).
+fn check_parent(key: &str, path: &Path) -> Result<(), String> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(format!(
+            "{key}: the folder {} does not exist",
+            parent.display()
+        )),
+        _ if path.is_dir() => Err(format!("{key}: {} is a folder", path.display())),
+        _ => Ok(()),
+    }
+}
+
+fn read_small(key: &str, path: &Path) -> Result<Vec<u8>, String> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(&mut file, bounds::SECRET_FILE_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > bounds::SECRET_FILE_BYTES {
+        return Err(format!(
+            "{key}: {} is larger than {} bytes",
+            path.display(),
+            bounds::SECRET_FILE_BYTES
+        ));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(format!("{key}: {} is empty", path.display()));
+    }
+    Ok(bytes)
+}
+
+fn check_pem(pem: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(pem);
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err("not a PEM certificate (no BEGIN CERTIFICATE block)".into());
+    }
+    match reqwest::Certificate::from_pem_bundle(pem) {
+        Ok(certificates) if !certificates.is_empty() => Ok(()),
+        Ok(_) => Err("holds no certificate".into()),
+        Err(e) => Err(format!("not a PEM certificate: {e}")),
+    }
+}
+
+/// Where each key of the file is, as the TOML parser itself saw it: dotted keys, inline
+/// tables and `[table]` headers alike, so every error names the right key and line.
+#[derive(Default)]
+struct Spans {
+    /// Dotted path, the key's span, the value's span.
+    keys: Vec<(String, std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// Byte offsets where each line starts.
+    line_starts: Vec<usize>,
+}
+
+impl Spans {
+    fn parse(text: &str) -> Self {
+        let mut spans = Self {
+            keys: Vec::new(),
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+                .collect(),
+        };
+        if let Ok(table) = toml::de::DeTable::parse(text) {
+            spans.walk("", table.get_ref());
+        }
+        spans
+    }
+
+    fn walk(&mut self, prefix: &str, table: &toml::de::DeTable<'_>) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", key.get_ref())
+            };
+            self.keys.push((path.clone(), key.span(), value.span()));
+            if let toml::de::DeValue::Table(inner) = value.get_ref() {
+                self.walk(&path, inner);
+            }
+        }
+    }
+
+    /// The 1-based line of the byte at `offset`.
+    fn line_at(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|start| *start <= offset)
+    }
+
+    fn line_of(&self, key: &str) -> Option<usize> {
+        self.keys
+            .iter()
+            .find(|(path, _, _)| path == key)
+            .map(|(_, span, _)| self.line_at(span.start))
+    }
+
+    /// The innermost key whose name or value holds `offset`.
+    fn key_at(&self, offset: usize) -> Option<&str> {
+        self.keys
+            .iter()
+            .filter(|(_, key, value)| key.contains(&offset) || value.contains(&offset))
+            .max_by_key(|(path, _, _)| path.len())
+            .map(|(path, _, _)| path.as_str())
+    }
+
+    fn parse_error(&self, error: &toml::de::Error, origin: &str) -> ConfigError {
+        let Some(span) = error.span() else {
+            return ConfigError::Parse {
+                path: origin.to_owned(),
+                detail: error.message().trim_end().to_owned(),
+            };
+        };
+        let line = Some(self.line_at(span.start));
+        match self.key_at(span.start) {
+            Some(key) => ConfigError::Invalid {
+                path: origin.to_owned(),
+                key: key.to_owned(),
+                line,
+                reason: error.message().trim_end().to_owned(),
+            },
+            // A syntax error: toml's own text shows the line and a caret.
+            None => ConfigError::Parse {
+                path: origin.to_owned(),
+                detail: error.to_string().trim_end().to_owned(),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -584,5 +908,74 @@ mod tests {
             matches!(&err, ConfigError::Invalid { key, line: Some(2), .. } if key == "sensor.sample_period_ms"),
             "{err}"
         );
+    }
+
+    fn invalid(text: &str) -> (String, Option<usize>, String) {
+        match AgentConfig::parse(text, "agent.toml") {
+            Err(ConfigError::Invalid {
+                key, line, reason, ..
+            }) => (key, line, reason),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_and_lines_come_from_the_parser_dotted_and_inline_too() {
+        assert_eq!(
+            invalid("[agent]\nsensor_id = \"k\"\nwindow.size = 0\n").0,
+            "agent.window",
+            "a dotted key inside [agent] is an unknown key there"
+        );
+        let (key, line, _) = invalid("\n\nwindow.size = 0\n");
+        assert_eq!((key.as_str(), line), ("window.size", Some(3)));
+        let (key, line, _) = invalid("window = { size = 10, hop = 20 }\n");
+        assert_eq!((key.as_str(), line), ("window.hop", Some(1)));
+        let (key, line, _) =
+            invalid("[elasticsearch]\nurl = \"http://h:9200\"\n\nbatch_max_bytes = 0\n");
+        assert_eq!(
+            (key.as_str(), line),
+            ("elasticsearch.batch_max_bytes", Some(4))
+        );
+        let (key, line, _) = invalid("[sensor.retry]\ninitial_backoff_ms = \"x\"\n");
+        assert_eq!(
+            (key.as_str(), line),
+            ("sensor.retry.initial_backoff_ms", Some(2))
+        );
+        let (key, line, _) = invalid("[function]\nmax_memory_mib = 4096\n");
+        assert_eq!((key.as_str(), line), ("function.max_memory_mib", Some(2)));
+        let (key, line, _) = invalid("[window]\nsize = 1000000000000\n");
+        assert_eq!((key.as_str(), line), ("window.size", Some(2)));
+    }
+
+    #[test]
+    fn index_names_follow_elasticsearch() {
+        for bad in [
+            "", ".", "..", "_x", "-x", "+x", "A", "a b", "a#b", "a/b", "a,b", "a?b", "a\\b", "a*b",
+            "a<b", "a>b", "a|b", "a\"b", "a:b",
+        ] {
+            assert!(check_index(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_index(&"a".repeat(256)).is_err());
+        assert!(check_index(&"a".repeat(255)).is_ok());
+        for good in ["edge-agent", "air.quality", "logs-edge_1"] {
+            assert!(check_index(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn urls_are_judged_by_the_url_parser_and_printed_without_secrets() {
+        for bad in [
+            "http://",
+            "http://a b:9200",
+            "http://h:99999",
+            "ftp://h",
+            "h:9200",
+            "http://h/?q",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_url("https://es.example.net:9200/prefix").is_ok());
+        let shown = crate::ship::redact_url("https://edge:s3cret@es.example.net:9200");
+        assert_eq!(shown, "https://es.example.net:9200");
     }
 }

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::health::Health;
 use crate::pipeline::{HistogramSnapshot, PipelineStats};
 use crate::sensor::SamplerStats;
-use crate::ship::ShipStats;
-use crate::spool::SpoolStats;
+use crate::ship::{Pause, ShipStats, pause_of_code};
+use crate::spool::{SpoolCounts, SpoolStats};
 
 pub use server::{MetricsError, MetricsServer};
 
@@ -76,13 +76,12 @@ impl PipelineCounts {
     }
 }
 
-/// The spool's and the shipper's counters at one instant.
+/// The spool's and the shipper's counters at one instant. The spool's document counters
+/// add up: `spool.appended = spool.delivered + spool.dead_lettered + spool.dropped +
+/// spool.depth`, read together under the spool's lock.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ShippingCounts {
-    pub spool_depth: u64,
-    pub spool_bytes: u64,
-    pub spool_appended: u64,
-    pub spool_dropped: u64,
+    pub spool: SpoolCounts,
     pub shipped: u64,
     pub duplicates: u64,
     pub retried: u64,
@@ -90,23 +89,36 @@ pub struct ShippingCounts {
     pub requests: u64,
     /// Unix ms of the last request that delivered anything; 0 before the first.
     pub last_success_ms: u64,
+    pub pauses: u64,
+    /// Why shipping is paused now, if it is.
+    pub paused: Option<Pause>,
+    pub template_installs: u64,
+    pub template_forbidden: bool,
+    pub dead_letter_rotations: u64,
 }
 
 impl ShippingCounts {
     pub fn of(ship: &ShipStats, spool: &SpoolStats) -> Self {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Self {
-            spool_depth: load(&spool.depth),
-            spool_bytes: load(&spool.bytes),
-            spool_appended: load(&spool.appended),
-            spool_dropped: load(&spool.dropped),
+            spool: spool.snapshot(),
             shipped: load(&ship.shipped),
             duplicates: load(&ship.duplicates),
             retried: load(&ship.retried),
             dead_lettered: load(&ship.dead_lettered),
             requests: load(&ship.requests),
             last_success_ms: load(&ship.last_success_ms),
+            pauses: load(&ship.pauses),
+            paused: pause_of_code(load(&ship.paused)),
+            template_installs: load(&ship.template_installs),
+            template_forbidden: load(&ship.template_forbidden) != 0,
+            dead_letter_rotations: load(&ship.dead_letter_rotations),
         }
+    }
+
+    /// For `/health` and the status line: the disk refuses the spool's writes.
+    pub fn disk_degraded(&self) -> bool {
+        self.spool.degraded
     }
 }
 
@@ -328,27 +340,118 @@ pub fn render(snapshot: &Snapshot) -> String {
 
     // The spool and the shipper.
     if let Some(ship) = &snapshot.shipping {
+        let spool = &ship.spool;
         out.family(
             "edge_agent_spool_depth_documents",
             "gauge",
-            "Documents in the spool waiting for the cluster's acknowledgement.",
+            "Documents in the spool waiting for the cluster's answer.",
         );
-        out.sample("edge_agent_spool_depth_documents", &[], ship.spool_depth);
+        out.sample("edge_agent_spool_depth_documents", &[], spool.depth);
         out.family(
             "edge_agent_spool_bytes",
             "gauge",
             "Bytes of the documents in the spool.",
         );
-        out.sample("edge_agent_spool_bytes", &[], ship.spool_bytes);
+        out.sample("edge_agent_spool_bytes", &[], spool.bytes);
+        out.family(
+            "edge_agent_spool_file_bytes",
+            "gauge",
+            "Bytes of the spool's database file (bounded by [spool] max_mib).",
+        );
+        out.sample("edge_agent_spool_file_bytes", &[], spool.file_bytes);
         out.counter(
             "edge_agent_spool_appended_total",
-            "Documents appended to the spool.",
-            ship.spool_appended,
+            "Documents committed to the spool (or refused by drop_newest); equals delivered + dead-lettered + dropped + depth.",
+            spool.appended,
+        );
+        out.counter(
+            "edge_agent_spool_delivered_total",
+            "Documents that left the spool delivered (stored, or already there).",
+            spool.delivered,
+        );
+        out.counter(
+            "edge_agent_spool_dead_lettered_total",
+            "Documents that left the spool refused for good or quarantined.",
+            spool.dead_lettered,
         );
         out.counter(
             "edge_agent_spool_dropped_total",
-            "Documents dropped because the spool was full.",
-            ship.spool_dropped,
+            "Documents dropped because the spool was full (when_full policy).",
+            spool.dropped,
+        );
+        out.counter(
+            "edge_agent_spool_quarantined_total",
+            "Spool entries moved aside because they did not read (part of dead-lettered).",
+            spool.quarantined,
+        );
+        out.counter(
+            "edge_agent_spool_resets_total",
+            "Spool databases moved aside because they did not open, and started anew.",
+            spool.resets,
+        );
+        out.family(
+            "edge_agent_spool_pending_documents",
+            "gauge",
+            "Verdicts kept in memory because the disk refuses the spool's writes.",
+        );
+        out.sample("edge_agent_spool_pending_documents", &[], spool.pending);
+        out.counter(
+            "edge_agent_spool_lost_total",
+            "Verdicts lost: the disk refused them and the in-memory bound was reached.",
+            spool.lost,
+        );
+        out.counter(
+            "edge_agent_spool_write_errors_total",
+            "Spool commits the disk refused (full, read-only).",
+            spool.write_errors,
+        );
+        out.family(
+            "edge_agent_spool_degraded",
+            "gauge",
+            "1 while the disk refuses the spool's writes.",
+        );
+        out.sample("edge_agent_spool_degraded", &[], u64::from(spool.degraded));
+        out.family(
+            "edge_agent_shipping_paused",
+            "gauge",
+            "1 for the reason shipping is paused now (the spool is kept), by reason.",
+        );
+        for why in [
+            Pause::Unauthorized,
+            Pause::Blocked,
+            Pause::MissingIndex,
+            Pause::Misrouted,
+        ] {
+            out.sample(
+                "edge_agent_shipping_paused",
+                &[("reason", why.label())],
+                u64::from(ship.paused == Some(why)),
+            );
+        }
+        out.counter(
+            "edge_agent_shipping_pauses_total",
+            "Times shipping paused: authorisation, a block, a missing index, misrouting.",
+            ship.pauses,
+        );
+        out.counter(
+            "edge_agent_template_installs_total",
+            "Times the index template was installed (at start, and when found missing).",
+            ship.template_installs,
+        );
+        out.family(
+            "edge_agent_template_forbidden",
+            "gauge",
+            "1 when the credentials may not install the index template (shipping goes on).",
+        );
+        out.sample(
+            "edge_agent_template_forbidden",
+            &[],
+            u64::from(ship.template_forbidden),
+        );
+        out.counter(
+            "edge_agent_dead_letter_rotations_total",
+            "Times the dead-letter file reached its bound and was rotated.",
+            ship.dead_letter_rotations,
         );
         out.counter(
             "edge_agent_documents_shipped_total",

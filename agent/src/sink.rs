@@ -1,13 +1,23 @@
 //! Where verdicts go: a [`Sink`]. With Elasticsearch configured it is the spool the
-//! shipper drains; without, NDJSON on standard output or appended to a file.
+//! shipper drains (and, with `--output` or `[output] path`, a local NDJSON copy besides:
+//! [`Both`]); without, NDJSON on standard output or appended to a file.
+//!
+//! Sinks degrade rather than fail: a disk that is full or read-only must not stop sampling
+//! and judging. The spool keeps what it cannot store in memory (bounded, counted, see
+//! `spool.rs`); the NDJSON sink counts what it could not write. Both log at a bounded rate.
+//! `emit` returns `Err` only for what no retry can fix (a record that does not serialise).
 
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use crate::record::VerdictRecord;
-use crate::spool::Spool;
+use crate::ship::rate::LogLimit;
+use crate::spool::{Spool, SpoolError};
 
 /// The end of the pipeline. `emit` takes a window's worth of records; `flush` makes
 /// them durable as far as this sink can.
@@ -19,6 +29,9 @@ pub trait Sink: Send {
 /// One JSON object per line.
 pub struct NdjsonSink {
     out: BufWriter<Box<dyn Write + Send>>,
+    /// Records that could not be written (a full disk, a closed pipe).
+    unwritten: Arc<AtomicU64>,
+    log: LogLimit,
 }
 
 impl NdjsonSink {
@@ -34,12 +47,17 @@ impl NdjsonSink {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             out: BufWriter::new(out),
+            unwritten: Arc::new(AtomicU64::new(0)),
+            log: LogLimit::every(Duration::from_secs(60)),
         }
     }
-}
 
-impl Sink for NdjsonSink {
-    fn emit(&mut self, records: &[VerdictRecord]) -> io::Result<()> {
+    /// Records that could not be written, for metrics.
+    pub fn unwritten(&self) -> Arc<AtomicU64> {
+        self.unwritten.clone()
+    }
+
+    fn write(&mut self, records: &[VerdictRecord]) -> io::Result<()> {
         for record in records {
             serde_json::to_writer(&mut self.out, record)?;
             self.out.write_all(b"\n")?;
@@ -47,9 +65,30 @@ impl Sink for NdjsonSink {
         // A window's verdicts are few and far between: let a reader see them at once.
         self.out.flush()
     }
+}
+
+impl Sink for NdjsonSink {
+    fn emit(&mut self, records: &[VerdictRecord]) -> io::Result<()> {
+        if let Err(e) = self.write(records) {
+            self.unwritten
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            // The buffer (8 KiB, BufWriter's own bound) keeps what it holds for the next try.
+            if let Some(suppressed) = self.log.allow() {
+                log::error!(
+                    "cannot write {} verdicts to the output: {e}{}",
+                    records.len(),
+                    LogLimit::note(suppressed)
+                );
+            }
+        }
+        Ok(())
+    }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        if let Err(e) = self.out.flush() {
+            log::error!("cannot flush the output: {e}");
+        }
+        Ok(())
     }
 }
 
@@ -57,6 +96,8 @@ impl Sink for NdjsonSink {
 pub struct SpoolSink {
     spool: Arc<Spool>,
     only_anomalies: bool,
+    drop_log: LogLimit,
+    disk_log: LogLimit,
 }
 
 impl SpoolSink {
@@ -65,6 +106,8 @@ impl SpoolSink {
         Self {
             spool,
             only_anomalies,
+            drop_log: LogLimit::every(Duration::from_secs(60)),
+            disk_log: LogLimit::every(Duration::from_secs(60)),
         }
     }
 }
@@ -76,9 +119,29 @@ impl Sink for SpoolSink {
             .filter(|r| !self.only_anomalies || r.is_anomaly == Some(true))
             .map(|r| Ok((r.document_id(), serde_json::to_vec(r)?)))
             .collect::<io::Result<Vec<_>>>()?;
-        let dropped = self.spool.append(&documents).map_err(io::Error::other)?;
-        if dropped > 0 {
-            log::warn!("spool full: {dropped} documents dropped to make room");
+        match self.spool.append(&documents) {
+            Ok(dropped) => {
+                if dropped > 0
+                    && let Some(suppressed) = self.drop_log.allow()
+                {
+                    log::warn!(
+                        "spool full: {dropped} documents dropped to make room{}",
+                        LogLimit::note(suppressed)
+                    );
+                }
+            }
+            Err(e @ SpoolError::IdTooLong(_)) => return Err(io::Error::other(e)),
+            Err(e) => {
+                if let Some(suppressed) = self.disk_log.allow() {
+                    log::error!(
+                        "{e}: {} verdicts kept in memory (at most {}) until the disk takes writes again{}",
+                        self.spool.pending(),
+                        crate::spool::PENDING_MAX,
+                        LogLimit::note(suppressed)
+                    );
+                }
+                return Ok(());
+            }
         }
         if let (Some(first), Some(last)) = (documents.first(), documents.last()) {
             log::debug!(
@@ -92,7 +155,34 @@ impl Sink for SpoolSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Every append is already a durable commit.
+        // Every append is a durable commit; what waits in memory gets one more try.
+        if self.spool.pending() > 0
+            && let Err(e) = self.spool.flush_pending()
+        {
+            log::error!(
+                "{e}: {} verdicts could not be stored before stopping",
+                self.spool.pending()
+            );
+        }
         Ok(())
+    }
+}
+
+/// The spool and a local NDJSON copy: `--output` (or `[output] path`) with
+/// `[elasticsearch]`.
+pub struct Both {
+    pub spool: SpoolSink,
+    pub copy: NdjsonSink,
+}
+
+impl Sink for Both {
+    fn emit(&mut self, records: &[VerdictRecord]) -> io::Result<()> {
+        let copied = self.copy.emit(records);
+        self.spool.emit(records).and(copied)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let copied = self.copy.flush();
+        self.spool.flush().and(copied)
     }
 }

@@ -3,13 +3,32 @@
 //! A [redb] database (a well-kept embedded store: copy-on-write B-trees, checksummed
 //! commits, one writer, crash-safe without a journal of our own). The pipeline appends a
 //! window's documents in one transaction, so one fsync per window rather than per sample
-//! (SD cards wear); the shipper reads from the oldest end and removes documents only once
-//! Elasticsearch has acknowledged them. The size is bounded: when full, the oldest
-//! documents are dropped (or the newest refused, as configured) and counted.
+//! (SD cards wear); the shipper reads from the oldest end and settles documents (delivered
+//! or dead-lettered) only once Elasticsearch has answered for them.
+//!
+//! Bounds and accounting, all here so they hold whoever calls:
+//! - The payload is held to [`PAYLOAD_SHARE`] of `max_bytes`, and the file is compacted
+//!   when it grows past `max_bytes`, so the file stays within `max_bytes` plus redb's
+//!   minimum (see the README). When full, the oldest documents are dropped (or the newest
+//!   refused, as configured) and counted.
+//! - Counters are persisted in the same transaction as the change they count, and
+//!   published together, so `appended = delivered + dead_lettered + dropped + depth` holds
+//!   at every read of [`SpoolStats::snapshot`], across restarts too.
+//! - A disk that is full or read-only degrades, it does not fail the caller for good:
+//!   documents that cannot be committed wait in memory (at most [`PENDING_MAX`], the
+//!   oldest lost and counted beyond that) and the database is reopened at the next try.
+//! - An entry that does not decode is moved to the quarantine file and skipped; a database
+//!   that does not open as one is moved aside and a new one started.
+//!
+//! A change to what is stored per entry goes in `encode`/`decode`; a new counter in
+//! [`SpoolCounts`], `Meta` and `publish`.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -24,6 +43,18 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQ: &str = "next_seq";
 const BYTES: &str = "bytes";
 const DROPPED: &str = "dropped";
+const DELIVERED: &str = "delivered";
+const DEAD_LETTERED: &str = "dead_lettered";
+
+/// The share of `max_bytes` the documents themselves may take: the rest is redb's pages
+/// (B-tree nodes half full after splits, pages freed by the last commits not yet reused).
+pub const PAYLOAD_SHARE: (u64, u64) = (2, 5);
+/// Documents kept in memory while the disk refuses them (about 300 bytes each: ~1.2 MiB).
+pub const PENDING_MAX: usize = 4096;
+/// The quarantine file (entries that did not decode) is rotated past this size.
+pub const QUARANTINE_MAX_BYTES: u64 = 4 << 20;
+/// How often a database that failed is reopened, at most.
+const REOPEN_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Error)]
 pub enum SpoolError {
@@ -31,12 +62,27 @@ pub enum SpoolError {
     Open { path: String, reason: String },
     #[error("spool: {0}")]
     Store(String),
+    /// The disk refused a write (full, read-only, gone): the documents wait in memory.
+    #[error("spool: cannot write: {0}")]
+    Disk(String),
     #[error("spool: document id of {0} bytes is too long")]
     IdTooLong(usize),
 }
 
-fn store_error(e: impl std::fmt::Display) -> SpoolError {
-    SpoolError::Store(e.to_string())
+/// What kind of failure redb reported.
+fn classify(error: impl Into<redb::Error>) -> SpoolError {
+    match error.into() {
+        redb::Error::Io(e)
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            SpoolError::Disk(e.to_string())
+        }
+        redb::Error::PreviousIo => SpoolError::Disk("an earlier write failed".into()),
+        other => SpoolError::Store(other.to_string()),
+    }
 }
 
 /// What to give up when the spool is full.
@@ -58,62 +104,249 @@ pub struct Entry {
     pub document: Vec<u8>,
 }
 
-/// Counters for status lines and metrics.
+/// The spool's state at one instant; the document counters add up:
+/// `appended = delivered + dead_lettered + dropped + depth`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpoolCounts {
+    pub depth: u64,
+    /// Bytes of the stored entries.
+    pub bytes: u64,
+    /// Bytes of the database file.
+    pub file_bytes: u64,
+    /// Documents committed to the spool (or refused by `drop_newest`), ever.
+    pub appended: u64,
+    pub delivered: u64,
+    /// Refused by the cluster for good, or quarantined (did not decode, or in a database
+    /// that had to be moved aside).
+    pub dead_lettered: u64,
+    /// Given up by the `when_full` policy.
+    pub dropped: u64,
+    /// Of `dead_lettered`: entries or databases moved aside because they did not read.
+    pub quarantined: u64,
+    /// Databases moved aside because they did not open.
+    pub resets: u64,
+    /// Documents waiting in memory because the disk refused them.
+    pub pending: u64,
+    /// Documents lost from memory: the disk refused them and [`PENDING_MAX`] was reached.
+    pub lost: u64,
+    /// Commits the disk refused.
+    pub write_errors: u64,
+    /// The disk refuses writes right now (the last try failed).
+    pub degraded: bool,
+    pub commits: u64,
+    pub compactions: u64,
+}
+
+/// The published counters.
 #[derive(Debug, Default)]
 pub struct SpoolStats {
-    pub depth: AtomicU64,
-    pub bytes: AtomicU64,
-    pub appended: AtomicU64,
-    pub dropped: AtomicU64,
-    pub commits: AtomicU64,
+    counts: Mutex<SpoolCounts>,
+}
+
+impl SpoolStats {
+    pub fn snapshot(&self) -> SpoolCounts {
+        lock(&self.counts).clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut SpoolCounts)) {
+        change(&mut lock(&self.counts));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The counters kept in the database.
+#[derive(Clone, Copy, Default)]
+struct Meta {
+    next_seq: u64,
+    bytes: u64,
+    dropped: u64,
+    delivered: u64,
+    dead_lettered: u64,
+}
+
+impl Meta {
+    fn read(meta: &impl ReadableTable<&'static str, u64>) -> Result<Self, SpoolError> {
+        let get = |key| {
+            meta.get(key)
+                .map(|v| v.map(|g| g.value()).unwrap_or(0))
+                .map_err(classify)
+        };
+        Ok(Self {
+            next_seq: get(NEXT_SEQ)?,
+            bytes: get(BYTES)?,
+            dropped: get(DROPPED)?,
+            delivered: get(DELIVERED)?,
+            dead_lettered: get(DEAD_LETTERED)?,
+        })
+    }
+
+    fn write(&self, meta: &mut redb::Table<&str, u64>) -> Result<(), SpoolError> {
+        for (key, value) in [
+            (NEXT_SEQ, self.next_seq),
+            (BYTES, self.bytes),
+            (DROPPED, self.dropped),
+            (DELIVERED, self.delivered),
+            (DEAD_LETTERED, self.dead_lettered),
+        ] {
+            meta.insert(key, value).map_err(classify)?;
+        }
+        Ok(())
+    }
 }
 
 pub struct Spool {
-    db: Database,
+    path: PathBuf,
+    /// `None` while the disk refuses the file; reopened at the next write.
+    db: RwLock<Option<Database>>,
     max_bytes: u64,
+    payload_budget: u64,
     when_full: WhenFull,
     stats: SpoolStats,
+    /// Documents the disk refused, oldest first.
+    pending: Mutex<VecDeque<(String, Vec<u8>)>>,
+    last_reopen: Mutex<Option<Instant>>,
+    /// Counts carried over a reset (a database moved aside), so they never go backwards.
+    carried: Mutex<SpoolCounts>,
     arrival: Wake,
 }
 
+/// How the settled documents of a batch went.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Sequence numbers that were still in the spool and are now gone; the rest had been
+    /// dropped meanwhile and were counted then.
+    pub removed: Vec<u64>,
+}
+
 impl Spool {
+    /// Opens (or creates) the spool; an error when it cannot, for tools and tests. The agent
+    /// uses [`Spool::open_or_degraded`].
     pub fn open(path: &Path, max_bytes: u64, when_full: WhenFull) -> Result<Self, SpoolError> {
-        let open_error = |reason: String| SpoolError::Open {
-            path: path.display().to_string(),
-            reason,
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
+        let spool = Self::unopened(path, max_bytes, when_full);
+        let db = spool.create()?;
+        spool.adopt(db)?;
+        Ok(spool)
+    }
+
+    /// Opens the spool, or, when the disk refuses (full, read-only), a spool that keeps
+    /// documents in memory and opens the file at a later write. Never fails: sampling must
+    /// not stop because the disk did.
+    pub fn open_or_degraded(path: &Path, max_bytes: u64, when_full: WhenFull) -> Self {
+        let spool = Self::unopened(path, max_bytes, when_full);
+        if let Err(e) = spool.create().and_then(|db| spool.adopt(db)) {
+            log::error!(
+                "{e}; running without a durable spool (verdicts kept in memory, at most {PENDING_MAX}) until the disk takes writes again"
+            );
+            spool.stats.update(|c| c.degraded = true);
+            *lock(&spool.last_reopen) = Some(Instant::now());
         }
-        let db = Database::create(path).map_err(|e| open_error(e.to_string()))?;
-        let spool = Self {
-            db,
+        spool
+    }
+
+    fn unopened(path: &Path, max_bytes: u64, when_full: WhenFull) -> Self {
+        Self {
+            path: path.to_owned(),
+            db: RwLock::new(None),
             max_bytes,
+            payload_budget: max_bytes / PAYLOAD_SHARE.1 * PAYLOAD_SHARE.0,
             when_full,
             stats: SpoolStats::default(),
+            pending: Mutex::new(VecDeque::new()),
+            last_reopen: Mutex::new(None),
+            carried: Mutex::new(SpoolCounts::default()),
             arrival: Wake::new(),
-        };
-        let txn = spool.db.begin_write().map_err(store_error)?;
-        {
-            // Creates the tables on first use.
-            let entries = txn.open_table(ENTRIES).map_err(store_error)?;
-            let meta = txn.open_table(META).map_err(store_error)?;
-            spool
-                .stats
-                .depth
-                .store(entries.len().map_err(store_error)?, Ordering::Relaxed);
-            let read = |key| meta.get(key).map(|v| v.map(|g| g.value()).unwrap_or(0));
-            spool
-                .stats
-                .bytes
-                .store(read(BYTES).map_err(store_error)?, Ordering::Relaxed);
-            spool
-                .stats
-                .dropped
-                .store(read(DROPPED).map_err(store_error)?, Ordering::Relaxed);
         }
-        txn.commit().map_err(store_error)?;
-        Ok(spool)
+    }
+
+    /// Opens the file; one that is not a database (or that redb cannot read) is moved
+    /// aside and a new one created.
+    fn create(&self) -> Result<Database, SpoolError> {
+        let open_error = |reason: String| SpoolError::Open {
+            path: self.path.display().to_string(),
+            reason,
+        };
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
+        }
+        match open_database(&self.path) {
+            Ok(db) => Ok(db),
+            Err(OpenFailure::Disk(reason)) => Err(open_error(reason)),
+            Err(OpenFailure::Corrupt(reason)) => {
+                let aside = aside_path(&self.path, "corrupt");
+                std::fs::rename(&self.path, &aside)
+                    .map_err(|e| open_error(format!("{reason}; cannot move it aside: {e}")))?;
+                log::error!(
+                    "spool {} is corrupt ({reason}): moved to {} and a new one started",
+                    self.path.display(),
+                    aside.display()
+                );
+                // What the old file held is given up to the file aside: counted so, and the
+                // counters carry on from where they were.
+                self.stats.update(|c| {
+                    c.resets = c.resets.saturating_add(1);
+                    c.quarantined = c.quarantined.saturating_add(c.depth);
+                    c.dead_lettered = c.dead_lettered.saturating_add(c.depth);
+                    c.depth = 0;
+                    let mut carried = lock(&self.carried);
+                    carried.delivered = c.delivered;
+                    carried.dead_lettered = c.dead_lettered;
+                    carried.dropped = c.dropped;
+                });
+                match open_database(&self.path) {
+                    Ok(db) => Ok(db),
+                    Err(OpenFailure::Disk(reason) | OpenFailure::Corrupt(reason)) => {
+                        Err(open_error(reason))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes `db` as the spool's database: tables created, counters read.
+    fn adopt(&self, db: Database) -> Result<(), SpoolError> {
+        let txn = db.begin_write().map_err(classify)?;
+        let (depth, meta) = {
+            let entries = txn.open_table(ENTRIES).map_err(classify)?;
+            let meta = txn.open_table(META).map_err(classify)?;
+            (entries.len().map_err(classify)?, Meta::read(&meta)?)
+        };
+        txn.commit().map_err(classify)?;
+        let carried = lock(&self.carried).clone();
+        let file_bytes = file_len(&self.path);
+        self.stats.update(|c| {
+            c.depth = depth;
+            c.bytes = meta.bytes;
+            c.file_bytes = file_bytes;
+            c.delivered = carried.delivered.saturating_add(meta.delivered);
+            c.dead_lettered = carried.dead_lettered.saturating_add(meta.dead_lettered);
+            c.dropped = carried.dropped.saturating_add(meta.dropped);
+            // Derived, so the sum holds whatever the file remembered.
+            c.appended = c
+                .delivered
+                .saturating_add(c.dead_lettered)
+                .saturating_add(c.dropped)
+                .saturating_add(depth);
+            c.degraded = false;
+        });
+        *self.write_db() = Some(db);
+        Ok(())
+    }
+
+    fn write_db(&self) -> std::sync::RwLockWriteGuard<'_, Option<Database>> {
+        self.db.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_db(&self) -> std::sync::RwLockReadGuard<'_, Option<Database>> {
+        self.db.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn stats(&self) -> &SpoolStats {
@@ -121,122 +354,307 @@ impl Spool {
     }
 
     pub fn depth(&self) -> u64 {
-        self.stats.depth.load(Ordering::Relaxed)
+        lock(&self.stats.counts).depth
     }
 
-    /// Appends documents `(id, JSON)` in one durable transaction. Answers how many were
-    /// dropped to respect the size bound (old ones or these, by policy).
+    /// Documents waiting in memory for the disk.
+    pub fn pending(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
+    /// Runs `work` on the database, reopening it first if an earlier failure closed it;
+    /// a failure of the disk closes it (redb refuses everything after an I/O error).
+    fn with_db<T>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, SpoolError>,
+    ) -> Result<T, SpoolError> {
+        if self.read_db().is_none() {
+            // A failed or throttled reopen leaves things as they are (closed).
+            self.reopen()?;
+        }
+        let result = match self.read_db().as_ref() {
+            Some(db) => work(db),
+            // Closed meanwhile by another thread's failure: its reopen is due, not ours.
+            None => return Err(SpoolError::Disk("the spool is not open".into())),
+        };
+        match &result {
+            Err(SpoolError::Disk(_)) => self.close_after_failure(true),
+            // The file may be damaged: reopening it moves it aside if so.
+            Err(SpoolError::Store(_)) => self.close_after_failure(false),
+            _ => {}
+        }
+        result
+    }
+
+    fn close_after_failure(&self, disk: bool) {
+        *self.write_db() = None;
+        *lock(&self.last_reopen) = Some(Instant::now());
+        if disk {
+            self.stats.update(|c| {
+                c.degraded = true;
+                c.write_errors = c.write_errors.saturating_add(1);
+            });
+        }
+    }
+
+    fn reopen(&self) -> Result<(), SpoolError> {
+        {
+            let mut last = lock(&self.last_reopen);
+            if last.is_some_and(|at| at.elapsed() < REOPEN_EVERY) {
+                return Err(SpoolError::Disk("waiting to reopen".into()));
+            }
+            *last = Some(Instant::now());
+        }
+        let db = self.create()?;
+        // What the old file had counted carries into this one, if it is a new file.
+        self.adopt(db)?;
+        log::info!("spool {} is writable again", self.path.display());
+        Ok(())
+    }
+
+    /// Appends documents `(id, JSON)` in one durable transaction, after any the disk
+    /// refused before. Answers how many were dropped to respect the size bound (old ones or
+    /// these, by policy). On a disk error the documents wait in memory (bounded) and the
+    /// error is returned for the caller to report; they go in with the next append.
     pub fn append(&self, documents: &[(String, Vec<u8>)]) -> Result<u64, SpoolError> {
-        if documents.is_empty() {
+        for (id, _) in documents {
+            if u16::try_from(id.len()).is_err() {
+                return Err(SpoolError::IdTooLong(id.len()));
+            }
+        }
+        let mut pending = lock(&self.pending);
+        pending.extend(documents.iter().cloned());
+        let overflow = pending.len().saturating_sub(PENDING_MAX);
+        if overflow > 0 {
+            pending.drain(..overflow);
+        }
+        let waiting = pending.len() as u64;
+        self.stats.update(|c| {
+            c.lost = c.lost.saturating_add(overflow as u64);
+            c.pending = waiting;
+        });
+        if pending.is_empty() {
             return Ok(0);
         }
-        let txn = self.db.begin_write().map_err(store_error)?;
-        let (depth, bytes, dropped_now, dropped_total) = {
-            let mut entries = txn.open_table(ENTRIES).map_err(store_error)?;
-            let mut meta = txn.open_table(META).map_err(store_error)?;
-            let get = |meta: &redb::Table<&str, u64>, key| {
-                meta.get(key)
-                    .map(|v| v.map(|g| g.value()).unwrap_or(0))
-                    .map_err(store_error)
-            };
-            let mut next = get(&meta, NEXT_SEQ)?;
-            let mut bytes = get(&meta, BYTES)?;
+        let batch: Vec<(String, Vec<u8>)> = pending.iter().cloned().collect();
+        match self.with_db(|db| self.commit_append(db, &batch)) {
+            Ok(dropped) => {
+                pending.clear();
+                self.stats.update(|c| c.pending = 0);
+                drop(pending);
+                self.bound_file();
+                self.wake();
+                Ok(dropped)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Commits what waits in memory, if anything; for the shipper to call after it freed
+    /// space.
+    pub fn flush_pending(&self) -> Result<u64, SpoolError> {
+        self.append(&[])
+    }
+
+    fn commit_append(
+        &self,
+        db: &Database,
+        documents: &[(String, Vec<u8>)],
+    ) -> Result<u64, SpoolError> {
+        let txn = db.begin_write().map_err(classify)?;
+        let (depth, meta, dropped_now) = {
+            let mut entries = txn.open_table(ENTRIES).map_err(classify)?;
+            let mut table = txn.open_table(META).map_err(classify)?;
+            let mut meta = Meta::read(&table)?;
             let mut dropped = 0u64;
             for (id, document) in documents {
                 let value = encode(id, document)?;
                 let size = value.len() as u64;
-                while bytes + size > self.max_bytes && self.when_full == WhenFull::DropOldest {
-                    match entries.pop_first().map_err(store_error)? {
+                while meta.bytes.saturating_add(size) > self.payload_budget
+                    && self.when_full == WhenFull::DropOldest
+                {
+                    match entries.pop_first().map_err(classify)? {
                         Some((_, old)) => {
-                            bytes = bytes.saturating_sub(old.value().len() as u64);
-                            dropped += 1;
+                            meta.bytes = meta.bytes.saturating_sub(old.value().len() as u64);
+                            dropped = dropped.saturating_add(1);
                         }
                         None => break,
                     }
                 }
-                if bytes + size > self.max_bytes {
-                    dropped += 1;
+                if meta.bytes.saturating_add(size) > self.payload_budget {
+                    dropped = dropped.saturating_add(1);
                     continue;
                 }
                 entries
-                    .insert(next, value.as_slice())
-                    .map_err(store_error)?;
-                next += 1;
-                bytes += size;
+                    .insert(meta.next_seq, value.as_slice())
+                    .map_err(classify)?;
+                meta.next_seq = meta.next_seq.saturating_add(1);
+                meta.bytes = meta.bytes.saturating_add(size);
             }
-            let dropped_total = get(&meta, DROPPED)? + dropped;
-            meta.insert(NEXT_SEQ, next).map_err(store_error)?;
-            meta.insert(BYTES, bytes).map_err(store_error)?;
-            meta.insert(DROPPED, dropped_total).map_err(store_error)?;
-            (
-                entries.len().map_err(store_error)?,
-                bytes,
-                dropped,
-                dropped_total,
-            )
+            meta.dropped = meta.dropped.saturating_add(dropped);
+            meta.write(&mut table)?;
+            (entries.len().map_err(classify)?, meta, dropped)
         };
-        txn.commit().map_err(store_error)?;
-        self.stats.depth.store(depth, Ordering::Relaxed);
-        self.stats.bytes.store(bytes, Ordering::Relaxed);
-        self.stats.dropped.store(dropped_total, Ordering::Relaxed);
-        self.stats.commits.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .appended
-            .fetch_add(documents.len() as u64 - dropped_now, Ordering::Relaxed);
-        self.wake();
+        txn.commit().map_err(classify)?;
+        let carried = lock(&self.carried).clone();
+        self.stats.update(|c| {
+            c.depth = depth;
+            c.bytes = meta.bytes;
+            c.dropped = carried.dropped.saturating_add(meta.dropped);
+            c.appended = c.appended.saturating_add(documents.len() as u64);
+            c.commits = c.commits.saturating_add(1);
+            c.degraded = false;
+        });
         Ok(dropped_now)
     }
 
-    /// The oldest documents, at most `max_docs` of them and `max_bytes` of JSON (but at
-    /// least one, so an oversized document still moves).
-    pub fn peek(&self, max_docs: usize, max_bytes: usize) -> Result<Vec<Entry>, SpoolError> {
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let entries = txn.open_table(ENTRIES).map_err(store_error)?;
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        for item in entries.iter().map_err(store_error)?.take(max_docs) {
-            let (seq, value) = item.map_err(store_error)?;
-            let (id, document) = decode(value.value())?;
-            if !batch.is_empty() && bytes + document.len() > max_bytes {
-                break;
+    /// Compacts the file when it has grown past `max_bytes`; redb frees pages at the end of
+    /// the file then.
+    fn bound_file(&self) {
+        let len = file_len(&self.path);
+        self.stats.update(|c| c.file_bytes = len);
+        if len <= self.max_bytes {
+            return;
+        }
+        let mut guard = self.write_db();
+        if let Some(db) = guard.as_mut() {
+            match db.compact() {
+                Ok(_) => {
+                    let after = file_len(&self.path);
+                    log::debug!("spool compacted: {len} → {after} bytes");
+                    self.stats.update(|c| {
+                        c.compactions = c.compactions.saturating_add(1);
+                        c.file_bytes = after;
+                    });
+                }
+                Err(e) => log::warn!("cannot compact the spool: {e}"),
             }
-            bytes += document.len();
-            batch.push(Entry {
-                seq: seq.value(),
-                id,
-                document,
-            });
+        }
+    }
+
+    /// The oldest documents, at most `max_docs` of them and `max_bytes` of JSON (but at
+    /// least one, so an oversized document still moves). An entry that does not decode is
+    /// moved to the quarantine file and skipped.
+    pub fn peek(&self, max_docs: usize, max_bytes: usize) -> Result<Vec<Entry>, SpoolError> {
+        let (batch, corrupt) = self.with_db(|db| {
+            let txn = db.begin_read().map_err(classify)?;
+            let entries = txn.open_table(ENTRIES).map_err(classify)?;
+            let mut batch = Vec::new();
+            let mut corrupt = Vec::new();
+            let mut bytes = 0usize;
+            for item in entries.iter().map_err(classify)? {
+                if batch.len() >= max_docs {
+                    break;
+                }
+                let (seq, value) = item.map_err(classify)?;
+                let Some((id, document)) = decode(value.value()) else {
+                    corrupt.push((seq.value(), value.value().to_vec()));
+                    continue;
+                };
+                if !batch.is_empty() && bytes.saturating_add(document.len()) > max_bytes {
+                    break;
+                }
+                bytes = bytes.saturating_add(document.len());
+                batch.push(Entry {
+                    seq: seq.value(),
+                    id,
+                    document,
+                });
+            }
+            Ok((batch, corrupt))
+        })?;
+        if !corrupt.is_empty() {
+            self.quarantine(&corrupt)?;
         }
         Ok(batch)
     }
 
-    /// Removes acknowledged documents, in one transaction.
-    pub fn remove(&self, seqs: &[u64]) -> Result<(), SpoolError> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let txn = self.db.begin_write().map_err(store_error)?;
-        let (depth, bytes) = {
-            let mut entries = txn.open_table(ENTRIES).map_err(store_error)?;
-            let mut meta = txn.open_table(META).map_err(store_error)?;
-            let mut bytes = meta
-                .get(BYTES)
-                .map(|v| v.map(|g| g.value()).unwrap_or(0))
-                .map_err(store_error)?;
-            for seq in seqs {
-                if let Some(old) = entries.remove(seq).map_err(store_error)? {
-                    bytes = bytes.saturating_sub(old.value().len() as u64);
-                }
+    /// Writes undecodable entries to `<spool>.quarantine` and removes them.
+    fn quarantine(&self, corrupt: &[(u64, Vec<u8>)]) -> Result<(), SpoolError> {
+        let file = aside_path(&self.path, "quarantine");
+        let written = rotate_if_full(&file, QUARANTINE_MAX_BYTES).and_then(|()| {
+            let mut out = OpenOptions::new().create(true).append(true).open(&file)?;
+            for (seq, bytes) in corrupt {
+                let line = serde_json::json!({
+                    "seq": seq,
+                    "quarantined_at": crate::support::timestamp::format(unix_ms()),
+                    "entry": String::from_utf8_lossy(bytes),
+                });
+                writeln!(out, "{line}")?;
             }
-            meta.insert(BYTES, bytes).map_err(store_error)?;
-            (entries.len().map_err(store_error)?, bytes)
-        };
-        txn.commit().map_err(store_error)?;
-        self.stats.depth.store(depth, Ordering::Relaxed);
-        self.stats.bytes.store(bytes, Ordering::Relaxed);
-        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            out.sync_data()
+        });
+        if let Err(e) = written {
+            return Err(SpoolError::Disk(format!(
+                "cannot write the quarantine file {}: {e}",
+                file.display()
+            )));
+        }
+        log::error!(
+            "{} spool entries do not decode: moved to {}",
+            corrupt.len(),
+            file.display()
+        );
+        let seqs: Vec<u64> = corrupt.iter().map(|(seq, _)| *seq).collect();
+        let removed = self.settle(&[], &seqs)?;
+        let n = removed.removed.len() as u64;
+        self.stats
+            .update(|c| c.quarantined = c.quarantined.saturating_add(n));
         self.wake();
         Ok(())
+    }
+
+    /// Removes documents the cluster answered for: `delivered` (stored, or already there)
+    /// and `dead_lettered` (refused for good, written to the dead-letter file), in one
+    /// transaction. Documents the policy dropped meanwhile are not counted again. Waiters are
+    /// not woken: the caller does, once its own counters are up to date.
+    pub fn settle(&self, delivered: &[u64], dead_lettered: &[u64]) -> Result<Settled, SpoolError> {
+        if delivered.is_empty() && dead_lettered.is_empty() {
+            return Ok(Settled::default());
+        }
+        let (depth, meta, removed) = self.with_db(|db| {
+            let txn = db.begin_write().map_err(classify)?;
+            let result = {
+                let mut entries = txn.open_table(ENTRIES).map_err(classify)?;
+                let mut table = txn.open_table(META).map_err(classify)?;
+                let mut meta = Meta::read(&table)?;
+                let mut removed = Vec::new();
+                for (seqs, dead) in [(delivered, false), (dead_lettered, true)] {
+                    for seq in seqs {
+                        if let Some(old) = entries.remove(seq).map_err(classify)? {
+                            meta.bytes = meta.bytes.saturating_sub(old.value().len() as u64);
+                            if dead {
+                                meta.dead_lettered = meta.dead_lettered.saturating_add(1);
+                            } else {
+                                meta.delivered = meta.delivered.saturating_add(1);
+                            }
+                            removed.push(*seq);
+                        }
+                    }
+                }
+                meta.write(&mut table)?;
+                (entries.len().map_err(classify)?, meta, removed)
+            };
+            txn.commit().map_err(classify)?;
+            Ok(result)
+        })?;
+        let carried = lock(&self.carried).clone();
+        self.stats.update(|c| {
+            c.depth = depth;
+            c.bytes = meta.bytes;
+            c.delivered = carried.delivered.saturating_add(meta.delivered);
+            c.dead_lettered = carried.dead_lettered.saturating_add(meta.dead_lettered);
+            c.commits = c.commits.saturating_add(1);
+        });
+        Ok(Settled { removed })
+    }
+
+    /// Removes delivered documents (see [`Spool::settle`]) and wakes waiters. The shipper
+    /// settles, counts, then wakes, so a waiter on the depth reads its counters complete.
+    pub fn remove(&self, seqs: &[u64]) -> Result<Settled, SpoolError> {
+        let settled = self.settle(seqs, &[]);
+        self.wake();
+        settled
     }
 
     /// Waits until the spool holds something or `timeout` passes; answers whether it does.
@@ -256,6 +674,72 @@ impl Spool {
     }
 }
 
+enum OpenFailure {
+    Disk(String),
+    Corrupt(String),
+}
+
+/// Opens with redb, which may panic on some damage in debug builds: that is a corrupt file
+/// too, never a dead agent.
+fn open_database(path: &Path) -> Result<Database, OpenFailure> {
+    let attempt = std::panic::catch_unwind(|| Database::create(path));
+    match attempt {
+        Ok(Ok(db)) => Ok(db),
+        // redb reads a file that is not its own (or cut short) as InvalidData / EOF.
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))))
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Err(OpenFailure::Disk(e.to_string()))
+        }
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::PreviousIo))) => {
+            Err(OpenFailure::Disk("an earlier write failed".into()))
+        }
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => Err(OpenFailure::Disk(
+            "already open (another agent on this state directory?)".into(),
+        )),
+        Ok(Err(e)) => Err(OpenFailure::Corrupt(e.to_string())),
+        Err(panic) => Err(OpenFailure::Corrupt(crate::support::panic::message(
+            panic.as_ref(),
+        ))),
+    }
+}
+
+/// `<path>.<what>` (quarantine) or `<path>.<what>-<unix ms>` (a database moved aside).
+fn aside_path(path: &Path, what: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    if what == "quarantine" {
+        name.push(".quarantine");
+    } else {
+        name.push(format!(".{what}-{}", unix_ms()));
+    }
+    PathBuf::from(name)
+}
+
+/// Moves `path` to `path.1` (replacing an older one) when it has reached `max_bytes`: one
+/// file full and one filling, so at most twice `max_bytes` on disk.
+pub fn rotate_if_full(path: &Path, max_bytes: u64) -> std::io::Result<()> {
+    if file_len(path) < max_bytes {
+        return Ok(());
+    }
+    let mut older = path.as_os_str().to_owned();
+    older.push(".1");
+    std::fs::rename(path, PathBuf::from(older))
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 fn encode(id: &str, document: &[u8]) -> Result<Vec<u8>, SpoolError> {
     let id_len = u16::try_from(id.len()).map_err(|_| SpoolError::IdTooLong(id.len()))?;
     let mut value = Vec::with_capacity(2 + id.len() + document.len());
@@ -265,13 +749,16 @@ fn encode(id: &str, document: &[u8]) -> Result<Vec<u8>, SpoolError> {
     Ok(value)
 }
 
-fn decode(value: &[u8]) -> Result<(String, Vec<u8>), SpoolError> {
-    let corrupt = || SpoolError::Store("an entry is malformed".into());
-    let (len, rest) = value.split_first_chunk::<2>().ok_or_else(corrupt)?;
+/// `None` for an entry that is not what `encode` wrote.
+fn decode(value: &[u8]) -> Option<(String, Vec<u8>)> {
+    let (len, rest) = value.split_first_chunk::<2>()?;
     let len = u16::from_le_bytes(*len) as usize;
-    let id = rest.get(..len).ok_or_else(corrupt)?;
-    let id = String::from_utf8(id.to_vec()).map_err(|_| corrupt())?;
-    Ok((id, rest[len..].to_vec()))
+    let id = String::from_utf8(rest.get(..len)?.to_vec()).ok()?;
+    let document = rest.get(len..)?;
+    if id.is_empty() || serde_json::from_slice::<serde::de::IgnoredAny>(document).is_err() {
+        return None;
+    }
+    Some((id, document.to_vec()))
 }
 
 #[cfg(test)]
@@ -282,6 +769,16 @@ mod tests {
         range
             .map(|i| (format!("s-{i}"), format!("{{\"n\":{i}}}").into_bytes()))
             .collect()
+    }
+
+    fn adds_up(spool: &Spool) -> SpoolCounts {
+        let c = spool.stats().snapshot();
+        assert_eq!(
+            c.appended,
+            c.delivered + c.dead_lettered + c.dropped + c.depth,
+            "{c:?}"
+        );
+        c
     }
 
     #[test]
@@ -299,9 +796,12 @@ mod tests {
             );
             spool.remove(&[first[0].seq, first[1].seq]).unwrap();
             assert_eq!(spool.depth(), 6);
+            adds_up(&spool);
         }
         let spool = Spool::open(&path, 1 << 20, WhenFull::DropOldest).unwrap();
         assert_eq!(spool.depth(), 6);
+        let counts = adds_up(&spool);
+        assert_eq!((counts.appended, counts.delivered), (8, 2));
         let rest = spool.peek(100, usize::MAX).unwrap();
         assert_eq!(rest.first().unwrap().id, "s-2");
         assert_eq!(rest.last().unwrap().id, "s-7");
@@ -313,23 +813,36 @@ mod tests {
     }
 
     #[test]
-    fn a_full_spool_drops_by_policy_and_counts() {
+    fn a_full_spool_drops_by_policy_and_counts_add_up() {
         let dir = tempfile::tempdir().unwrap();
-        // Each entry is 2 + 3..4 + 7..8 bytes: room for about 5.
-        let spool = Spool::open(&dir.path().join("a.redb"), 70, WhenFull::DropOldest).unwrap();
+        // Each entry is 2 + 3..4 + 7..8 bytes; a budget of 2/5 of 175 is 70: about 5.
+        let spool = Spool::open(&dir.path().join("a.redb"), 175, WhenFull::DropOldest).unwrap();
         let dropped = spool.append(&docs(0..10)).unwrap();
         assert!(dropped >= 4, "{dropped}");
         let kept = spool.peek(100, usize::MAX).unwrap();
         assert_eq!(kept.last().unwrap().id, "s-9", "the newest are kept");
         assert_eq!(kept.len() as u64 + dropped, 10);
-        assert_eq!(spool.stats().dropped.load(Ordering::Relaxed), dropped);
+        let counts = adds_up(&spool);
+        assert_eq!(counts.dropped, dropped);
+        assert_eq!(counts.appended, 10);
 
-        let spool = Spool::open(&dir.path().join("b.redb"), 70, WhenFull::DropNewest).unwrap();
+        // Documents in flight are dropped, then "delivered": counted once, as dropped.
+        let in_flight = spool.peek(2, usize::MAX).unwrap();
+        spool.append(&docs(10..20)).unwrap();
+        let settled = spool
+            .remove(&in_flight.iter().map(|e| e.seq).collect::<Vec<_>>())
+            .unwrap();
+        assert!(settled.removed.is_empty(), "they were dropped meanwhile");
+        let counts = adds_up(&spool);
+        assert_eq!(counts.delivered, 0);
+
+        let spool = Spool::open(&dir.path().join("b.redb"), 175, WhenFull::DropNewest).unwrap();
         let dropped = spool.append(&docs(0..10)).unwrap();
         let kept = spool.peek(100, usize::MAX).unwrap();
         assert_eq!(kept.first().unwrap().id, "s-0", "the oldest are kept");
         assert_eq!(kept.len() as u64 + dropped, 10);
-        assert!(spool.stats().bytes.load(Ordering::Relaxed) <= 70);
+        assert!(spool.stats().snapshot().bytes <= 70);
+        adds_up(&spool);
     }
 
     #[test]
@@ -339,5 +852,90 @@ mod tests {
         spool.append(&docs(0..10)).unwrap();
         assert_eq!(spool.peek(100, 15).unwrap().len(), 2);
         assert_eq!(spool.peek(100, 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_malformed_entry_is_quarantined_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let spool = Spool::open(&path, 1 << 20, WhenFull::DropOldest).unwrap();
+            spool.append(&docs(0..3)).unwrap();
+        }
+        {
+            // Entry 1 rewritten as garbage, the way a bug or a bad sector would leave it.
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(ENTRIES)
+                .unwrap()
+                .insert(1, &[0xff, 0xff, 1][..])
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let spool = Spool::open(&path, 1 << 20, WhenFull::DropOldest).unwrap();
+        let batch = spool.peek(10, usize::MAX).unwrap();
+        assert_eq!(
+            batch.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["s-0", "s-2"]
+        );
+        let counts = adds_up(&spool);
+        assert_eq!((counts.quarantined, counts.depth), (1, 2));
+        let quarantine = std::fs::read_to_string(aside_path(&path, "quarantine")).unwrap();
+        assert_eq!(quarantine.lines().count(), 1);
+        assert!(quarantine.contains("\"seq\":1"), "{quarantine}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        std::fs::write(&path, vec![0x5a; 64 << 10]).unwrap();
+        let spool = Spool::open_or_degraded(&path, 1 << 20, WhenFull::DropOldest);
+        let counts = spool.stats().snapshot();
+        assert_eq!((counts.resets, counts.degraded), (1, false));
+        spool.append(&docs(0..2)).unwrap();
+        assert_eq!(spool.depth(), 2);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            std::fs::read(aside[0].path()).unwrap(),
+            vec![0x5a; 64 << 10]
+        );
+    }
+
+    #[test]
+    fn the_file_stays_within_max_bytes_while_filling_and_draining() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let max = 4 << 20;
+        let spool = Spool::open(&path, max, WhenFull::DropOldest).unwrap();
+        let body = |i: u32| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(250)).into_bytes();
+        let mut largest = 0;
+        for window in 0..600u32 {
+            let documents: Vec<_> = (window * 60..window * 60 + 60)
+                .map(|i| (format!("sensor-{i}"), body(i)))
+                .collect();
+            spool.append(&documents).unwrap();
+            if window % 3 == 0 {
+                let batch = spool.peek(50, usize::MAX).unwrap();
+                spool
+                    .remove(&batch.iter().map(|e| e.seq).collect::<Vec<_>>())
+                    .unwrap();
+            }
+            largest = largest.max(file_len(&path));
+        }
+        adds_up(&spool);
+        assert!(
+            spool.stats().snapshot().dropped > 0,
+            "the bound was reached"
+        );
+        assert!(
+            largest <= max + (1 << 20),
+            "{largest} bytes for a bound of {max}"
+        );
     }
 }

@@ -109,9 +109,14 @@ fn an_api_key_is_sent_as_elasticsearch_expects() {
 
 #[test]
 fn whole_request_429_and_5xx_are_retried_until_delivered() {
-    let server = FaultServer::start(|request, n| {
-        match n {
-        _ if !is_bulk(request) => Reply::Bulk,
+    // Counted over `_bulk` requests only: the template is looked for between tries.
+    let mut bulk = 0;
+    let server = FaultServer::start(move |request, _| {
+        if !is_bulk(request) {
+            return Reply::Bulk;
+        }
+        bulk += 1;
+        match bulk {
         1 | 2 => Reply::Status(429, r#"{"error":{"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"},"status":429}"#.into()),
         3 => Reply::Status(503, r#"{"error":{"type":"unavailable_shards_exception","reason":"primary shard is not active"},"status":503}"#.into()),
         4 => Reply::Status(502, String::new()),

@@ -1,8 +1,9 @@
 //! A small HTTP(S) server that plays Elasticsearch's `_bulk` and template endpoints and
 //! injects the faults a real cluster produces but osmem cannot: 429 (whole request and
 //! per item), 5xx, 401/403 with Elasticsearch's bodies, 413 with an empty body, TLS with a
-//! self-signed CA, a connection dropped mid-response, a slow server. It binds 127.0.0.1
-//! only and stops when dropped.
+//! self-signed CA, a connection dropped mid-response, a slow server, a server that never
+//! answers, a body that never ends and one of a gigabyte, per-item statuses of every kind.
+//! It binds 127.0.0.1 only and stops when dropped (a hanging reply ends then too).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -61,6 +62,16 @@ pub enum Reply {
     StoreThenDrop,
     /// Wait, then reply.
     Slow(Duration, Box<Reply>),
+    /// Every item of a `_bulk` request gets this status and error type (nothing stored).
+    Items(u16, &'static str),
+    /// Read the request, never answer, until the server is dropped.
+    Hang,
+    /// Close the connection without a word: no status, as a cluster going down.
+    Close,
+    /// 200 and a chunked body that never ends (until the client goes away).
+    Endless,
+    /// 200 with `content-length` of this many bytes, all sent (until the client goes away).
+    Huge(u64),
 }
 
 type Script = Box<dyn FnMut(&Request, usize) -> Reply + Send>;
@@ -69,6 +80,8 @@ type Script = Box<dyn FnMut(&Request, usize) -> Reply + Send>;
 struct State {
     stored: BTreeMap<String, Value>,
     requests: Vec<Request>,
+    /// Set when the server is dropped: hanging replies end.
+    stopped: bool,
 }
 
 /// The running server.
@@ -263,6 +276,8 @@ impl FaultServer {
 impl Drop for FaultServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        self.lock().stopped = true;
+        self.state.1.notify_all();
         let _ = TcpStream::connect(("127.0.0.1", self.port));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -284,9 +299,11 @@ fn serve_connection<S: Read + Write>(
         state.requests.push(request.clone());
         state.requests.len() - 1
     };
+    // A waiter on requests seen learns of this one now, even if the reply never comes.
+    state.1.notify_all();
     let reply = (script.lock().unwrap_or_else(|p| p.into_inner()))(&request, number);
     let mut stream = reader.into_inner();
-    respond(&mut stream, &request, reply, &state.0);
+    respond(&mut stream, &request, reply, state);
     let _ = stream.flush();
     state.1.notify_all();
 }
@@ -332,16 +349,71 @@ fn read_request<S: Read>(reader: &mut BufReader<S>) -> Option<Request> {
     })
 }
 
-fn respond<S: Write>(stream: &mut S, request: &Request, reply: Reply, state: &Mutex<State>) {
+fn respond<S: Write>(
+    stream: &mut S,
+    request: &Request,
+    reply: Reply,
+    shared: &(Mutex<State>, Condvar),
+) {
+    let state = &shared.0;
     match reply {
         Reply::Slow(delay, then) => {
             std::thread::sleep(delay);
-            respond(stream, request, *then, state);
+            respond(stream, request, *then, shared);
         }
         Reply::Status(status, body) => write_response(stream, status, &body),
         Reply::Bulk => write_response(stream, 200, &bulk(request, &[], state)),
         Reply::BulkExcept(exceptions) => {
             write_response(stream, 200, &bulk(request, &exceptions, state))
+        }
+        Reply::Items(status, kind) => {
+            let exceptions: Vec<(String, u16, &'static str)> = request
+                .bulk_documents()
+                .into_iter()
+                .map(|(id, _)| (id, status, kind))
+                .collect();
+            write_response(stream, 200, &bulk(request, &exceptions, state))
+        }
+        Reply::Close => {}
+        Reply::Hang => {
+            let guard = state.lock().unwrap_or_else(|p| p.into_inner());
+            let _unused = shared
+                .1
+                .wait_while(guard, |s| !s.stopped)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        Reply::Endless => {
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let chunk = format!("{:x}\r\n{}\r\n", 4096, " ".repeat(4096));
+            while !state.lock().unwrap_or_else(|p| p.into_inner()).stopped {
+                if stream.write_all(chunk.as_bytes()).is_err() || stream.flush().is_err() {
+                    return;
+                }
+                // Slowly: a trickle, so only the time bound can end it.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Reply::Huge(length) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+            );
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let block = vec![b' '; 64 << 10];
+            let mut sent = 0u64;
+            while sent < length {
+                let n = block
+                    .len()
+                    .min(usize::try_from(length - sent).unwrap_or(usize::MAX));
+                if stream.write_all(&block[..n]).is_err() {
+                    return;
+                }
+                sent += n as u64;
+            }
         }
         Reply::StoreThenDrop => {
             let body = bulk(request, &[], state);
@@ -401,6 +473,10 @@ fn write_response<S: Write>(stream: &mut S, status: u16, body: &str) {
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        202 => "Accepted",
+        301 => "Moved Permanently",
+        302 => "Found",
+        404 => "Not Found",
         401 => "Unauthorized",
         403 => "Forbidden",
         413 => "Request Entity Too Large",
@@ -410,6 +486,11 @@ fn reason_phrase(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Status",
     }
+}
+
+/// An Elasticsearch error body of `kind` with `status`.
+pub fn es_error_body(status: u16, kind: &str, reason: &str) -> String {
+    json!({"error":{"root_cause":[{"type":kind,"reason":reason}],"type":kind,"reason":reason},"status":status}).to_string()
 }
 
 /// Elasticsearch 8's 401 body for a request without credentials.

@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use edge_agent::config::ElasticsearchSection;
-use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperSettings, Stopper};
+use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperHandle, ShipperSettings, Stopper};
+use edge_agent::spool::SpoolCounts;
 use edge_agent::spool::{Spool, WhenFull};
 use serde_json::Value;
 
@@ -23,6 +23,8 @@ pub struct ShipOptions {
     pub timeout: Duration,
     /// Retries in milliseconds rather than the production backoff, and no batching delay.
     pub fast: bool,
+    /// The dead-letter file's bound before rotation.
+    pub dead_letter_max_bytes: u64,
 }
 
 impl Default for ShipOptions {
@@ -36,6 +38,7 @@ impl Default for ShipOptions {
             batch_max_docs: 25,
             timeout: Duration::from_secs(5),
             fast: true,
+            dead_letter_max_bytes: 16 << 20,
         }
     }
 }
@@ -43,8 +46,7 @@ impl Default for ShipOptions {
 pub struct Shipping {
     pub spool: Arc<Spool>,
     pub stats: Arc<ShipStats>,
-    stopper: Arc<Stopper>,
-    thread: Option<JoinHandle<()>>,
+    shipper: Option<ShipperHandle>,
     dead_letter: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -77,6 +79,7 @@ impl Shipping {
             index: options.index,
             install_template: options.install_template,
             batch_max_docs: options.batch_max_docs,
+            dead_letter_max_bytes: options.dead_letter_max_bytes,
             ..defaults
         };
         if options.fast {
@@ -88,20 +91,13 @@ impl Shipping {
         let dead_letter = settings.dead_letter.clone();
         let stats = Arc::new(ShipStats::default());
         let stopper = Arc::new(Stopper::default());
-        let thread = Shipper::new(
-            client,
-            spool.clone(),
-            settings,
-            stats.clone(),
-            stopper.clone(),
-        )
-        .spawn()
-        .expect("the shipper starts");
+        let shipper = Shipper::new(client, spool.clone(), settings, stats.clone(), stopper)
+            .spawn()
+            .expect("the shipper starts");
         Self {
             spool,
             stats,
-            stopper,
-            thread: Some(thread),
+            shipper: Some(shipper),
             dead_letter,
             _dir: dir,
         }
@@ -110,6 +106,23 @@ impl Shipping {
     /// Waits until the spool is empty; answers whether it emptied within `timeout`.
     pub fn drained(&self, timeout: Duration) -> bool {
         self.spool.wait_until(timeout, |depth| depth == 0)
+    }
+
+    /// The spool's counters, read together.
+    pub fn counts(&self) -> SpoolCounts {
+        self.spool.stats().snapshot()
+    }
+
+    /// Stops the shipper, giving it `grace`; answers whether it stopped within it.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        self.spool.wake();
+        self.shipper
+            .take()
+            .is_none_or(|shipper| shipper.stop(grace))
+    }
+
+    pub fn dead_letter_path(&self) -> &std::path::Path {
+        &self.dead_letter
     }
 
     /// The dead-letter file's lines.
@@ -124,10 +137,6 @@ impl Shipping {
 
 impl Drop for Shipping {
     fn drop(&mut self) {
-        self.stopper.stop();
-        self.spool.wake();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop(Duration::from_secs(30));
     }
 }

@@ -25,8 +25,8 @@ use edge_agent::pipeline::{Identity, Pipeline, PipelineStats};
 use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
 use edge_agent::sensor::{ScaledClock, SharedClock, SystemClock, sample_queue};
-use edge_agent::ship::{Auth, Client, ShipStats, Shipper, Stopper};
-use edge_agent::sink::{NdjsonSink, Sink, SpoolSink};
+use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperHandle, Stopper};
+use edge_agent::sink::{Both, NdjsonSink, Sink, SpoolSink};
 use edge_agent::spool::Spool;
 use edge_agent::support::text::short_sha;
 use edge_agent::watch::{WatchConfig, Watcher};
@@ -48,6 +48,9 @@ const CALL_DEADLINE: Duration = Duration::from_secs(10);
 const CALLS_PER_WINDOW: u32 = 4;
 /// The windows' samples across restarts, in the state directory.
 const HISTORY_FILE: &str = "window.redb";
+/// How long shipping may take to stop before an in-flight request is abandoned (its
+/// documents stay spooled): well within the unit's TimeoutStopSec (20 s).
+const SHIPPER_GRACE: Duration = Duration::from_secs(5);
 /// How often the main thread looks at progress when there is no watchdog.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -104,12 +107,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
     let (source, clock, speed) = source(&args)?;
     let (writer, reader) = sample_queue(QUEUE_CAPACITY)?;
-    std::fs::create_dir_all(&config.sensor.state_dir).with_context(|| {
-        format!(
-            "cannot create the state directory {}",
+    // A read-only or full disk degrades (the spool keeps verdicts in memory, bounded); it
+    // must not keep the agent from sampling.
+    if let Err(e) = std::fs::create_dir_all(&config.sensor.state_dir) {
+        warn!(
+            "cannot create the state directory {}: {e}; running without durable state",
             config.sensor.state_dir.display()
-        )
-    })?;
+        );
+    }
     let sampler = start_sampler(config.sensor.clone(), source, clock, writer)
         .context("cannot start the sensor")?;
 
@@ -117,16 +122,24 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Some(es) => Some(start_shipping(&config, es)?),
         None => None,
     };
+    let ndjson = |path: Option<&Path>| -> Result<NdjsonSink> {
+        match path {
+            Some(path) if path != Path::new("-") => NdjsonSink::append_to(path)
+                .with_context(|| format!("cannot open {}", path.display())),
+            _ => Ok(NdjsonSink::stdout()),
+        }
+    };
+    // With an upstream, `--output` / `[output] path` is a local copy besides the spool.
     let sink: Box<dyn Sink> = match (&upstream, config.output.path.as_deref()) {
-        (Some(upstream), _) => Box::new(SpoolSink::new(
+        (Some(upstream), None) => Box::new(SpoolSink::new(
             upstream.spool.clone(),
             upstream.only_anomalies,
         )),
-        (None, Some(path)) if path != Path::new("-") => Box::new(
-            NdjsonSink::append_to(path)
-                .with_context(|| format!("cannot open {}", path.display()))?,
-        ),
-        (None, _) => Box::new(NdjsonSink::stdout()),
+        (Some(upstream), Some(path)) => Box::new(Both {
+            spool: SpoolSink::new(upstream.spool.clone(), upstream.only_anomalies),
+            copy: ndjson(Some(path))?,
+        }),
+        (None, path) => Box::new(ndjson(path)?),
     };
     let identity = Identity {
         host_id: config.agent.host_id.clone().unwrap_or_else(host_name),
@@ -334,47 +347,57 @@ struct Upstream {
     spool: Arc<Spool>,
     only_anomalies: bool,
     stats: Arc<ShipStats>,
-    stopper: Arc<Stopper>,
-    thread: std::thread::JoinHandle<()>,
+    shipper: ShipperHandle,
 }
 
 impl Upstream {
     fn status(&self) -> String {
-        let spool = self.spool.stats();
+        let spool = self.spool.stats().snapshot();
+        let disk = if spool.degraded {
+            format!(
+                ", DISK REFUSES WRITES ({} verdicts in memory)",
+                spool.pending
+            )
+        } else {
+            String::new()
+        };
         format!(
-            ", {} shipped, {} queued, {} dead-lettered, {} dropped",
+            ", {} shipped, {} queued, {} dead-lettered, {} dropped{disk}",
             self.stats.shipped.load(Ordering::Relaxed),
-            spool.depth.load(Ordering::Relaxed),
-            self.stats.dead_lettered.load(Ordering::Relaxed),
-            spool.dropped.load(Ordering::Relaxed),
+            spool.depth,
+            spool.dead_lettered,
+            spool.dropped,
         )
     }
 
-    /// Stops shipping at once; whatever is not acknowledged stays in the spool.
+    /// Stops shipping within [`SHIPPER_GRACE`] whatever upstream does; whatever is not
+    /// acknowledged stays in the spool.
     fn stop(self) {
-        self.stopper.stop();
         self.spool.wake();
-        if self.thread.join().is_err() {
-            warn!("the shipper thread panicked");
+        if !self.shipper.stop(SHIPPER_GRACE) {
+            warn!(
+                "a request to Elasticsearch is still in flight after {SHIPPER_GRACE:?}: abandoned, its documents stay in the spool"
+            );
         }
+        let spool = self.spool.stats().snapshot();
         info!(
-            "shipping stopped: {} shipped, {} left in the spool",
+            "shipping stopped: {} shipped, {} already there, {} left in the spool",
             self.stats.shipped.load(Ordering::Relaxed),
-            self.spool.depth()
+            self.stats.duplicates.load(Ordering::Relaxed),
+            spool.depth + spool.pending
         );
     }
 }
 
+/// Opens the spool (degraded, never failing, when the disk refuses) and starts the
+/// shipper. The configuration was checked whole before: its files are there.
 fn start_shipping(config: &AgentConfig, es: &ElasticsearchSection) -> Result<Upstream> {
     let spool_path = config.spool_path();
-    let spool = Arc::new(
-        Spool::open(
-            &spool_path,
-            config.spool.max_mib.saturating_mul(1 << 20),
-            config.spool.when_full,
-        )
-        .context("cannot open the spool")?,
-    );
+    let spool = Arc::new(Spool::open_or_degraded(
+        &spool_path,
+        config.spool.max_mib.saturating_mul(1 << 20),
+        config.spool.when_full,
+    ));
     let auth = Auth::resolve(
         es.username.as_deref(),
         es.password.as_deref(),
@@ -401,17 +424,10 @@ fn start_shipping(config: &AgentConfig, es: &ElasticsearchSection) -> Result<Ups
     let settings = es.shipper_settings(&config.sensor.state_dir);
     let stats = Arc::new(ShipStats::default());
     let stopper = Arc::new(Stopper::default());
-    let thread = Shipper::new(
-        client,
-        spool.clone(),
-        settings,
-        stats.clone(),
-        stopper.clone(),
-    )
-    .spawn()?;
+    let shipper = Shipper::new(client, spool.clone(), settings, stats.clone(), stopper).spawn()?;
     info!(
         "shipping to {} index {} ({} queued in {})",
-        es.url,
+        es.display_url(),
         es.index,
         spool.depth(),
         spool_path.display()
@@ -420,8 +436,7 @@ fn start_shipping(config: &AgentConfig, es: &ElasticsearchSection) -> Result<Ups
         spool,
         only_anomalies: es.ship == ShipWhat::Anomalies,
         stats,
-        stopper,
-        thread,
+        shipper,
     })
 }
 
@@ -446,6 +461,11 @@ fn configure(args: &RunArgs) -> Result<AgentConfig> {
     }
     if !(args.speed.is_finite() && args.speed > 0.0) {
         return Err(anyhow!("--speed must be above 0, got {}", args.speed));
+    }
+    if args.output.is_some() || args.function.is_some() {
+        // The overrides meet the same rules as the file (an --output whose folder is
+        // missing), before anything is created.
+        config.recheck("the command line")?;
     }
     Ok(config)
 }

@@ -1,8 +1,11 @@
 //! The HTTP side: one `reqwest` blocking client (rustls on the ring provider, system
-//! roots or a configured CA), the index template, and `_bulk` requests with their
-//! responses read item by item.
+//! roots or a configured CA; redirects not followed; answers read through a cap), the index
+//! template, and `_bulk` requests with their answers sorted by the one rule the README's
+//! table shows: [`classify_response`] for the whole request, `item_outcome` per item. A
+//! new kind of answer goes there, with a row in the README and a test in
+//! `agent/tests/ship_rules.rs`.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use flate2::Compression;
@@ -16,10 +19,12 @@ use thiserror::Error;
 use super::Auth;
 use crate::spool::Entry;
 
+/// The most of a response body the agent reads: a `_bulk` answer for the largest batch
+/// (10,000 documents, each with an error) is about 5 MiB. A longer body is not an answer.
+pub const RESPONSE_MAX_BYTES: u64 = 8 << 20;
+
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("cannot read the CA file {path}: {reason}")]
-    Ca { path: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
     #[error("{0}")]
@@ -28,18 +33,62 @@ pub enum ClientError {
     Status { status: u16, reason: String },
 }
 
+/// Why shipping has to wait for a person or for the cluster to change: the documents are
+/// fine, so they stay in the spool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pause {
+    /// 401/403, or `security_exception`: the credentials or their privileges.
+    Unauthorized,
+    /// `cluster_block_exception` (a read-only index, a full disk on the cluster), a closed
+    /// index.
+    Blocked,
+    /// 404 / `index_not_found_exception`: the index or alias is missing and cannot be
+    /// auto-created.
+    MissingIndex,
+    /// The answer is not a `_bulk` answer: a redirect, 202, 404 from a proxy, HTML, a body
+    /// too long. The URL points somewhere else.
+    Misrouted,
+}
+
+impl Pause {
+    pub fn label(self) -> &'static str {
+        match self {
+            Pause::Unauthorized => "unauthorized",
+            Pause::Blocked => "blocked",
+            Pause::MissingIndex => "missing_index",
+            Pause::Misrouted => "misrouted",
+        }
+    }
+
+    pub fn advice(self) -> &'static str {
+        match self {
+            Pause::Unauthorized => {
+                "check the credentials and that they may create documents in the index"
+            }
+            Pause::Blocked => "the cluster refuses writes to the index (a block or a closed index)",
+            Pause::MissingIndex => {
+                "the index or alias does not exist and the cluster does not create it"
+            }
+            Pause::Misrouted => "the URL does not lead to an Elasticsearch _bulk endpoint",
+        }
+    }
+}
+
 /// How a whole `_bulk` request went.
 #[derive(Debug, PartialEq)]
 pub enum BulkOutcome {
     /// Answered item by item, in request order.
     Items(Vec<ItemOutcome>),
-    /// Worth trying again later: no connection, a timeout, 429, 5xx.
+    /// Worth trying again later: a timeout, 408, 429, 5xx, a body that broke off.
     Retry(String),
-    /// 401 or 403: no point retrying soon.
-    Unauthorized { status: u16, reason: String },
+    /// No answer at all (no connection, refused, reset before a status): worth trying
+    /// again later, and the cluster may come back as a new one.
+    NoAnswer(String),
+    /// Nothing the documents can fix: wait, keep them.
+    Paused { why: Pause, reason: String },
     /// 413: the request is too large for the server.
     TooLarge,
-    /// Another 4xx for the whole request.
+    /// 400 for the whole request: one of the documents may be the cause.
     Rejected { status: u16, reason: String },
 }
 
@@ -47,15 +96,28 @@ pub enum BulkOutcome {
 #[derive(Debug, PartialEq)]
 pub enum ItemOutcome {
     Stored,
-    /// 409 on `create`: the document is already there, from an earlier try.
+    /// 409 `version_conflict_engine_exception` on `create`: the id is ours (sensor and
+    /// time), so the document is already there, from an earlier try.
     AlreadyThere,
     /// 429 or 5xx for this document alone.
     Retry(String),
-    /// A permanent refusal, with Elasticsearch's reason.
+    /// For a reason the document carries (mapping, parse, too large alone).
     Rejected {
         status: u16,
         reason: String,
     },
+    /// For a reason of the cluster's, as for a whole request.
+    Paused {
+        why: Pause,
+        reason: String,
+    },
+}
+
+/// Whether the index template is there.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TemplateState {
+    Present,
+    Missing,
 }
 
 pub struct Client {
@@ -76,8 +138,12 @@ impl Client {
         // reqwest leaves the choice of crypto to us; ring is already there for rustls.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::blocking::Client::builder()
+            // The whole exchange, body included: a server that trickles is cut off.
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // A redirect turns the POST into a GET somewhere else: that is misrouting,
+            // and must be seen as such rather than followed.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("edge-agent/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca_pem {
             let certificates = reqwest::Certificate::from_pem_bundle(pem)
@@ -122,6 +188,23 @@ impl Client {
         })
     }
 
+    /// Whether the template for `index` is installed (GET, so a read-only key may ask).
+    pub fn template_state(&self, index: &str) -> Result<TemplateState, ClientError> {
+        let url = format!("{}/_index_template/{}", self.base, template_name(index));
+        let response = self
+            .authorised(self.http.get(url))
+            .send()
+            .map_err(|e| ClientError::Request(describe(&e)))?;
+        match response.status() {
+            StatusCode::OK => Ok(TemplateState::Present),
+            StatusCode::NOT_FOUND => Ok(TemplateState::Missing),
+            status => Err(ClientError::Status {
+                status: status.as_u16(),
+                reason: reason_of(response),
+            }),
+        }
+    }
+
     /// Sends `entries` as `create` actions into `index`.
     pub fn bulk(&self, index: &str, entries: &[Entry]) -> BulkOutcome {
         let mut body = Vec::with_capacity(entries.iter().map(|e| e.document.len() + 64).sum());
@@ -149,37 +232,98 @@ impl Client {
         }
         let response = match request.body(body).send() {
             Ok(response) => response,
-            Err(e) => return BulkOutcome::Retry(describe(&e)),
+            Err(e) => return BulkOutcome::NoAnswer(describe(&e)),
         };
         let status = response.status();
-        match status {
-            StatusCode::OK => {}
-            StatusCode::PAYLOAD_TOO_LARGE => return BulkOutcome::TooLarge,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return BulkOutcome::Unauthorized {
-                    status: status.as_u16(),
-                    reason: reason_of(response),
-                };
-            }
-            s if s == StatusCode::TOO_MANY_REQUESTS
-                || s == StatusCode::REQUEST_TIMEOUT
-                || s.is_server_error() =>
-            {
-                return BulkOutcome::Retry(format!("HTTP {}: {}", s.as_u16(), reason_of(response)));
-            }
-            s => {
-                return BulkOutcome::Rejected {
-                    status: s.as_u16(),
-                    reason: reason_of(response),
-                };
-            }
-        }
-        let text = match response.text() {
+        let text = match read_bounded(response) {
             Ok(text) => text,
-            Err(e) => return BulkOutcome::Retry(format!("the response broke off: {e}")),
+            Err(BodyError::TooLong) => {
+                return BulkOutcome::Paused {
+                    why: Pause::Misrouted,
+                    reason: format!(
+                        "HTTP {}: the response is longer than {RESPONSE_MAX_BYTES} bytes",
+                        status.as_u16()
+                    ),
+                };
+            }
+            Err(BodyError::Broken(e)) => {
+                return BulkOutcome::Retry(format!("the response broke off: {e}"));
+            }
         };
-        parse_items(&text, entries.len())
+        classify_response(status.as_u16(), &text, entries.len())
     }
+}
+
+/// The whole rule for a `_bulk` answer, from its status and body (the README's table).
+pub fn classify_response(status: u16, text: &str, expected: usize) -> BulkOutcome {
+    let reason = || reason_of_text(status, text);
+    // A block (a flood-stage disk answers 429 with one) or a security error says what it
+    // is whatever the status.
+    let typed = error_type_of(text).as_deref().and_then(pause_for_type);
+    match (status, typed) {
+        (200, _) => parse_items(text, expected),
+        (413, _) => BulkOutcome::TooLarge,
+        (_, Some(why)) => BulkOutcome::Paused {
+            why,
+            reason: format!("HTTP {status}: {}", reason()),
+        },
+        _ => by_status(status, reason),
+    }
+}
+
+fn by_status(status: u16, reason: impl Fn() -> String) -> BulkOutcome {
+    match status {
+        408 | 429 | 500..=599 => BulkOutcome::Retry(format!("HTTP {status}: {}", reason())),
+        401 | 403 => BulkOutcome::Paused {
+            why: Pause::Unauthorized,
+            reason: format!("HTTP {status}: {}", reason()),
+        },
+        400 => BulkOutcome::Rejected {
+            status,
+            reason: reason(),
+        },
+        // 404 without index_not_found_exception is a proxy or another service; 3xx, other
+        // 2xx, other 4xx: not Elasticsearch's `_bulk` answering.
+        _ => BulkOutcome::Paused {
+            why: Pause::Misrouted,
+            reason: format!("HTTP {status}: {}", reason()),
+        },
+    }
+}
+
+/// The error types that mean the cluster, not the document, is the obstacle.
+fn pause_for_type(kind: &str) -> Option<Pause> {
+    match kind {
+        "security_exception" => Some(Pause::Unauthorized),
+        "cluster_block_exception" | "index_closed_exception" => Some(Pause::Blocked),
+        "index_not_found_exception" => Some(Pause::MissingIndex),
+        _ => None,
+    }
+}
+
+enum BodyError {
+    TooLong,
+    Broken(std::io::Error),
+}
+
+/// Reads at most [`RESPONSE_MAX_BYTES`]: a body that never ends is cut off by the client's
+/// timeout, one of a gigabyte by the bound, before either is buffered.
+fn read_bounded(response: Response) -> Result<String, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > RESPONSE_MAX_BYTES)
+    {
+        return Err(BodyError::TooLong);
+    }
+    let mut bytes = Vec::new();
+    response
+        .take(RESPONSE_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(BodyError::Broken)?;
+    if bytes.len() as u64 > RESPONSE_MAX_BYTES {
+        return Err(BodyError::TooLong);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// One template per index, named after it.
@@ -216,40 +360,104 @@ pub fn template_body(index: &str, data_stream: bool) -> Value {
     body
 }
 
-/// Reads a 200 `_bulk` response; anything that does not line up with the request is a
-/// reason to retry the whole batch, never to drop it.
+/// Reads a 200 `_bulk` answer. `security_exception` under 200 pauses; anything that is
+/// not a `_bulk` answer (not JSON, no `items`, items that do not line up with the request)
+/// is misrouting, never a reason to drop a document.
 fn parse_items(text: &str, expected: usize) -> BulkOutcome {
+    let not_bulk = |what: String| BulkOutcome::Paused {
+        why: Pause::Misrouted,
+        reason: format!("HTTP 200 but {what}"),
+    };
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
-        Err(e) => return BulkOutcome::Retry(format!("the bulk response is not JSON: {e}")),
+        Err(_) => return not_bulk(format!("not JSON: {}", preview(text))),
     };
+    if let Some(kind) = value
+        .get("error")
+        .and_then(|e| e.get("type"))
+        .and_then(Value::as_str)
+    {
+        return BulkOutcome::Paused {
+            why: pause_for_type(kind).unwrap_or(Pause::Misrouted),
+            reason: format!("HTTP 200 with an error: {}", error_reason(&value)),
+        };
+    }
     let Some(items) = value.get("items").and_then(Value::as_array) else {
-        return BulkOutcome::Retry("the bulk response has no items".into());
+        return not_bulk("no items".into());
     };
     if items.len() != expected {
-        return BulkOutcome::Retry(format!(
-            "the bulk response has {} items for {expected} documents",
-            items.len()
-        ));
+        return not_bulk(format!("{} items for {expected} documents", items.len()));
     }
-    BulkOutcome::Items(items.iter().map(item_outcome).collect())
+    let outcomes: Vec<ItemOutcome> = items.iter().map(item_outcome).collect();
+    BulkOutcome::Items(outcomes)
 }
 
 fn item_outcome(item: &Value) -> ItemOutcome {
     // One key, named after the action.
     let Some(result) = item.as_object().and_then(|o| o.values().next()) else {
-        return ItemOutcome::Retry("an item without a result".into());
+        return ItemOutcome::Paused {
+            why: Pause::Misrouted,
+            reason: "an item without a result".into(),
+        };
     };
-    let status = result.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
+    let status = result
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(0);
+    let kind = result
+        .get("error")
+        .and_then(|e| e.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let reason = || error_reason(result);
+    if let Some(why) = pause_for_type(kind) {
+        return ItemOutcome::Paused {
+            why,
+            reason: format!("{status}: {}", reason()),
+        };
+    }
     match status {
         200..=299 => ItemOutcome::Stored,
-        409 => ItemOutcome::AlreadyThere,
-        429 | 500..=599 | 0 => ItemOutcome::Retry(format!("{status}: {}", error_reason(result))),
-        _ => ItemOutcome::Rejected {
+        409 if kind == "version_conflict_engine_exception" => ItemOutcome::AlreadyThere,
+        429 | 500..=599 => ItemOutcome::Retry(format!("{status}: {}", reason())),
+        401 | 403 => ItemOutcome::Paused {
+            why: Pause::Unauthorized,
+            reason: format!("{status}: {}", reason()),
+        },
+        404 => ItemOutcome::Paused {
+            why: Pause::MissingIndex,
+            reason: format!("{status}: {}", reason()),
+        },
+        // An alias without a write index, and the like: the cluster's setup, not the document.
+        400 if reason().contains("alias") => ItemOutcome::Paused {
+            why: Pause::MissingIndex,
+            reason: format!("{status}: {}", reason()),
+        },
+        400 | 413 => ItemOutcome::Rejected {
             status,
-            reason: error_reason(result),
+            reason: reason(),
+        },
+        _ => ItemOutcome::Paused {
+            why: Pause::Misrouted,
+            reason: format!("unexpected item status {status}: {}", reason()),
         },
     }
+}
+
+fn error_type_of(text: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    let error = value.get("error")?;
+    error
+        .get("type")
+        .or_else(|| error.get("root_cause")?.get(0)?.get("type"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The start of an answer that is not JSON, escaped for the log.
+fn preview(text: &str) -> String {
+    crate::support::text::escape(text, 200)
 }
 
 /// `type: reason` from an Elasticsearch error object, the best there is otherwise.
@@ -271,20 +479,42 @@ fn error_reason(holder: &Value) -> String {
 }
 
 fn reason_of(response: Response) -> String {
-    let status = response.status();
-    match response.text() {
-        Ok(text) if !text.trim().is_empty() => match serde_json::from_str::<Value>(&text) {
-            Ok(value) => error_reason(&value),
-            Err(_) => text.chars().take(300).collect(),
-        },
-        _ => status
-            .canonical_reason()
-            .unwrap_or("no reason given")
-            .to_owned(),
+    let status = response.status().as_u16();
+    match read_bounded(response) {
+        Ok(text) => reason_of_text(status, &text),
+        Err(BodyError::TooLong) => format!("a body longer than {RESPONSE_MAX_BYTES} bytes"),
+        Err(BodyError::Broken(e)) => format!("the body broke off: {e}"),
     }
 }
 
-/// reqwest's errors hide their cause behind "error sending request"; show the chain.
+fn reason_of_text(status: u16, text: &str) -> String {
+    if text.trim().is_empty() {
+        return StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("no reason given")
+            .to_owned();
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => crate::support::text::untrusted(&error_reason(&value)),
+        Err(_) => preview(text),
+    }
+}
+
+/// `url` without its userinfo; text that is not a URL is not printed at all.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string().trim_end_matches('/').to_owned()
+        }
+        Err(_) => "(an unparsable URL)".into(),
+    }
+}
+
+/// reqwest's errors hide their cause behind "error sending request"; show the chain. The
+/// URL in them loses its userinfo: a password in `url` never reaches the log.
 fn describe(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -293,7 +523,12 @@ fn describe(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    match error.url() {
+        Some(url) if !url.username().is_empty() || url.password().is_some() => {
+            text.replace(url.as_str(), &redact_url(url.as_str()))
+        }
+        _ => text,
+    }
 }
 
 #[cfg(test)]
@@ -328,12 +563,104 @@ mod tests {
     }
 
     #[test]
-    fn a_response_that_does_not_line_up_is_retried() {
-        assert!(matches!(
-            parse_items("{\"items\":[]}", 2),
-            BulkOutcome::Retry(_)
-        ));
-        assert!(matches!(parse_items("<html>", 1), BulkOutcome::Retry(_)));
+    fn a_response_that_does_not_line_up_pauses_and_keeps_everything() {
+        for body in ["{\"items\":[]}", "<html>", "{}", "{\"items\":[1,2]}"] {
+            let outcome = parse_items(body, 2);
+            assert!(
+                matches!(
+                    outcome,
+                    BulkOutcome::Paused {
+                        why: Pause::Misrouted,
+                        ..
+                    } | BulkOutcome::Items(_)
+                ),
+                "{body}: {outcome:?}"
+            );
+            if let BulkOutcome::Items(items) = outcome {
+                assert!(
+                    items
+                        .iter()
+                        .all(|i| matches!(i, ItemOutcome::Paused { .. })),
+                    "{body}"
+                );
+            }
+        }
+    }
+
+    /// The README's table, row by row, at the level of the rule.
+    #[test]
+    fn the_rule_sorts_every_answer() {
+        let error = |kind: &str| format!(r#"{{"error":{{"type":"{kind}","reason":"r"}}}}"#);
+        let whole = [
+            (401, error("security_exception"), "paused:unauthorized"),
+            (403, error("security_exception"), "paused:unauthorized"),
+            (403, error("cluster_block_exception"), "paused:blocked"),
+            (429, error("cluster_block_exception"), "paused:blocked"),
+            (
+                404,
+                error("index_not_found_exception"),
+                "paused:missing_index",
+            ),
+            (404, String::new(), "paused:misrouted"),
+            (301, String::new(), "paused:misrouted"),
+            (302, String::new(), "paused:misrouted"),
+            (202, String::new(), "paused:misrouted"),
+            (405, String::new(), "paused:misrouted"),
+            (200, "<html>".into(), "paused:misrouted"),
+            (200, error("security_exception"), "paused:unauthorized"),
+            (200, error("cluster_block_exception"), "paused:blocked"),
+            (408, String::new(), "retry"),
+            (429, error("es_rejected_execution_exception"), "retry"),
+            (500, String::new(), "retry"),
+            (503, String::new(), "retry"),
+            (413, String::new(), "too_large"),
+            (400, error("illegal_argument_exception"), "rejected"),
+        ];
+        for (status, body, expected) in whole {
+            let got = match classify_response(status, &body, 1) {
+                BulkOutcome::Paused { why, .. } => format!("paused:{}", why.label()),
+                BulkOutcome::Retry(_) => "retry".into(),
+                BulkOutcome::TooLarge => "too_large".into(),
+                BulkOutcome::Rejected { .. } => "rejected".into(),
+                BulkOutcome::Items(_) => "items".into(),
+                BulkOutcome::NoAnswer(_) => "no_answer".into(),
+            };
+            assert_eq!(got, expected, "HTTP {status} {body}");
+        }
+        let item = |status: u16, kind: &str| {
+            item_outcome(
+                &json!({"create": {"status": status, "error": {"type": kind, "reason": "r"}}}),
+            )
+        };
+        let label = |o: ItemOutcome| match o {
+            ItemOutcome::Stored => "stored".to_owned(),
+            ItemOutcome::AlreadyThere => "already_there".into(),
+            ItemOutcome::Retry(_) => "retry".into(),
+            ItemOutcome::Rejected { .. } => "dead_letter".into(),
+            ItemOutcome::Paused { why, .. } => format!("paused:{}", why.label()),
+        };
+        let items = [
+            (201, "", "stored"),
+            (409, "version_conflict_engine_exception", "already_there"),
+            (409, "something_else", "paused:misrouted"),
+            (429, "es_rejected_execution_exception", "retry"),
+            (503, "unavailable_shards_exception", "retry"),
+            (400, "document_parsing_exception", "dead_letter"),
+            (400, "mapper_parsing_exception", "dead_letter"),
+            (413, "", "dead_letter"),
+            (401, "security_exception", "paused:unauthorized"),
+            (403, "security_exception", "paused:unauthorized"),
+            (403, "cluster_block_exception", "paused:blocked"),
+            (429, "cluster_block_exception", "paused:blocked"),
+            (400, "index_closed_exception", "paused:blocked"),
+            (404, "index_not_found_exception", "paused:missing_index"),
+            (404, "", "paused:missing_index"),
+            (0, "", "paused:misrouted"),
+            (302, "", "paused:misrouted"),
+        ];
+        for (status, kind, expected) in items {
+            assert_eq!(label(item(status, kind)), expected, "item {status} {kind}");
+        }
     }
 
     #[test]

@@ -1,15 +1,24 @@
 //! Shipping to Elasticsearch: the [`Shipper`] thread takes the oldest documents from the
 //! spool, sends them with `_bulk` (`create` with a deterministic `_id`, so a retry never
 //! duplicates and a 409 means "already there"), and removes them from the spool only once
-//! acknowledged. Failures are sorted by what they mean: retried with backoff (connection
-//! errors, 429, 5xx), split (413), parked with a clear log (401/403), or, for a document
-//! the cluster will never take (a mapping error), written to the dead-letter file with
-//! Elasticsearch's reason.
+//! the cluster has answered for them. Every answer is sorted by one rule
+//! ([`client::classify_response`], the README's table): delivered, dead-lettered (a reason
+//! no retry can fix), retried with backoff, or paused (authorisation, a block, a missing
+//! index, misrouting) with the spool kept.
+//!
+//! `client.rs` is the HTTP side and the rule, `shipper.rs` the thread acting on it,
+//! `auth.rs` the credentials, `rate.rs` log lines at a bounded rate.
 
 mod auth;
-mod client;
+pub mod client;
+pub mod rate;
 mod shipper;
 
 pub use auth::{Auth, AuthError};
-pub use client::{BulkOutcome, Client, ClientError, ItemOutcome, template_body};
-pub use shipper::{ShipStats, Shipper, ShipperSettings, Stopper};
+pub use client::{
+    BulkOutcome, Client, ClientError, ItemOutcome, Pause, RESPONSE_MAX_BYTES, redact_url,
+    template_body,
+};
+pub use shipper::{
+    ShipStats, Shipper, ShipperHandle, ShipperSettings, Stopper, pause_code, pause_of_code,
+};

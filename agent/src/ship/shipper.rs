@@ -1,32 +1,78 @@
-//! The shipping thread: spool → `_bulk` → acknowledgement → removal from the spool.
+//! The shipping thread: spool → `_bulk` → answer → settled in the spool.
+//!
+//! The rule for each answer is [`super::client::classify_response`] and `item_outcome`
+//! (the README's table); this file acts on it: remove what was delivered, dead-letter what
+//! no retry can fix, back off on what a retry may fix, pause on what a person or the cluster
+//! must fix. The index template is installed at start and again whenever it or the index
+//! is found missing. A new outcome goes in the client's rule first, then in `ship`/`settle`.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{error, info, warn};
 use serde_json::{Value, json};
 
+use super::client::{ClientError, Pause, TemplateState};
+use super::rate::LogLimit;
 use super::{BulkOutcome, Client, ItemOutcome};
-use crate::spool::{Entry, Spool};
+use crate::spool::{Entry, Spool, rotate_if_full};
 use crate::support::backoff::{Backoff, Jitter};
+
+/// How often the template is looked for while all is well: a cluster recreated without a
+/// connection error in between is noticed within this.
+const TEMPLATE_RECHECK: Duration = Duration::from_secs(600);
 
 /// Counters for status lines and metrics.
 #[derive(Debug, Default)]
 pub struct ShipStats {
+    /// Stored by the cluster (2xx) and removed from the spool.
     pub shipped: AtomicU64,
-    /// Already in the index from an earlier try (409 on `create`).
+    /// Already in the index from an earlier try (409 on `create`), removed from the spool.
     pub duplicates: AtomicU64,
     /// Documents sent again after a retriable failure.
     pub retried: AtomicU64,
+    /// Refused for good, written to the dead-letter file, removed from the spool.
     pub dead_lettered: AtomicU64,
     pub requests: AtomicU64,
     /// Unix ms of the last request that delivered anything; 0 before the first.
     pub last_success_ms: AtomicU64,
+    /// Times shipping paused (authorisation, a block, a missing index, misrouting).
+    pub pauses: AtomicU64,
+    /// Why shipping is paused now: 0 not paused, else [`pause_code`].
+    pub paused: AtomicU64,
+    /// Times the index template was installed.
+    pub template_installs: AtomicU64,
+    /// 1 when the template could not be installed for want of the privilege.
+    pub template_forbidden: AtomicU64,
+    /// Dead-letter file rotations.
+    pub dead_letter_rotations: AtomicU64,
+}
+
+/// The code [`ShipStats::paused`] holds for each reason.
+pub fn pause_code(why: Pause) -> u64 {
+    match why {
+        Pause::Unauthorized => 1,
+        Pause::Blocked => 2,
+        Pause::MissingIndex => 3,
+        Pause::Misrouted => 4,
+    }
+}
+
+/// The reason behind a [`ShipStats::paused`] code.
+pub fn pause_of_code(code: u64) -> Option<Pause> {
+    [
+        Pause::Unauthorized,
+        Pause::Blocked,
+        Pause::MissingIndex,
+        Pause::Misrouted,
+    ]
+    .into_iter()
+    .find(|why| pause_code(*why) == code)
 }
 
 /// How the shipper batches and backs off.
@@ -41,9 +87,12 @@ pub struct ShipperSettings {
     pub batch_max_delay: Duration,
     pub retry_initial: Duration,
     pub retry_max: Duration,
-    /// The wait after 401/403: a person has to fix the credentials.
+    /// The wait after a pause (401/403, a block, a missing index, misrouting): a person
+    /// or the cluster has to change something.
     pub auth_retry: Duration,
     pub dead_letter: PathBuf,
+    /// Rotated to `.1` past this size.
+    pub dead_letter_max_bytes: u64,
 }
 
 /// Stops the shipper and interrupts its waits.
@@ -54,6 +103,23 @@ pub type Stopper = crate::support::wake::Stop;
 enum Health {
     Up,
     Down { failures: u32 },
+    Paused(Pause),
+}
+
+/// Whether the index template is known to be in place.
+#[derive(Debug, PartialEq)]
+enum Template {
+    /// Not to be managed (`install_template = false`).
+    Unmanaged,
+    /// To be installed before the next request.
+    Needed,
+    /// To be looked for before the next request (after an outage, or periodically).
+    Check,
+    Installed {
+        checked: Instant,
+    },
+    /// 401/403 on installing: said once, shipping goes on without.
+    Forbidden,
 }
 
 pub struct Shipper {
@@ -63,10 +129,40 @@ pub struct Shipper {
     stats: Arc<ShipStats>,
     stopper: Arc<Stopper>,
     health: Health,
+    template: Template,
     jitter: Jitter,
+    dead_letter_log: LogLimit,
+    spool_log: LogLimit,
 }
 
-/// Whether to go on with the rest of a split batch.
+/// The running shipper.
+pub struct ShipperHandle {
+    thread: JoinHandle<()>,
+    stopper: Arc<Stopper>,
+    done: Arc<AtomicBool>,
+}
+
+impl ShipperHandle {
+    /// Stops the shipper and waits at most `grace` for it. A request still in flight then
+    /// is abandoned with its thread (answers `false`): its documents were not settled, so
+    /// they stay in the spool, and a hanging upstream cannot hold the agent's shutdown.
+    pub fn stop(self, grace: Duration) -> bool {
+        self.stopper.stop();
+        let done = self.done.clone();
+        if !self
+            .stopper
+            .wait_until(grace, || done.load(Ordering::Acquire))
+        {
+            return false;
+        }
+        if self.thread.join().is_err() {
+            warn!("the shipper thread panicked");
+        }
+        true
+    }
+}
+
+/// Whether to go on with the rest of a split batch, or wait this long.
 enum Flow {
     Continue,
     Pause,
@@ -80,6 +176,11 @@ impl Shipper {
         stats: Arc<ShipStats>,
         stopper: Arc<Stopper>,
     ) -> Self {
+        let template = if settings.install_template {
+            Template::Needed
+        } else {
+            Template::Unmanaged
+        };
         Self {
             client,
             spool,
@@ -87,21 +188,44 @@ impl Shipper {
             stats,
             stopper,
             health: Health::Up,
+            template,
             jitter: Jitter::seeded(0),
+            dead_letter_log: LogLimit::every(Duration::from_secs(60)),
+            spool_log: LogLimit::every(Duration::from_secs(60)),
         }
     }
 
-    pub fn spawn(self) -> std::io::Result<JoinHandle<()>> {
-        std::thread::Builder::new()
+    pub fn spawn(self) -> std::io::Result<ShipperHandle> {
+        let stopper = self.stopper.clone();
+        let done = Arc::new(AtomicBool::new(false));
+        let thread_done = done.clone();
+        let thread = std::thread::Builder::new()
             .name("shipper".into())
-            .spawn(move || self.run())
+            .spawn(move || {
+                let stopper = self.stopper.clone();
+                self.run();
+                thread_done.store(true, Ordering::Release);
+                stopper.notify();
+            })?;
+        Ok(ShipperHandle {
+            thread,
+            stopper,
+            done,
+        })
     }
 
     fn run(mut self) {
-        if self.settings.install_template && !self.install_template() {
-            return;
-        }
         while !self.stopper.is_stopped() {
+            if self.spool.pending() > 0
+                && let Err(e) = self.spool.flush_pending()
+                && let Some(suppressed) = self.spool_log.allow()
+            {
+                warn!(
+                    "the spool still cannot store {} documents kept in memory: {e}{}",
+                    self.spool.pending(),
+                    LogLimit::note(suppressed)
+                );
+            }
             if !self.spool.wait_for_entries(Duration::from_millis(500)) {
                 continue;
             }
@@ -110,20 +234,11 @@ impl Shipper {
             {
                 return;
             }
-            let batch = match self
-                .spool
-                .peek(self.settings.batch_max_docs, self.settings.batch_max_bytes)
-            {
-                Ok(batch) => batch,
-                Err(e) => {
-                    error!("cannot read the spool: {e}");
-                    if self.stopper.sleep(self.settings.retry_max) {
-                        return;
-                    }
-                    continue;
-                }
+            let flow = match self.ensure_template() {
+                Flow::Continue => self.next_batch(),
+                Flow::Pause => Flow::Pause,
             };
-            if let Flow::Pause = self.ship(&batch) {
+            if let Flow::Pause = flow {
                 let wait = self.pause();
                 if self.stopper.sleep(wait) {
                     return;
@@ -132,25 +247,87 @@ impl Shipper {
         }
     }
 
-    /// Retries until the template is in place (a data stream cannot exist without it).
-    fn install_template(&mut self) -> bool {
-        loop {
-            match self
-                .client
-                .install_template(&self.settings.index, self.settings.data_stream)
-            {
-                Ok(()) => {
-                    info!("index template for {} installed", self.settings.index);
-                    self.recovered();
-                    return true;
+    fn next_batch(&mut self) -> Flow {
+        match self
+            .spool
+            .peek(self.settings.batch_max_docs, self.settings.batch_max_bytes)
+        {
+            Ok(batch) if batch.is_empty() => Flow::Continue,
+            Ok(batch) => self.ship(&batch),
+            Err(e) => {
+                if let Some(suppressed) = self.spool_log.allow() {
+                    error!("cannot read the spool: {e}{}", LogLimit::note(suppressed));
                 }
+                self.failed("the spool cannot be read");
+                Flow::Pause
+            }
+        }
+    }
+
+    /// Puts the template in place when it is needed or due for a look.
+    fn ensure_template(&mut self) -> Flow {
+        let due = match &self.template {
+            Template::Unmanaged | Template::Forbidden => return Flow::Continue,
+            Template::Needed => true,
+            Template::Check => false,
+            Template::Installed { checked } if checked.elapsed() >= TEMPLATE_RECHECK => false,
+            Template::Installed { .. } => return Flow::Continue,
+        };
+        let install = due
+            || match self.client.template_state(&self.settings.index) {
+                Ok(TemplateState::Present) => {
+                    self.template = Template::Installed {
+                        checked: Instant::now(),
+                    };
+                    return Flow::Continue;
+                }
+                Ok(TemplateState::Missing) => {
+                    warn!(
+                        "the index template for {} is missing (a new cluster?): installing it again",
+                        self.settings.index
+                    );
+                    true
+                }
+                // A key that may not even read templates: install, and learn from that.
+                Err(ClientError::Status {
+                    status: 401 | 403, ..
+                }) => true,
                 Err(e) => {
-                    self.failed(&format!("cannot install the index template: {e}"));
-                    let wait = self.pause();
-                    if self.stopper.sleep(wait) {
-                        return false;
-                    }
+                    self.failed(&format!("cannot look for the index template: {e}"));
+                    return Flow::Pause;
                 }
+            };
+        if !install {
+            return Flow::Continue;
+        }
+        match self
+            .client
+            .install_template(&self.settings.index, self.settings.data_stream)
+        {
+            Ok(()) => {
+                info!("index template for {} installed", self.settings.index);
+                self.stats.template_installs.fetch_add(1, Ordering::Relaxed);
+                self.stats.template_forbidden.store(0, Ordering::Relaxed);
+                self.template = Template::Installed {
+                    checked: Instant::now(),
+                };
+                Flow::Continue
+            }
+            Err(ClientError::Status {
+                status: status @ (401 | 403),
+                reason,
+            }) => {
+                warn!(
+                    "no privilege to install the index template for {} (HTTP {status}: {reason}); shipping anyway, with whatever mappings the cluster has",
+                    self.settings.index
+                );
+                self.stats.template_forbidden.store(1, Ordering::Relaxed);
+                self.template = Template::Forbidden;
+                Flow::Continue
+            }
+            Err(e) => {
+                self.failed(&format!("cannot install the index template: {e}"));
+                Flow::Pause
             }
         }
     }
@@ -166,15 +343,19 @@ impl Shipper {
                 self.failed(&reason);
                 Flow::Pause
             }
-            BulkOutcome::Unauthorized { status, reason } => {
-                error!(
-                    "Elasticsearch refused the credentials (HTTP {status}: {reason}); shipping paused, {} documents kept in the spool, next try in {:?}",
-                    self.spool.depth(),
-                    self.settings.auth_retry
-                );
-                self.health = Health::Down {
-                    failures: u32::MAX / 2,
-                };
+            BulkOutcome::NoAnswer(reason) => {
+                self.stats
+                    .retried
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.failed(&reason);
+                // A cluster that was away may come back empty: look for the template first.
+                if matches!(self.template, Template::Installed { .. }) {
+                    self.template = Template::Check;
+                }
+                Flow::Pause
+            }
+            BulkOutcome::Paused { why, reason } => {
+                self.paused(why, &reason);
                 Flow::Pause
             }
             BulkOutcome::TooLarge | BulkOutcome::Rejected { .. } if batch.len() > 1 => {
@@ -187,53 +368,71 @@ impl Shipper {
             }
             BulkOutcome::TooLarge => {
                 let reason = "HTTP 413: the document alone is larger than the server accepts";
-                self.dead_letter(batch, 413, reason);
-                Flow::Continue
+                self.dead_letter(batch, 413, reason)
             }
-            BulkOutcome::Rejected { status, reason } => {
-                self.dead_letter(batch, status, &reason);
-                Flow::Continue
-            }
+            BulkOutcome::Rejected { status, reason } => self.dead_letter(batch, status, &reason),
         }
     }
 
-    /// Removes what the cluster took or will never take; leaves the rest for a retry.
+    /// Settles what the cluster took or will never take; leaves the rest for a retry.
     fn settle(&mut self, batch: &[Entry], items: Vec<ItemOutcome>) -> Flow {
-        let mut done = Vec::with_capacity(batch.len());
+        let mut stored = Vec::with_capacity(batch.len());
+        let mut already = Vec::new();
         let mut retry = None;
         let mut retry_count = 0;
+        let mut pause = None;
+        let mut rejected: Vec<(&Entry, u16, String)> = Vec::new();
         for (entry, item) in batch.iter().zip(items) {
             match item {
-                ItemOutcome::Stored => {
-                    self.stats.shipped.fetch_add(1, Ordering::Relaxed);
-                    done.push(entry.seq);
-                }
-                ItemOutcome::AlreadyThere => {
-                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                    done.push(entry.seq);
-                }
+                ItemOutcome::Stored => stored.push(entry.seq),
+                ItemOutcome::AlreadyThere => already.push(entry.seq),
                 ItemOutcome::Retry(reason) => {
                     retry_count += 1;
                     retry.get_or_insert(reason);
                 }
-                ItemOutcome::Rejected { status, reason } => {
-                    self.dead_letter(std::slice::from_ref(entry), status, &reason);
+                ItemOutcome::Paused { why, reason } => {
+                    pause.get_or_insert((why, reason));
                 }
+                ItemOutcome::Rejected { status, reason } => rejected.push((entry, status, reason)),
             }
         }
-        if let Err(e) = self.spool.remove(&done) {
-            error!("cannot remove delivered documents from the spool: {e}");
+        let delivered: Vec<u64> = stored.iter().chain(&already).copied().collect();
+        match self.spool.settle(&delivered, &[]) {
+            Ok(settled) => {
+                // Only what was still there: a document dropped meanwhile was counted then.
+                let removed = |seqs: &[u64]| {
+                    seqs.iter().filter(|s| settled.removed.contains(s)).count() as u64
+                };
+                self.stats
+                    .shipped
+                    .fetch_add(removed(&stored), Ordering::Relaxed);
+                self.stats
+                    .duplicates
+                    .fetch_add(removed(&already), Ordering::Relaxed);
+            }
+            Err(e) => error!("cannot remove delivered documents from the spool: {e}"),
         }
-        if !done.is_empty() {
+        self.spool.wake();
+        let mut flow = Flow::Continue;
+        for (entry, status, reason) in rejected {
+            if let Flow::Pause = self.dead_letter(std::slice::from_ref(entry), status, &reason) {
+                flow = Flow::Pause;
+            }
+        }
+        if !delivered.is_empty() {
             self.stats
                 .last_success_ms
                 .store(unix_ms(), Ordering::Relaxed);
             if self.spool.depth() == 0 {
                 log::debug!(
                     "caught up: delivered {} documents, the spool is empty",
-                    done.len()
+                    delivered.len()
                 );
             }
+        }
+        if let Some((why, reason)) = pause {
+            self.paused(why, &reason);
+            return Flow::Pause;
         }
         match retry {
             Some(reason) => {
@@ -244,85 +443,125 @@ impl Shipper {
                 Flow::Pause
             }
             None => {
-                self.recovered();
-                Flow::Continue
+                if let Flow::Continue = flow {
+                    self.recovered();
+                }
+                flow
             }
         }
     }
 
-    /// Writes refused documents with the reason, then removes them from the spool.
-    fn dead_letter(&mut self, entries: &[Entry], status: u16, reason: &str) {
-        let written = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.settings.dead_letter)
-            .and_then(|mut file| {
-                for entry in entries {
-                    let document =
-                        serde_json::from_slice::<Value>(&entry.document).unwrap_or_else(|_| {
-                            Value::String(String::from_utf8_lossy(&entry.document).into())
-                        });
-                    let line = json!({
-                        "dead_lettered_at": crate::support::timestamp::format(unix_ms() as i64),
-                        "_id": entry.id,
-                        "status": status,
-                        "reason": reason,
-                        "document": document,
+    /// Writes refused documents with the reason, then removes them from the spool. When the
+    /// file cannot be written they stay in the spool and shipping waits.
+    fn dead_letter(&mut self, entries: &[Entry], status: u16, reason: &str) -> Flow {
+        let path = &self.settings.dead_letter;
+        let rotated =
+            std::fs::metadata(path).is_ok_and(|m| m.len() >= self.settings.dead_letter_max_bytes);
+        let written = rotate_if_full(path, self.settings.dead_letter_max_bytes).and_then(|()| {
+            let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+            for entry in entries {
+                let document =
+                    serde_json::from_slice::<Value>(&entry.document).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&entry.document).into())
                     });
-                    writeln!(file, "{line}")?;
-                }
-                file.sync_data()
-            });
+                let line = json!({
+                    "dead_lettered_at": crate::support::timestamp::format(i64::try_from(unix_ms()).unwrap_or(i64::MAX)),
+                    "_id": entry.id,
+                    "status": status,
+                    "reason": reason,
+                    "document": document,
+                });
+                writeln!(file, "{line}")?;
+            }
+            file.sync_data()
+        });
+        if rotated {
+            self.stats
+                .dead_letter_rotations
+                .fetch_add(1, Ordering::Relaxed);
+        }
         if let Err(e) = written {
             // Keep them in the spool rather than lose them.
-            error!(
+            self.failed(&format!(
                 "cannot write the dead-letter file {}: {e}; keeping {} refused documents in the spool",
-                self.settings.dead_letter.display(),
+                path.display(),
                 entries.len()
-            );
-            return;
+            ));
+            return Flow::Pause;
         }
-        warn!(
-            "{} document(s) refused by Elasticsearch (HTTP {status}: {reason}); written to {}",
-            entries.len(),
-            self.settings.dead_letter.display()
-        );
-        self.stats
-            .dead_lettered
-            .fetch_add(entries.len() as u64, Ordering::Relaxed);
         let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
-        if let Err(e) = self.spool.remove(&seqs) {
-            error!("cannot remove dead-lettered documents from the spool: {e}");
+        match self.spool.settle(&[], &seqs) {
+            Ok(settled) => {
+                self.stats
+                    .dead_lettered
+                    .fetch_add(settled.removed.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => error!("cannot remove dead-lettered documents from the spool: {e}"),
+        }
+        self.spool.wake();
+        if let Some(suppressed) = self.dead_letter_log.allow() {
+            warn!(
+                "{} document(s) refused by Elasticsearch (HTTP {status}: {reason}); written to {}{}",
+                entries.len(),
+                path.display(),
+                LogLimit::note(suppressed)
+            );
+        }
+        Flow::Continue
+    }
+
+    fn paused(&mut self, why: Pause, reason: &str) {
+        if self.health != Health::Paused(why) {
+            error!(
+                "shipping paused: {} (HTTP answer: {reason}); {} documents kept in the spool, next try in {:?}",
+                why.advice(),
+                self.spool.depth(),
+                self.settings.auth_retry
+            );
+            self.stats.pauses.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.paused.store(pause_code(why), Ordering::Relaxed);
+        self.health = Health::Paused(why);
+        if why == Pause::MissingIndex && self.template != Template::Unmanaged {
+            self.template = Template::Needed;
         }
     }
 
     fn failed(&mut self, reason: &str) {
         match &mut self.health {
-            Health::Up => {
+            Health::Down { failures } => *failures = failures.saturating_add(1),
+            _ => {
                 warn!(
                     "Elasticsearch unavailable: {reason}; retrying with backoff, {} documents kept in the spool",
                     self.spool.depth()
                 );
                 self.health = Health::Down { failures: 1 };
             }
-            Health::Down { failures } => *failures = failures.saturating_add(1),
         }
+        self.stats.paused.store(0, Ordering::Relaxed);
     }
 
     fn recovered(&mut self) {
-        if let Health::Down { failures } = self.health {
-            info!("Elasticsearch is taking documents again (after {failures} failed tries)");
+        match self.health {
+            Health::Down { failures } => {
+                info!("Elasticsearch is taking documents again (after {failures} failed tries)")
+            }
+            Health::Paused(why) => info!(
+                "Elasticsearch is taking documents again (the pause, {}, is over)",
+                why.label()
+            ),
+            Health::Up => {}
         }
+        self.stats.paused.store(0, Ordering::Relaxed);
         self.health = Health::Up;
     }
 
-    /// Exponential backoff with jitter (half to all of the step), capped.
+    /// Exponential backoff with jitter (half to all of the step), capped; a pause waits
+    /// `auth_retry`.
     fn pause(&mut self) -> Duration {
         let failures = match self.health {
             Health::Up => return Duration::ZERO,
-            Health::Down { failures } if failures >= u32::MAX / 2 => {
-                return self.settings.auth_retry;
-            }
+            Health::Paused(_) => return self.settings.auth_retry,
             Health::Down { failures } => failures,
         };
         let step =
@@ -334,6 +573,6 @@ impl Shipper {
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
