@@ -44,6 +44,25 @@ impl NdjsonSink {
         Ok(Self::new(Box::new(file)))
     }
 
+    /// Appends to `path`, or, when it cannot be opened now (a read-only or full disk),
+    /// opens it at a later write: a disk that refuses is counted, not fatal.
+    pub fn append_to_or_degraded(path: &Path) -> Self {
+        let file = match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(file) => Some(file),
+            Err(e) => {
+                log::error!(
+                    "cannot open {}: {e}; verdicts written there are counted as lost until it opens",
+                    path.display()
+                );
+                None
+            }
+        };
+        Self::new(Box::new(LazyFile {
+            path: path.to_owned(),
+            file,
+        }))
+    }
+
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             out: BufWriter::new(out),
@@ -89,6 +108,33 @@ impl Sink for NdjsonSink {
             log::error!("cannot flush the output: {e}");
         }
         Ok(())
+    }
+}
+
+/// A file opened at the first write that can open it.
+struct LazyFile {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Write for LazyFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() {
+            self.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
+        }
+        match self.file.as_mut() {
+            Some(file) => file.write(bytes),
+            None => Err(io::Error::other("not open")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
     }
 }
 
@@ -184,5 +230,72 @@ impl Sink for Both {
     fn flush(&mut self) -> io::Result<()> {
         let copied = self.copy.flush();
         self.spool.flush().and(copied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(ms: i64) -> VerdictRecord {
+        VerdictRecord {
+            unix_ms: ms,
+            timestamp: crate::support::timestamp::format(ms),
+            host_id: "h".into(),
+            sensor_id: "s".into(),
+            temperature: 21.0,
+            humidity: 40.0,
+            pressure: 1000.0,
+            gas_resistance: 1e5,
+            air_quality: 80.0,
+            gas_valid: true,
+            heater_stable: true,
+            burn_in: false,
+            is_anomaly: Some(false),
+            score: None,
+            error: None,
+            function_sha256: String::new(),
+            window_start: String::new(),
+            window_end: String::new(),
+        }
+    }
+
+    /// A disk that is full: every write fails.
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_counted_not_fatal() {
+        let mut sink = NdjsonSink::new(Box::new(Full));
+        let unwritten = sink.unwritten();
+        let records: Vec<_> = (0..3).map(|i| record(1_700_000_000_000 + i)).collect();
+        assert!(sink.emit(&records).is_ok());
+        assert!(sink.emit(&records).is_ok());
+        assert!(sink.flush().is_ok());
+        assert_eq!(unwritten.load(Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_yet_is_opened_at_a_later_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("later");
+        let path = folder.join("out.ndjson");
+        let mut sink = NdjsonSink::append_to_or_degraded(&path);
+        let unwritten = sink.unwritten();
+        assert!(sink.emit(&[record(1)]).is_ok());
+        assert_eq!(unwritten.load(Ordering::Relaxed), 1);
+        std::fs::create_dir(&folder).unwrap();
+        assert!(sink.emit(&[record(2)]).is_ok());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().count() >= 1, "{text}");
+        assert!(text.contains("\"sensor_id\":\"s\""));
     }
 }

@@ -210,6 +210,8 @@ pub struct Spool {
     /// Documents the disk refused, oldest first.
     pending: Mutex<VecDeque<(String, Vec<u8>)>>,
     last_reopen: Mutex<Option<Instant>>,
+    /// The size the last compaction left when that was still above the bound, else 0.
+    compacted_to: Mutex<u64>,
     /// Counts carried over a reset (a database moved aside), so they never go backwards.
     carried: Mutex<SpoolCounts>,
     arrival: Wake,
@@ -258,6 +260,7 @@ impl Spool {
             stats: SpoolStats::default(),
             pending: Mutex::new(VecDeque::new()),
             last_reopen: Mutex::new(None),
+            compacted_to: Mutex::new(0),
             carried: Mutex::new(SpoolCounts::default()),
             arrival: Wake::new(),
         }
@@ -513,7 +516,10 @@ impl Spool {
     fn bound_file(&self) {
         let len = file_len(&self.path);
         self.stats.update(|c| c.file_bytes = len);
-        if len <= self.max_bytes {
+        // A compaction that could not get under the bound (redb's own minimum above a tiny
+        // `max_mib`) is not repeated until the file has grown a quarter more.
+        let floor = *lock(&self.compacted_to);
+        if len <= self.max_bytes || len <= floor.saturating_add(floor / 4) {
             return;
         }
         let mut guard = self.write_db();
@@ -522,6 +528,7 @@ impl Spool {
                 Ok(_) => {
                     let after = file_len(&self.path);
                     log::debug!("spool compacted: {len} → {after} bytes");
+                    *lock(&self.compacted_to) = if after > self.max_bytes { after } else { 0 };
                     self.stats.update(|c| {
                         c.compactions = c.compactions.saturating_add(1);
                         c.file_bytes = after;

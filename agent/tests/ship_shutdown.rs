@@ -1,6 +1,6 @@
 //! SIGTERM with an upstream that hangs: the agent is gone well within the unit's
 //! `TimeoutStopSec` (20 s), not after the request timeout, and what was not acknowledged
-//! stays spooled for the next start.
+//! stays spooled for the next start. The password in the URL never reaches the log.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,7 +31,8 @@ fn sigterm_does_not_wait_for_a_hanging_upstream() {
             "[agent]\nsensor_id = \"kitchen\"\n[sensor]\nstate_dir = \"{state}\"\n[function]\npath = \"{function}\"\nfuel_per_call = 300000000\n[function.params]\nperiod = 16\n[window]\nsize = 64\nhop = 16\n[metrics]\nenabled = false\n[elasticsearch]\nurl = \"{url}\"\nbatch_max_delay_ms = 50\ntimeout_ms = 120000\n",
             state = state.display(),
             function = anomaly_wasm().display(),
-            url = server.url,
+            // A password inside the URL: it must never reach the log.
+            url = server.url.replace("http://", "http://edge:s3cret-pw@"),
         ),
     )
     .unwrap();
@@ -69,4 +70,13 @@ fn sigterm_does_not_wait_for_a_hanging_upstream() {
         .expect("the shutdown line");
     assert!(left > 0, "nothing was acknowledged, so it stays spooled");
     assert!(server.stored_ids().is_empty());
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("shipping to http://127.0.0.1:")),
+        "the URL is logged, without its userinfo"
+    );
+    assert!(
+        !logs.iter().any(|l| l.contains("s3cret-pw")),
+        "the password reached the log"
+    );
 }

@@ -122,10 +122,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Some(es) => Some(start_shipping(&config, es)?),
         None => None,
     };
+    // A file the disk refuses now is opened at a later write (counted, not fatal).
     let ndjson = |path: Option<&Path>| -> Result<NdjsonSink> {
         match path {
-            Some(path) if path != Path::new("-") => NdjsonSink::append_to(path)
-                .with_context(|| format!("cannot open {}", path.display())),
+            Some(path) if path != Path::new("-") => Ok(NdjsonSink::append_to_or_degraded(path)),
             _ => Ok(NdjsonSink::stdout()),
         }
     };

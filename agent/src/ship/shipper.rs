@@ -166,6 +166,8 @@ impl ShipperHandle {
 enum Flow {
     Continue,
     Pause,
+    /// The spool, not upstream, is in the way: wait this long, upstream's state unchanged.
+    Wait(Duration),
 }
 
 impl Shipper {
@@ -236,13 +238,15 @@ impl Shipper {
             }
             let flow = match self.ensure_template() {
                 Flow::Continue => self.next_batch(),
-                Flow::Pause => Flow::Pause,
+                other => other,
             };
-            if let Flow::Pause = flow {
-                let wait = self.pause();
-                if self.stopper.sleep(wait) {
-                    return;
-                }
+            let wait = match flow {
+                Flow::Continue => continue,
+                Flow::Pause => self.pause(),
+                Flow::Wait(wait) => wait,
+            };
+            if self.stopper.sleep(wait) {
+                return;
             }
         }
     }
@@ -258,8 +262,8 @@ impl Shipper {
                 if let Some(suppressed) = self.spool_log.allow() {
                     error!("cannot read the spool: {e}{}", LogLimit::note(suppressed));
                 }
-                self.failed("the spool cannot be read");
-                Flow::Pause
+                // The disk, not Elasticsearch: the spool reopens itself (every 2 s at most).
+                Flow::Wait(Duration::from_secs(1))
             }
         }
     }
@@ -363,7 +367,7 @@ impl Shipper {
                 let (left, right) = batch.split_at(batch.len() / 2);
                 match self.ship(left) {
                     Flow::Continue => self.ship(right),
-                    Flow::Pause => Flow::Pause,
+                    other => other,
                 }
             }
             BulkOutcome::TooLarge => {
