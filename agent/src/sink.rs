@@ -238,26 +238,24 @@ mod tests {
     use super::*;
 
     fn record(ms: i64) -> VerdictRecord {
-        VerdictRecord {
-            unix_ms: ms,
-            timestamp: crate::support::timestamp::format(ms),
-            host_id: "h".into(),
-            sensor_id: "s".into(),
-            temperature: 21.0,
-            humidity: 40.0,
-            pressure: 1000.0,
-            gas_resistance: 1e5,
-            air_quality: 80.0,
-            gas_valid: true,
-            heater_stable: true,
-            burn_in: false,
-            is_anomaly: Some(false),
+        let seq = u64::try_from(ms).unwrap();
+        let sample = crate::sensor::Sample::air_quality_only(
+            crate::sensor::identity::RunId::from_raw(1),
+            seq,
+            ms,
+            80.0,
+        );
+        let judgement = crate::record::Judgement {
+            host_id: "h",
+            sensor_id: "s",
+            function_sha256: "",
+            window: (ms, ms),
+        };
+        let verdict = edge_function::Verdict {
+            is_anomaly: false,
             score: None,
-            error: None,
-            function_sha256: String::new(),
-            window_start: String::new(),
-            window_end: String::new(),
-        }
+        };
+        VerdictRecord::new(&sample, &judgement, Ok(verdict))
     }
 
     /// A disk that is full: every write fails.

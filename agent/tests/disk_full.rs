@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use edge_tests::agent::{Agent, PATIENCE};
+use edge_tests::agent::{Agent, PATIENCE, until_health_where};
 use edge_tests::anomaly_wasm;
 use edge_tests::fault_server::FaultServer;
 
@@ -110,6 +110,13 @@ fn refused_at_start(refusal: Refusal) {
         ],
     );
     agent.until_log("running without a durable spool");
+    let metrics = agent.metrics_addr();
+    // Degraded, not dead: /health says so and still answers 200.
+    until_health_where(
+        metrics,
+        "200 with the disk refusing writes",
+        |status, health| status == 200 && health["disk"] == "refuses writes",
+    );
     // Judging goes on while nothing can be stored: several windows of verdicts.
     let seen = std::cell::Cell::new(0);
     agent.until_verdict("four windows on a full disk", |_| {
@@ -131,6 +138,9 @@ fn refused_at_start(refusal: Refusal) {
         Refusal::ReadOnly => remount(&tmpfs.path, "rw"),
     }
     agent.until_log("writable again");
+    until_health_where(metrics, "200 with the disk ok again", |status, health| {
+        status == 200 && health["disk"] == "ok"
+    });
     let wanted = judged_on_full_disk.len();
     assert!(
         server.wait_until(PATIENCE, |_, stored| stored >= wanted),
@@ -174,6 +184,7 @@ fn a_disk_that_fills_while_running_degrades_and_recovers() {
             "-",
         ],
     );
+    let metrics = agent.metrics_addr();
     assert!(
         server.wait_until(PATIENCE, |_, stored| stored >= 16),
         "ships while there is space"
@@ -181,6 +192,11 @@ fn a_disk_that_fills_while_running_degrades_and_recovers() {
     let filler = tmpfs.path.join("filler");
     assert!(fill(&filler) > 0);
     agent.until_log("verdicts kept in memory");
+    until_health_where(
+        metrics,
+        "200 with the disk refusing writes",
+        |status, health| status == 200 && health["disk"] == "refuses writes",
+    );
     let before = agent.verdicts.len();
     let seen = std::cell::Cell::new(0);
     agent.until_verdict("judging goes on on a full disk", |_| {
@@ -195,6 +211,9 @@ fn a_disk_that_fills_while_running_degrades_and_recovers() {
         .collect();
     std::fs::remove_file(&filler).unwrap();
     agent.until_log("writable again");
+    until_health_where(metrics, "200 with the disk ok again", |status, health| {
+        status == 200 && health["disk"] == "ok"
+    });
     let stored_ts = || -> std::collections::BTreeSet<String> {
         server
             .stored()
@@ -220,7 +239,7 @@ fn write_config(dir: &Path, state: &Path, url: &str) -> PathBuf {
     std::fs::write(
         &config,
         format!(
-            "[agent]\nsensor_id = \"kitchen\"\n[sensor]\nstate_dir = \"{state}\"\n[function]\npath = \"{function}\"\nfuel_per_call = 300000000\n[function.params]\nperiod = 16\n[window]\nsize = 64\nhop = 16\n[metrics]\nenabled = false\n[elasticsearch]\nurl = \"{url}\"\nbatch_max_delay_ms = 50\nretry_initial_ms = 20\nretry_max_ms = 200\n",
+            "[agent]\nsensor_id = \"kitchen\"\n[sensor]\nstate_dir = \"{state}\"\n[function]\npath = \"{function}\"\nfuel_per_call = 300000000\n[function.params]\nperiod = 16\n[window]\nsize = 64\nhop = 16\n[metrics]\nlisten = \"127.0.0.1:0\"\n[elasticsearch]\nurl = \"{url}\"\nbatch_max_delay_ms = 50\nretry_initial_ms = 20\nretry_max_ms = 200\n",
             state = state.display(),
             function = anomaly_wasm().display(),
         ),

@@ -5,8 +5,8 @@
 //! the watchdog hears. Waits are on the log or on a metric changing, never plain sleeps.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use edge_agent::health::Health;
 use edge_agent::metrics::{PipelineCounts, ShippingCounts, Snapshot, render};
 use edge_agent::pipeline::HistogramSnapshot;
 use edge_agent::sensor::SamplerStats;
-use edge_tests::agent::{Agent, PATIENCE, write_test_config};
+use edge_tests::agent::{Agent, PATIENCE, http_get, until_health, write_test_config};
 use edge_tests::anomaly_wasm;
 use edge_tests::fault_server::{FaultServer, Reply};
 
@@ -366,36 +366,14 @@ fn a_snapshot_renders_as_valid_exposition() {
 // ---------------------------------------------------------------------------------------
 // The running agent.
 
-/// `GET path` over HTTP/1.1; answers the status code and the body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("the metrics server accepts");
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    if path == "/metrics" {
-        assert!(
-            head.to_ascii_lowercase()
-                .contains("content-type: text/plain; version=0.0.4"),
-            "{head}"
-        );
-    }
-    (status, body.to_owned())
-}
-
 fn scrape(addr: SocketAddr) -> Exposition {
-    let (status, body) = get(addr, "/metrics");
+    let (status, head, body) = http_get(addr, "/metrics");
     assert_eq!(status, 200, "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
     parse_exposition(&body).unwrap_or_else(|e| panic!("{e}\n{body}"))
 }
 
@@ -413,34 +391,6 @@ fn until_metrics(addr: SocketAddr, what: &str, done: impl Fn(&Exposition) -> boo
         );
         std::thread::sleep(Duration::from_millis(25));
     }
-}
-
-/// Asks `/health` until it answers `status`; answers its JSON.
-fn until_health(addr: SocketAddr, status: u16) -> serde_json::Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (got, body) = get(addr, "/health");
-        if got == status {
-            return serde_json::from_str(&body).expect("JSON from /health");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/health never {status}; last: {got} {body}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Where the agent says it serves metrics.
-fn metrics_addr(agent: &mut Agent) -> SocketAddr {
-    agent.until_log("metrics on http://");
-    let line = agent
-        .logs
-        .iter()
-        .find(|l| l.contains("metrics on http://"))
-        .unwrap();
-    let after = line.split("metrics on http://").nth(1).unwrap();
-    after.split('/').next().unwrap().parse().unwrap()
 }
 
 fn write_config(dir: &Path, function: &Path, extra: &str) -> PathBuf {
@@ -505,7 +455,7 @@ fn counters_move_when_windows_run_functions_swap_and_documents_ship() {
         ),
     );
     let mut agent = start(&config, &[]);
-    let addr = metrics_addr(&mut agent);
+    let addr = agent.metrics_addr();
     let first = scrape(addr);
     assert!(first.get("edge_agent_spool_depth_documents", &[]).is_some());
     assert!(first.get("edge_agent_resident_memory_bytes", &[]).unwrap() > 1e6);
@@ -588,7 +538,7 @@ fn counters_move_when_windows_run_functions_swap_and_documents_ship() {
     let health = until_health(addr, 200);
     assert_eq!(health["status"], "ok");
     assert!(health["windows"].as_u64().unwrap() > 0);
-    let (status, _) = get(addr, "/nowhere");
+    let (status, _, _) = http_get(addr, "/nowhere");
     assert_eq!(status, 404);
 
     let (status, _, logs) = agent.stop();
@@ -616,7 +566,7 @@ fn sensor_faults_are_counted_by_kind() {
         Path::new(env!("CARGO_BIN_EXE_edge-agent")),
         &["run", "--config", config.to_str().unwrap()],
     );
-    let addr = metrics_addr(&mut agent);
+    let addr = agent.metrics_addr();
     let before = scrape(addr).value("edge_agent_sensor_faults_total", &[("kind", "open_error")]);
     let metrics = until_metrics(addr, "open errors counted", |m| {
         m.value("edge_agent_sensor_faults_total", &[("kind", "open_error")]) > before
@@ -643,7 +593,7 @@ fn health_says_what_the_watchdog_hears() {
     std::fs::write(&watched, flags_everything()).unwrap();
     let config = write_config(dir.path(), &watched, "");
     let mut agent = start(&config, &[]);
-    let addr = metrics_addr(&mut agent);
+    let addr = agent.metrics_addr();
     until_health(addr, 200);
     assert_eq!(scrape(addr).value("edge_agent_up", &[]), 1.0);
 
@@ -656,7 +606,7 @@ fn health_says_what_the_watchdog_hears() {
     drop(agent);
     std::fs::write(&watched, wat_function("(loop br 0) i64.const 0", "")).unwrap();
     let mut agent = start(&config, &[]);
-    let addr = metrics_addr(&mut agent);
+    let addr = agent.metrics_addr();
     agent.until_log("withholding the watchdog ping");
     // The log line comes a moment before the verdict is published.
     let health = until_health(addr, 503);

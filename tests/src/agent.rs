@@ -1,7 +1,8 @@
 //! A running `edge-agent` binary for end-to-end tests and benchmarks: verdicts read from
 //! stdout and log lines from stderr as they come, waits on what they say, signals.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -61,6 +62,22 @@ impl Agent {
             verdicts: Vec::new(),
             logs: Vec::new(),
         }
+    }
+
+    /// Where the agent says it serves metrics (its log line), once it says so.
+    pub fn metrics_addr(&mut self) -> SocketAddr {
+        self.until_log("metrics on http://");
+        let line = self
+            .logs
+            .iter()
+            .find(|l| l.contains("metrics on http://"))
+            .expect("the line just waited for");
+        let after = line.split("metrics on http://").nth(1).expect("an address");
+        after
+            .split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("IP:port")
     }
 
     /// Collects output until a verdict satisfies `done`.
@@ -210,4 +227,56 @@ pub fn time_ms(record: &Value, field: &str) -> i64 {
         .unwrap_or_else(|| panic!("`{field}` is a string in {record}"));
     edge_agent::series::parse_timestamp(text)
         .unwrap_or_else(|e| panic!("`{field}` of {record} is a time: {e}"))
+}
+
+/// `GET path` over HTTP/1.1 to the agent's metrics server; answers the status code, the
+/// header block and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("the metrics server accepts");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("a read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("the request is sent");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("the response is read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Asks `/health` until it answers `status`; answers its JSON.
+pub fn until_health(addr: SocketAddr, status: u16) -> Value {
+    until_health_where(addr, &format!("status {status}"), |got, _| got == status)
+}
+
+/// Asks `/health` until `done(status, json)` holds; answers its JSON.
+pub fn until_health_where(
+    addr: SocketAddr,
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (got, _, body) = http_get(addr, "/health");
+        let json: Value = serde_json::from_str(&body).expect("JSON from /health");
+        if done(got, &json) {
+            return json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health never {what}; last: {got} {body}"
+        );
+        // Polling a server that has no way to notify: the deadline above is the guard.
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }

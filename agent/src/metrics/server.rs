@@ -141,11 +141,20 @@ fn answer(request: Request, collect: &impl Fn() -> Snapshot) {
         "/metrics" => (200, EXPOSITION_TYPE, render(&collect())),
         "/health" => {
             let snapshot = collect();
+            // Degraded is not dead: a full disk or a paused upstream is reported here and in
+            // the metrics, while the status code stays the liveness verdict (a restart fixes
+            // neither).
+            let shipping = snapshot.shipping.as_ref();
             let body = serde_json::json!({
                 "status": snapshot.health.name(),
                 "samples": snapshot.sampler.samples,
                 "windows": snapshot.pipeline.windows,
                 "function_sha256": snapshot.pipeline.function_sha256,
+                "disk": shipping.map(|s| if s.disk_degraded() { "refuses writes" } else { "ok" }),
+                "shipping": shipping.map(|s| match s.paused {
+                    Some(pause) => format!("paused: {}", pause.label()),
+                    None => "ok".to_owned(),
+                }),
             });
             let status = if snapshot.health == Health::Alive {
                 200
