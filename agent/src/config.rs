@@ -64,6 +64,8 @@ pub struct FunctionSection {
     pub params: BTreeMap<String, ParamValue>,
     pub fuel_per_call: u64,
     pub max_memory_mib: usize,
+    /// Wall time one window may spend in the function, all its calls together.
+    pub deadline_ms: u64,
     /// How often the function file is checked for a replacement.
     pub watch_interval_ms: u64,
 }
@@ -75,6 +77,7 @@ impl Default for FunctionSection {
             params: BTreeMap::new(),
             fuel_per_call: Limits::DEFAULT_FUEL_PER_CALL,
             max_memory_mib: Limits::DEFAULT_MAX_MEMORY_BYTES >> 20,
+            deadline_ms: Limits::DEFAULT_DEADLINE_MS,
             watch_interval_ms: 250,
         }
     }
@@ -91,7 +94,8 @@ impl FunctionSection {
     pub fn limits(&self) -> Limits {
         Limits {
             fuel_per_call: self.fuel_per_call,
-            max_memory_bytes: self.max_memory_mib << 20,
+            max_memory_bytes: self.max_memory_mib.saturating_mul(1 << 20),
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
         }
     }
 }

@@ -63,6 +63,7 @@ impl FunctionArgs {
         let limits = Limits {
             fuel_per_call: self.fuel,
             max_memory_bytes: self.max_memory_mib << 20,
+            ..Limits::default()
         };
         FunctionHost::new(
             module,

@@ -1,7 +1,11 @@
 //! The live stage after the sensor: samples from the ring buffer, windows over them, the
 //! function on each window, verdict records into the sink. A replacement function comes
 //! in from the [`watch`](crate::watch)er and is swapped in between two windows, only after
-//! it has judged the latest window without error (the canary run).
+//! it has judged the latest window without error (the canary run). It is then on
+//! probation for its first [`PROBATION_WINDOWS`] windows: if [`PROBATION_FAILURES`] of
+//! them fail it is rolled back to the function it replaced (or the last good copy); if
+//! not, it becomes the last good one (`function::last_good`). The swap policy is
+//! `take_candidates`, `canary` and `review_probation`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +17,8 @@ use edge_function::Window;
 use log::{error, info, warn};
 use thiserror::Error;
 
-use crate::function::FunctionHost;
+use crate::function::last_good::LastGood;
+use crate::function::{FunctionHost, SwapStats};
 use crate::metrics::FuelHistogram;
 use crate::record::{Judgement, VerdictRecord};
 use crate::sensor::{Sample, SampleReader};
@@ -23,6 +28,12 @@ use crate::window::{WindowPlan, WindowSpec, Windower};
 
 /// Longest wait for a sample, so a stop request and the watchdog are served promptly.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+/// A function swapped in (or started) is on probation for this many windows...
+pub const PROBATION_WINDOWS: u64 = 5;
+/// ...and is rolled back as soon as this many of them have failed. A single failure can
+/// be the data's (a window of NaN); three of five is the function's.
+pub const PROBATION_FAILURES: u64 = 3;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -38,12 +49,10 @@ pub struct PipelineStats {
     pub failed_windows: AtomicU64,
     pub verdicts: AtomicU64,
     pub anomalies: AtomicU64,
-    pub swaps: AtomicU64,
-    pub swaps_refused: AtomicU64,
+    /// Swaps, refusals, rollbacks, start-up fallbacks, and the function in use.
+    pub swap: Arc<SwapStats>,
     /// Moves on every turn of the loop: the watchdog's sign of life.
     pub heartbeat: AtomicU64,
-    /// The sha256 of the function in use.
-    pub function_sha256: Mutex<String>,
     /// Failed windows by `FunctionError::kind`, for the metrics.
     pub function_errors: Mutex<BTreeMap<&'static str, u64>>,
     /// Fuel burnt by each window the function judged, and by the latest one.
@@ -52,11 +61,9 @@ pub struct PipelineStats {
 }
 
 impl PipelineStats {
+    /// The sha256 of the function in use.
     pub fn function_sha256(&self) -> String {
-        self.function_sha256
-            .lock()
-            .map(|sha| sha.clone())
-            .unwrap_or_default()
+        self.swap.running()
     }
 
     /// Failed windows by error kind, so far.
@@ -89,6 +96,16 @@ pub struct Pipeline {
     sink: Box<dyn Sink>,
     stats: Arc<PipelineStats>,
     latest_window: Option<Window>,
+    last_good: Option<LastGood>,
+    probation: Option<Probation>,
+}
+
+/// A function in its first windows, and what to go back to if it fails them.
+struct Probation {
+    windows_before: u64,
+    failed_before: u64,
+    /// The function it replaced, if that one had passed its own probation.
+    previous: Option<FunctionHost>,
 }
 
 impl Pipeline {
@@ -101,9 +118,7 @@ impl Pipeline {
         sink: Box<dyn Sink>,
         stats: Arc<PipelineStats>,
     ) -> Self {
-        if let Ok(mut sha) = stats.function_sha256.lock() {
-            *sha = function.module().sha256().to_owned();
-        }
+        stats.swap.set_running(function.module().sha256());
         Self {
             identity,
             spec,
@@ -114,7 +129,19 @@ impl Pipeline {
             sink,
             stats,
             latest_window: None,
+            last_good: None,
+            probation: None,
         }
+    }
+
+    /// Keeps the last good function in `last_good`: the running one once it has passed
+    /// probation (at once if it is the saved one), and any swapped-in one after it.
+    pub fn with_last_good(mut self, last_good: LastGood) -> Self {
+        if last_good.sha256() != Some(self.function.module().sha256()) {
+            self.probation = Some(self.start_probation(None));
+        }
+        self.last_good = Some(last_good);
+        self
     }
 
     /// Runs until `stop` is set and the buffer is empty, then decides the samples still
@@ -123,6 +150,7 @@ impl Pipeline {
         let mut batch = Vec::new();
         loop {
             PipelineStats::count(&self.stats.heartbeat, 1);
+            self.review_probation();
             self.take_candidates();
             reader.drain_into(&mut batch);
             for sample in batch.drain(..) {
@@ -212,21 +240,28 @@ impl Pipeline {
     fn take_candidates(&mut self) {
         while let Ok(candidate) = self.candidates.try_recv() {
             let new_sha = candidate.module().sha256().to_owned();
+            if new_sha == self.function.module().sha256() {
+                continue;
+            }
             match self.canary(candidate) {
                 Ok(candidate) => {
                     info!(
-                        "function swapped in: {} (was {})",
+                        "function swapped in: {} (was {}); on probation for {PROBATION_WINDOWS} windows",
                         short_sha(&new_sha),
                         short_sha(self.function.module().sha256())
                     );
-                    self.function = candidate;
-                    PipelineStats::count(&self.stats.swaps, 1);
-                    if let Ok(mut sha) = self.stats.function_sha256.lock() {
-                        *sha = new_sha;
-                    }
+                    let previous = std::mem::replace(&mut self.function, candidate);
+                    // Only a function that passed its probation is worth going back to.
+                    let previous = match self.probation.take() {
+                        None => Some(previous),
+                        Some(earlier) => earlier.previous,
+                    };
+                    self.probation = Some(self.start_probation(previous));
+                    SwapStats::count(&self.stats.swap.swaps);
+                    self.stats.swap.set_running(&new_sha);
                 }
                 Err(reason) => {
-                    PipelineStats::count(&self.stats.swaps_refused, 1);
+                    SwapStats::count(&self.stats.swap.refused);
                     error!(
                         "refusing function {}: {reason}; keeping {}",
                         short_sha(&new_sha),
@@ -251,6 +286,81 @@ impl Pipeline {
                 .map_err(|e| format!("canary run on the latest window failed: {e}"))?;
         }
         Ok(candidate)
+    }
+
+    fn start_probation(&self, previous: Option<FunctionHost>) -> Probation {
+        Probation {
+            windows_before: self.stats.windows.load(Ordering::Relaxed),
+            failed_before: self.stats.failed_windows.load(Ordering::Relaxed),
+            previous,
+        }
+    }
+
+    /// Ends the running function's probation: rolled back after [`PROBATION_FAILURES`]
+    /// failed windows, kept as the last good one after [`PROBATION_WINDOWS`] windows.
+    fn review_probation(&mut self) {
+        let Some(probation) = &self.probation else {
+            return;
+        };
+        let windows = self
+            .stats
+            .windows
+            .load(Ordering::Relaxed)
+            .saturating_sub(probation.windows_before);
+        let failed = self
+            .stats
+            .failed_windows
+            .load(Ordering::Relaxed)
+            .saturating_sub(probation.failed_before);
+        let sha = self.function.module().sha256().to_owned();
+        if failed >= PROBATION_FAILURES {
+            let previous = self.probation.take().and_then(|p| p.previous);
+            self.roll_back(previous, &sha, failed, windows);
+        } else if windows >= PROBATION_WINDOWS {
+            self.probation = None;
+            if let Some(last_good) = &mut self.last_good {
+                match last_good.save(self.function.module()) {
+                    Ok(()) => info!(
+                        "function {} passed its probation ({failed} of {windows} windows failed); kept as the last good one",
+                        short_sha(&sha)
+                    ),
+                    Err(e) => warn!(
+                        "function {} passed its probation, but cannot be kept in {}: {e}",
+                        short_sha(&sha),
+                        last_good.path().display()
+                    ),
+                }
+            }
+        }
+    }
+
+    fn roll_back(&mut self, previous: Option<FunctionHost>, sha: &str, failed: u64, windows: u64) {
+        let fallback = match previous {
+            Some(previous) => Ok(previous),
+            None => match &self.last_good {
+                Some(last_good) if last_good.sha256().is_some_and(|good| good != sha) => last_good
+                    .host(self.function.params().clone(), self.function.limits())
+                    .map_err(|e| e.to_string()),
+                _ => Err("there is no other last good function".to_owned()),
+            },
+        };
+        match fallback {
+            Ok(fallback) => {
+                let good = fallback.module().sha256().to_owned();
+                error!(
+                    "function {} failed {failed} of its first {windows} windows; rolled back to {}",
+                    short_sha(sha),
+                    short_sha(&good)
+                );
+                self.function = fallback;
+                SwapStats::count(&self.stats.swap.rolled_back);
+                self.stats.swap.set_running(&good);
+            }
+            Err(reason) => error!(
+                "function {} failed {failed} of its first {windows} windows, but cannot be rolled back ({reason}); keeping it",
+                short_sha(sha)
+            ),
+        }
     }
 
     fn finish(mut self) -> Result<(), PipelineError> {

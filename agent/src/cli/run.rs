@@ -15,7 +15,8 @@ use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use edge_agent::config::AgentConfig;
 use edge_agent::config::{ElasticsearchSection, MetricsListen, ShipWhat};
-use edge_agent::function::{FunctionHost, FunctionModule};
+use edge_agent::function::SwapStats;
+use edge_agent::function::last_good::{self, LastGood};
 use edge_agent::metrics::server::MetricsListener;
 use edge_agent::metrics::{
     Health, HealthCell, MetricsServer, PipelineCounts, ShippingCounts, Snapshot,
@@ -77,10 +78,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let module = FunctionModule::load(&config.function.path)
-        .with_context(|| format!("refusing {}", config.function.path.display()))?;
-    let function = FunctionHost::new(module, config.function.params(), config.function.limits())
-        .with_context(|| format!("cannot start {}", config.function.path.display()))?;
+    // The configured function, or the last good one if it fails (logged and counted).
+    let last_good = LastGood::in_dir(&config.sensor.state_dir);
+    let swap_stats = Arc::new(SwapStats::default());
+    let function = last_good::start(
+        &config.function.path,
+        config.function.params(),
+        config.function.limits(),
+        &last_good,
+        &swap_stats,
+    )?
+    .host;
     let spec = match config
         .window_spec()
         .and_then(|spec| spec.check_min_len(function.min_window_len()))
@@ -125,7 +133,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         host_id: config.agent.host_id.clone().unwrap_or_else(host_name),
         sensor_id: config.agent.sensor_id.clone(),
     };
-    let stats = Arc::new(PipelineStats::default());
+    let stats = Arc::new(PipelineStats {
+        swap: swap_stats,
+        ..PipelineStats::default()
+    });
     let (candidates_tx, candidates_rx) = mpsc::channel();
     let watcher = Watcher::spawn(
         WatchConfig {
@@ -134,9 +145,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             limits: config.function.limits(),
             interval: Duration::from_millis(config.function.watch_interval_ms),
         },
-        function.module().sha256().to_owned(),
         candidates_tx,
-        stats.clone(),
+        stats.swap.clone(),
     )?;
     info!(
         "running {} ({}) on windows of {} samples every {}; sensor {}",
@@ -160,7 +170,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    let pipeline = Pipeline::new(identity, spec, function, candidates_rx, sink, stats.clone());
+    let pipeline = Pipeline::new(identity, spec, function, candidates_rx, sink, stats.clone())
+        .with_last_good(last_good);
     let pipeline_stop = stop.clone();
     let pipeline_reader = reader.clone();
     let pipeline_thread = std::thread::Builder::new()
@@ -217,8 +228,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             stats.anomalies.load(Ordering::Relaxed),
             short_sha(&stats.function_sha256()),
             sampler_stats.failures,
-            stats.swaps.load(Ordering::Relaxed),
-            stats.swaps_refused.load(Ordering::Relaxed),
+            stats.swap.swaps.load(Ordering::Relaxed),
+            stats.swap.refused.load(Ordering::Relaxed),
         );
         if alive {
             let _ = sd_notify::notify(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
