@@ -43,7 +43,10 @@ pub(super) struct HostState {
 impl HostState {
     /// The store for one instance: one linear memory of at most
     /// `limits.max_memory_bytes`, at most [`MAX_TABLES`] tables of
-    /// [`MAX_TABLE_ELEMENTS`], one instance; growth past them traps.
+    /// [`MAX_TABLE_ELEMENTS`], one instance. Growth past them fails as the spec says
+    /// (`memory.grow` answers -1) rather than trapping: wasmi 2 reports a grow that
+    /// merely ran out of its fuel slice to the limiter as a failed grow, and with
+    /// `trap_on_grow_failure` that becomes a trap instead of a resumable pause.
     pub(super) fn store(engine: &wasmi::Engine, limits: &Limits) -> Store<HostState> {
         let mut store = Store::new(
             engine,
@@ -54,7 +57,7 @@ impl HostState {
                     .tables(MAX_TABLES)
                     .table_elements(MAX_TABLE_ELEMENTS)
                     .instances(1)
-                    .trap_on_grow_failure(true)
+                    .trap_on_grow_failure(false)
                     .build(),
                 max_memory_bytes: limits.max_memory_bytes,
                 deadline: Instant::now(),

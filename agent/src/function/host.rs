@@ -132,6 +132,7 @@ impl FunctionHost {
         let elapsed = started.elapsed();
         let fuel_used = live.store.data().peak_fuel;
         let guest_time = live.store.data().guest_time;
+        let result = result.map_err(|error| at_the_ceiling(error, &live));
         match result {
             Ok(verdicts) => {
                 self.live = Some(live);
@@ -149,6 +150,24 @@ impl FunctionHost {
                 Err(error)
             }
         }
+    }
+}
+
+/// A trap with more than half the ceiling in use is counted as the ceiling's doing: the
+/// guest's allocator got -1 from `memory.grow` and gave up (Rust aborts), and a
+/// doubling allocator's last refused request is at most what it already holds. wasmi
+/// cannot say for sure (see `HostState::store` for why growth does not trap).
+fn at_the_ceiling(error: FunctionError, live: &Live) -> FunctionError {
+    let memory = match &live.guest {
+        Guest::Edge(guest) => guest.memory(),
+        Guest::Punch(guest) => guest.memory(),
+    };
+    let limit_bytes = live.store.data().max_memory_bytes();
+    match error {
+        FunctionError::Trap(_) if memory.data_size(&live.store) > limit_bytes / 2 => {
+            FunctionError::MemoryLimit { limit_bytes }
+        }
+        other => other,
     }
 }
 

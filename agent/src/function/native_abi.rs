@@ -30,6 +30,10 @@ pub(super) struct EdgeGuest {
 }
 
 impl EdgeGuest {
+    pub(super) fn memory(&self) -> Memory {
+        self.memory
+    }
+
     pub(super) fn bind(
         store: &mut Store<HostState>,
         instance: &Instance,
@@ -148,13 +152,12 @@ mod tests {
 
     #[test]
     fn the_list_length_is_read_from_the_prefix() {
-        let answer =
-            postcard::to_allocvec(&Ok::<Verdicts, edge_function::Error>(vec![
+        let answer = postcard::to_allocvec(&Ok::<Verdicts, edge_function::Error>(vec![
                 Default::default(
                 );
                 300
             ]))
-            .unwrap();
+        .unwrap();
         assert_eq!(ok_list_len(&answer), Some(300));
         assert_eq!(
             ok_list_len(&[0, 0xff, 0xff, 0xff, 0xff, 0x0f]),

@@ -67,6 +67,10 @@ struct ErrorBody {
 }
 
 impl PunchGuest {
+    pub(super) fn memory(&self) -> Memory {
+        self.memory
+    }
+
     pub(super) fn bind(
         store: &mut Store<HostState>,
         instance: &Instance,
