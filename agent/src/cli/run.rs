@@ -30,6 +30,7 @@ use edge_agent::ship::{Auth, Client, ShipStats, Shipper, Stopper};
 use edge_agent::sink::{NdjsonSink, Sink, SpoolSink};
 use edge_agent::spool::Spool;
 use edge_agent::support::text::short_sha;
+use edge_agent::support::wake::Wake;
 use edge_agent::watch::{WatchConfig, Watcher};
 use log::{info, warn};
 use sd_notify::NotifyState;
@@ -44,6 +45,9 @@ const QUEUE_CAPACITY: usize = 4096;
 const CHECKOUT_FUNCTION: &str = "target/wasm32-unknown-unknown/wasm/edge_anomaly.wasm";
 /// How often the main thread looks at progress when there is no watchdog.
 const TICK: Duration = Duration::from_secs(1);
+/// How long a stop waits for the function to judge what is queued before abandoning it:
+/// half the unit's `TimeoutStopSec=20`, leaving the rest for the spool and the shipper.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -174,9 +178,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .with_last_good(last_good);
     let pipeline_stop = stop.clone();
     let pipeline_reader = reader.clone();
+    let pipeline_done = Arc::new(Wake::new());
+    let pipeline_finished = pipeline_done.clone();
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
-        .spawn(move || pipeline.run(&pipeline_reader, &pipeline_stop))?;
+        .spawn(move || {
+            let outcome = pipeline.run(&pipeline_reader, &pipeline_stop);
+            pipeline_finished.notify();
+            outcome
+        })?;
 
     let (signal_tx, signal_rx) = mpsc::channel();
     let signal_thread = std::thread::Builder::new()
@@ -243,9 +253,21 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let sampler_stats = sampler.stop();
     stop.store(true, Ordering::Release);
+    // The pipeline judges what is still queued; a slow or spinning function could make
+    // that take a deadline per window. Past the grace, guest calls are abandoned (their
+    // windows fail at once) so the agent exits within the unit's stop timeout.
+    pipeline_done.wait_until(STOP_GRACE, || pipeline_thread.is_finished());
+    if !pipeline_thread.is_finished() {
+        warn!(
+            "the function is still judging queued windows after {STOP_GRACE:?}; abandoning it so the agent stops in time"
+        );
+        edge_agent::function::abandon_guests();
+    }
     let outcome = pipeline_thread
         .join()
         .map_err(|_| anyhow!("the pipeline thread panicked"))?;
+    // No guest needs to run any more: a candidate the watcher is still starting ends now.
+    edge_agent::function::abandon_guests();
     drop(watcher);
     if let Some(upstream) = upstream {
         upstream.stop();

@@ -43,6 +43,9 @@ pub enum FunctionError {
     #[error("past the deadline: the window's guest calls took longer than {limit_ms} ms")]
     Deadline { limit_ms: u64 },
 
+    #[error("abandoned: the agent is stopping")]
+    Abandoned,
+
     #[error("memory limit of {limit_bytes} bytes reached")]
     MemoryLimit { limit_bytes: usize },
 
@@ -95,6 +98,7 @@ impl FunctionError {
             Self::Encode(_) => "encode",
             Self::OutOfFuel { .. } => "out_of_fuel",
             Self::Deadline { .. } => "deadline",
+            Self::Abandoned => "abandoned",
             Self::MemoryLimit { .. } => "memory_limit",
             Self::Trap(_) => "trap",
             Self::BadOutput(_) => "bad_output",
@@ -111,6 +115,7 @@ impl FunctionError {
             self,
             Self::OutOfFuel { .. }
                 | Self::Deadline { .. }
+                | Self::Abandoned
                 | Self::MemoryLimit { .. }
                 | Self::Trap(_)
                 | Self::BadOutput(_)

@@ -4,6 +4,7 @@
 //! them, wasmi's errors turned into ours). It imports nothing else of `function/`'s
 //! internals; a change to how a call is bounded goes here and nowhere else.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmi::{
@@ -24,6 +25,19 @@ pub const MAX_TABLES: usize = 4;
 /// Elements one table may hold. A Rust function's table holds one entry per function
 /// called through a pointer: hundreds, not tens of thousands.
 pub const MAX_TABLE_ELEMENTS: usize = 65_536;
+
+/// Set once the agent is stopping and has waited long enough for the function: every
+/// guest call in the process then ends at its next slice. Process-wide because the
+/// instances it must reach (the running one, a candidate in its canary, the watcher's
+/// `init`) belong to different threads, and a stop is for all of them.
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+
+/// Makes every guest call, now and later, end at its next fuel slice with
+/// [`FunctionError::Abandoned`]: for shutdown, so no guest can hold the agent past the
+/// unit's stop timeout. There is no way back; the process is about to exit.
+pub fn abandon_guests() {
+    ABANDONED.store(true, Ordering::Release);
+}
 
 /// What a store carries for the sandbox.
 pub(super) struct HostState {
@@ -94,6 +108,8 @@ impl HostState {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct GuestCall {
     pub(super) limits: Limits,
+    /// [`FUEL_SLICE`], but for the benchmark's baseline.
+    pub(super) slice: u64,
 }
 
 impl GuestCall {
@@ -109,7 +125,7 @@ impl GuestCall {
         let deadline = store.data().deadline;
         let budget = self.limits.fuel_per_call;
         let mut left = budget;
-        let mut slice = left.min(FUEL_SLICE);
+        let mut slice = left.min(self.slice);
         let mut burnt_total: u64 = 0;
         self.set_fuel(store, slice)?;
         let mut state = func.call_resumable(&mut *store, params);
@@ -128,12 +144,15 @@ impl GuestCall {
                     if required > left {
                         break Err(FunctionError::OutOfFuel { budget });
                     }
+                    if ABANDONED.load(Ordering::Acquire) {
+                        break Err(FunctionError::Abandoned);
+                    }
                     if Instant::now() >= deadline {
                         break Err(FunctionError::Deadline {
                             limit_ms: duration_ms(self.limits.deadline),
                         });
                     }
-                    slice = FUEL_SLICE.max(required).min(left);
+                    slice = self.slice.max(required).min(left);
                     if let Err(e) = self.set_fuel(store, slice) {
                         break Err(e);
                     }

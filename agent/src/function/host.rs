@@ -9,7 +9,7 @@ use edge_function::{InitInfo, Params, Verdicts, Window};
 use wasmi::{Linker, Store, TypedFunc};
 
 use super::error::guest_text;
-use super::guest_call::{GuestCall, HostState};
+use super::guest_call::{FUEL_SLICE, GuestCall, HostState};
 use super::limits::MAX_WINDOW_LEN;
 use super::native_abi::EdgeGuest;
 use super::punch_abi::PunchGuest;
@@ -72,7 +72,10 @@ impl FunctionHost {
                 ),
             });
         }
-        let call = GuestCall { limits };
+        let call = GuestCall {
+            limits,
+            slice: FUEL_SLICE,
+        };
         let (live, info) = instantiate(&module, &params, &call)?;
         let min = info.min_window_len as usize;
         if min > MAX_WINDOW_LEN {
@@ -99,6 +102,15 @@ impl FunctionHost {
 
     pub fn limits(&self) -> Limits {
         self.call.limits
+    }
+
+    /// Hands fuel to the guest `slice` units at a time instead of the default few
+    /// million: the clock is looked at only between slices. For the benchmark, which
+    /// measures what the deadline checks cost against one slice per call (none).
+    #[doc(hidden)]
+    pub fn with_fuel_slice(mut self, slice: u64) -> Self {
+        self.call.slice = slice.max(1);
+        self
     }
 
     /// The shortest window the configured function judges, at most [`MAX_WINDOW_LEN`].

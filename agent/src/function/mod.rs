@@ -26,7 +26,7 @@ mod shape;
 mod swap_stats;
 
 pub use error::{FunctionError, PunchGlueError};
-pub use guest_call::{MAX_TABLE_ELEMENTS, MAX_TABLES};
+pub use guest_call::{MAX_TABLE_ELEMENTS, MAX_TABLES, abandon_guests};
 pub use host::{FunctionHost, Outcome};
 pub use limits::{
     Limits, MAX_ANSWER_OVERHEAD_BYTES, MAX_LOCALS_PER_FUNCTION, MAX_MODULE_BYTES, MAX_WINDOW_LEN,
