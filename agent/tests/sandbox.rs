@@ -458,3 +458,86 @@ fn replay_fails_the_windows_of_a_spinning_module_and_finishes() {
         "{stdout}\n{stderr}"
     );
 }
+
+#[test]
+fn memory_grow_in_a_loop_is_stopped() {
+    let body = "(loop (drop (memory.grow (i32.const 1))) br 0) i64.const 0";
+    let mut host = load(&executing(body), Limits::default()).unwrap();
+    let started = Instant::now();
+    let err = host.run(&window(4)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FunctionError::OutOfFuel { .. } | FunctionError::Deadline { .. }
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() <= Limits::DEFAULT_DEADLINE + DEADLINE_SLACK);
+}
+
+/// Not a test: S-H-ESD's time per window by fuel slice, for choosing the slice.
+/// `cargo test -p edge-agent --test sandbox slice_cost -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn slice_cost() {
+    let module = FunctionModule::load(edge_tests::anomaly_wasm()).unwrap();
+    let n = 4096;
+    let values = edge_tests::seasonal_series(n, 24, &[800, 2000]);
+    let window = Window::from_air_quality("b", (0..n as i64).collect(), values);
+    let params = Params::from([("period", "24"), ("max_anoms", "0.1")]);
+    let slices = [u64::MAX, 16_000_000, 4_000_000, 1_000_000, 250_000];
+    let mut hosts: Vec<FunctionHost> = slices
+        .iter()
+        .map(|&slice| {
+            FunctionHost::new(module.clone(), params.clone(), Limits::default())
+                .unwrap()
+                .with_fuel_slice(slice)
+        })
+        .collect();
+    let mut times = vec![Vec::new(); slices.len()];
+    for _ in 0..9 {
+        for (host, times) in hosts.iter_mut().zip(&mut times) {
+            let started = Instant::now();
+            host.run(&window).unwrap();
+            times.push(started.elapsed());
+        }
+    }
+    for (slice, mut times) in slices.iter().zip(times) {
+        times.sort();
+        eprintln!("slice {slice}: {:?}", times[times.len() / 2]);
+    }
+}
+
+macro_rules! no_host_recursion {
+    ($($name:ident: $body:expr, $extra:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let bytes = edge("\\01", concat!("(loop ", $body, " br 0) i64.const 0"), $extra);
+            let mut host = load(&bytes, clock_only(Duration::from_millis(300))).unwrap();
+            assert!(matches!(host.run(&window(1)), Err(FunctionError::Deadline { .. })));
+        }
+    )*};
+}
+
+no_host_recursion! {
+    loop_table_grow_failing: "(drop (table.grow $t (ref.null func) (i32.const 1)))", "(table $t 1 1 funcref)";
+    loop_memory_fill_empty: "(memory.fill (i32.const 0) (i32.const 0) (i32.const 0))", "";
+    loop_memory_copy_empty: "(memory.copy (i32.const 0) (i32.const 0) (i32.const 0))", "";
+    loop_table_fill_empty: "(table.fill $t (i32.const 0) (ref.null func) (i32.const 0))", "(table $t 1 funcref)";
+    loop_table_copy_empty: "(table.copy $t $t (i32.const 0) (i32.const 0) (i32.const 0))", "(table $t 1 funcref)";
+    loop_memory_size: "(drop (memory.size))", "";
+    loop_table_size: "(drop (table.size $t))", "(table $t 1 funcref)";
+    loop_call_indirect: "(call_indirect $t (i32.const 0))", "(table $t 1 funcref) (elem (table $t) (i32.const 0) func $f) (func $f)";
+    loop_call: "(call $f)", "(func $f)";
+    loop_memory_init_empty: "(memory.init $d (i32.const 0) (i32.const 0) (i32.const 0))", "(data $d \"x\")";
+    loop_table_get_set: "(table.set $t (i32.const 0) (table.get $t (i32.const 0)))", "(table $t 1 funcref)";
+    loop_memory_grow_zero: "(drop (memory.grow (i32.const 0)))", "";
+}
+
+#[test]
+fn a_block_of_failing_grows_is_refused_at_load() {
+    let grows = "(drop (memory.grow (i32.const 1)))".repeat(50_000);
+    let bytes = edge("\\01", &format!("{grows} i64.const 0"), "");
+    let err = load(&bytes, Limits::default()).err().unwrap();
+    assert!(matches!(err, FunctionError::Shape(_)), "{err}");
+}

@@ -15,9 +15,11 @@ use wasmi::{
 use super::{FunctionError, Limits};
 
 /// Fuel handed to the guest at a time. Between two slices the host looks at the clock,
-/// so this bounds how far past its deadline a call can run: 4 M units are a few
-/// milliseconds of interpretation (see the README's figures).
-pub(super) const FUEL_SLICE: u64 = 4_000_000;
+/// so this bounds how far past its deadline a call can run: 1 M units are well under a
+/// millisecond of interpretation on x86_64 (see the README's figures), and resuming costs
+/// nothing measurable. Small also because a slice bounds the host stack wasmi's
+/// non-tail-called grow handlers pile up (see `GROW_COST` in `module.rs`).
+pub(super) const FUEL_SLICE: u64 = 1_000_000;
 
 /// Tables a module may declare. Rust toolchains emit one (for `call_indirect`).
 pub const MAX_TABLES: usize = 4;

@@ -43,9 +43,16 @@ impl Default for Limits {
 /// parsed. The S-H-ESD function is about 200 KB.
 pub const MAX_MODULE_BYTES: u64 = 8 << 20;
 
-/// Locals one function may declare (parameters included). A call zeroes every local, a
-/// cost fuel does not see; Rust functions stay in the hundreds.
+/// Locals one function may declare (its parameters, at most 32 under wasmi's strict
+/// limits, come on top). A call zeroes every local, a cost fuel does not see; Rust
+/// functions stay in the hundreds.
 pub const MAX_LOCALS_PER_FUNCTION: u32 = 2_048;
+
+/// `memory.grow` and `table.grow` instructions one function body may hold, counted from
+/// their encodings (`40 00`, `FC 0F`) and so possibly over-counted: each one run leaves a
+/// host stack frame until the call pauses (see `GROW_COST` in `module.rs`), and a single
+/// block is not paused inside. Rust functions hold a handful.
+pub const MAX_GROWS_PER_FUNCTION: usize = 1_024;
 
 /// The longest window a function may ask for as its minimum (`init`'s `min_window_len`).
 pub const MAX_WINDOW_LEN: usize = 1 << 16;

@@ -29,7 +29,8 @@ pub use error::{FunctionError, PunchGlueError};
 pub use guest_call::{MAX_TABLE_ELEMENTS, MAX_TABLES, abandon_guests};
 pub use host::{FunctionHost, Outcome};
 pub use limits::{
-    Limits, MAX_ANSWER_OVERHEAD_BYTES, MAX_LOCALS_PER_FUNCTION, MAX_MODULE_BYTES, MAX_WINDOW_LEN,
+    Limits, MAX_ANSWER_OVERHEAD_BYTES, MAX_GROWS_PER_FUNCTION, MAX_LOCALS_PER_FUNCTION,
+    MAX_MODULE_BYTES, MAX_WINDOW_LEN,
 };
 pub use module::{Abi, FunctionModule};
 pub use swap_stats::SwapStats;

@@ -147,6 +147,15 @@ const BYTES_COPIED_PER_FUEL: u32 = 8;
 /// A call with `call_indirect` or `call` costs frame set-up the operator count misses.
 const CALL_COST: u8 = 8;
 
+/// `memory.grow` and `table.grow` at the most an operator can cost. Besides what growing
+/// costs, wasmi 2's tail-call dispatch does not tail-call out of these two handlers: each
+/// one executed leaves a host stack frame (176 bytes on x86_64) until the call pauses or
+/// ends, so a guest looping on a failing grow overflowed the host's stack (SIGABRT) within
+/// one budget. At 255 units, one fuel slice ([`FUEL_SLICE`](super::guest_call)) holds at
+/// most ~4,000 of them (~700 KB); [`MAX_GROWS_PER_FUNCTION`] bounds a single block that
+/// costs more than a slice.
+const GROW_COST: u8 = u8::MAX;
+
 fn metered_config() -> Config {
     let costs = OperatorCost {
         br: BRANCH_COST,
@@ -154,6 +163,8 @@ fn metered_config() -> Config {
         br_table: BRANCH_COST,
         call: CALL_COST,
         call_indirect: CALL_COST,
+        memory_grow: GROW_COST,
+        table_grow: GROW_COST,
         ..OperatorCost::default()
     };
     let mut config = Config::default();

@@ -9,7 +9,7 @@
 
 use super::FunctionError;
 use super::guest_call::MAX_TABLES;
-use super::limits::MAX_LOCALS_PER_FUNCTION;
+use super::limits::{MAX_GROWS_PER_FUNCTION, MAX_LOCALS_PER_FUNCTION};
 
 /// The export the `start` function is moved to. The NUL keeps it out of any name a
 /// toolchain emits; a module exporting it itself is refused by validation (duplicate).
@@ -82,6 +82,16 @@ fn check_locals(reader: &mut Reader<'_>) -> Result<(), FunctionError> {
                 )));
             }
             body.value_type()?;
+        }
+        let code = &body.bytes[body.pos..];
+        let grows = code
+            .windows(2)
+            .filter(|pair| matches!(pair, [0x40, 0x00] | [0xfc, 0x0f]))
+            .count();
+        if grows > MAX_GROWS_PER_FUNCTION {
+            return Err(FunctionError::Shape(format!(
+                "function {index} of the code section holds about {grows} memory.grow or table.grow instructions; the most is {MAX_GROWS_PER_FUNCTION}"
+            )));
         }
     }
     Ok(())
