@@ -541,3 +541,61 @@ fn a_block_of_failing_grows_is_refused_at_load() {
     let err = load(&bytes, Limits::default()).err().unwrap();
     assert!(matches!(err, FunctionError::Shape(_)), "{err}");
 }
+
+#[test]
+fn growing_to_the_ceiling_in_one_step_succeeds() {
+    // One grow costing more than a fuel slice: paused, given what it needs, resumed.
+    let body = "(if (i32.eq (memory.grow (i32.const 511)) (i32.const -1)) (then unreachable))
+        (memory.fill (i32.const 0) (i32.const 7) (i32.const 0x2000000))
+        (i32.store (i32.const 0x800) (i32.const 0x0100)) i64.const 0x0000080000000004";
+    let mut host = load(&executing(body), Limits::default()).unwrap();
+    let outcome = host.run(&window(1));
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+#[test]
+fn growing_a_table_to_its_bound_succeeds() {
+    let bytes = edge(
+        "\\01",
+        "(if (i32.eq (table.grow $t (ref.null func) (i32.const 65535)) (i32.const -1)) (then unreachable))
+        (i32.store (i32.const 0x800) (i32.const 0x0100)) i64.const 0x0000080000000004",
+        "(table $t 1 funcref)",
+    );
+    let mut host = load(&bytes, Limits::default()).unwrap();
+    let outcome = host.run(&window(1));
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+#[test]
+fn instances_at_the_ceiling_run_and_a_table_grow_pause_stays_bounded() {
+    // Memory grown to the ceiling in one step, tables declared at their bound.
+    let bytes = edge(
+        "\\01",
+        "(drop (memory.grow (i32.const 511))) (memory.fill (i32.const 0) (i32.const 7) (i32.const 0x2000000)) (i32.store (i32.const 0x800) (i32.const 0x0100)) i64.const 0x0000080000000004",
+        "(table $t 65536 funcref) (table $u 65536 funcref) (table $v 65536 funcref) (table $w 65536 funcref)",
+    );
+    for _ in 0..2 {
+        let mut host = load(&bytes, Limits::default()).unwrap();
+        let outcome = host.run(&window(1));
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    // wasmi 2.0 does not save the instruction pointer when `table.grow` runs out of fuel,
+    // so the resumed call restarts at the previous pause (here the fill) and loops: the
+    // guest only hurts itself, and its window ends within the budget and the deadline.
+    let looping = edge(
+        "\\01",
+        "(drop (memory.grow (i32.const 511))) (memory.fill (i32.const 0) (i32.const 7) (i32.const 0x2000000)) (drop (table.grow $t (ref.null func) (i32.const 65535))) (i32.store (i32.const 0x800) (i32.const 0x0100)) i64.const 0x0000080000000004",
+        "(table $t 1 funcref)",
+    );
+    let mut host = load(&looping, Limits::default()).unwrap();
+    let started = Instant::now();
+    let outcome = host.run(&window(1));
+    assert!(
+        matches!(
+            outcome,
+            Ok(_) | Err(FunctionError::OutOfFuel { .. } | FunctionError::Deadline { .. })
+        ),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() <= Limits::DEFAULT_DEADLINE + DEADLINE_SLACK);
+}
