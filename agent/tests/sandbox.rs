@@ -616,3 +616,23 @@ fn instances_at_the_ceiling_run_and_a_table_grow_pause_stays_bounded() {
     );
     assert!(started.elapsed() <= Limits::DEFAULT_DEADLINE + DEADLINE_SLACK);
 }
+
+/// Functions are translated at load: lazily, a big one's translation was charged to its
+/// first call and failed it (a trap, not a pause) whenever a fuel slice ran short.
+#[test]
+fn every_window_of_a_real_function_is_judged_whatever_the_slices() {
+    let values = edge_tests::seasonal_series(400, 10, &[33, 95, 130, 171, 246, 312, 377]);
+    let module = FunctionModule::load(edge_tests::punch_anomaly_wasm()).unwrap();
+    let mut host = FunctionHost::new(module, Params::new(), Limits::default()).unwrap();
+    for start in (0..=300).step_by(20) {
+        let w = Window::from_air_quality(
+            "t",
+            (start as i64..start as i64 + 100)
+                .map(|i| 1_700_000_000_000 + i * 600_000)
+                .collect(),
+            values[start..start + 100].to_vec(),
+        );
+        let outcome = host.run(&w);
+        assert!(outcome.is_ok(), "window at {start}: {outcome:?}");
+    }
+}

@@ -164,3 +164,56 @@ pub fn start(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module that starts and answers `init` with a minimum window of 1.
+    fn good_module() -> Vec<u8> {
+        wat::parse_str(
+            r#"(module (memory (export "memory") 1)
+              (data (i32.const 4096) "\00\01")
+              (func (export "edge_abi_version") (result i32) i32.const 1)
+              (func (export "alloc") (param i32) (result i32) i32.const 1024)
+              (func (export "dealloc") (param i32 i32))
+              (func (export "init") (param i32 i32) (result i64) i64.const 0x0000100000000002)
+              (func (export "execute") (param i32 i32) (result i64) unreachable))"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_saved_module_is_found_again_and_started_in_place_of_a_broken_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut last_good = LastGood::in_dir(dir.path());
+        assert_eq!(last_good.sha256(), None);
+        let stats = SwapStats::default();
+        let missing = dir.path().join("missing.wasm");
+        let err = start(
+            &missing,
+            Params::new(),
+            Limits::default(),
+            &last_good,
+            &stats,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("no last good function"), "{err}");
+
+        let module = FunctionModule::from_bytes(&good_module()).unwrap();
+        last_good.save(&module).unwrap();
+        assert_eq!(std::fs::read(last_good.path()).unwrap(), good_module());
+        assert!(!dir.path().join(format!("{FILE_NAME}.tmp")).exists());
+        let again = LastGood::in_dir(dir.path());
+        assert_eq!(again.sha256(), Some(module.sha256()));
+
+        let broken = dir.path().join("broken.wasm");
+        std::fs::write(&broken, b"not wasm").unwrap();
+        let started = start(&broken, Params::new(), Limits::default(), &again, &stats).unwrap();
+        assert!(matches!(started.origin, Origin::LastGood { .. }));
+        assert_eq!(started.host.module().sha256(), module.sha256());
+        assert_eq!(SwapStats::get(&stats.startup_fallbacks), 1);
+        assert_eq!(stats.running(), module.sha256());
+    }
+}

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmi::{
-    Config, CustomFuelCosts, EnforcedLimits, Engine, ExternType, FuncType, Module, OperatorCost,
-    ValType,
+    CompilationMode, Config, CustomFuelCosts, EnforcedLimits, Engine, ExternType, FuncType, Module,
+    OperatorCost, ValType,
 };
 
 use super::FunctionError;
@@ -176,6 +176,11 @@ fn metered_config() -> Config {
             fuel_per_bytes_translated: 7,
             fuel_per_bytes_validated: 2,
         })
+        // Translated at load, on the watcher's thread, not lazily inside a guest call:
+        // there wasmi charges translation to the call's fuel, and running out of a slice
+        // while translating is a trap, not a pause (wasmi 2.0), so a big function failed
+        // its first call whenever it landed near the end of a slice.
+        .compilation_mode(CompilationMode::Eager)
         // Kept sections would be kept in memory for as long as the module runs.
         .ignore_custom_sections(true)
         .wasm_multi_memory(false)
