@@ -68,6 +68,8 @@ pub struct FunctionSection {
     pub params: BTreeMap<String, ParamValue>,
     pub fuel_per_call: u64,
     pub max_memory_mib: usize,
+    /// Wall time one window may spend in the function, all its calls together.
+    pub deadline_ms: u64,
     /// How often the function file is checked for a replacement.
     pub watch_interval_ms: u64,
 }
@@ -79,6 +81,7 @@ impl Default for FunctionSection {
             params: BTreeMap::new(),
             fuel_per_call: Limits::DEFAULT_FUEL_PER_CALL,
             max_memory_mib: Limits::DEFAULT_MAX_MEMORY_BYTES >> 20,
+            deadline_ms: Limits::DEFAULT_DEADLINE_MS,
             watch_interval_ms: 250,
         }
     }
@@ -97,6 +100,7 @@ impl FunctionSection {
             fuel_per_call: self.fuel_per_call,
             // Checked by `AgentConfig::parse`; saturating only for a hand-made section.
             max_memory_bytes: self.max_memory_bytes().unwrap_or(usize::MAX),
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
         }
     }
 }
@@ -339,6 +343,10 @@ pub mod bounds {
     /// A Pi Zero has 512 MiB in all; wasm32 cannot address 4 GiB anyway.
     pub const MAX_MEMORY_MIB: RangeInclusive<usize> = 1..=1024;
     pub const WATCH_INTERVAL_MS: RangeInclusive<u64> = 10..=3_600_000;
+    /// A window's wall time in the function: long enough for a slow Pi, short enough that
+    /// a stop (two windows) fits the unit's 20 s stop timeout... at the default; at most a
+    /// minute, beyond which the watchdog would call the pipeline stalled anyway.
+    pub const DEADLINE_MS: RangeInclusive<u64> = 10..=60_000;
     /// SD cards of 16 GiB are common; the spool should never be able to take the card.
     pub const SPOOL_MAX_MIB: RangeInclusive<u64> = 1..=16_384;
     pub const DEAD_LETTER_MAX_MIB: RangeInclusive<u64> = 1..=1024;
@@ -430,6 +438,11 @@ impl AgentConfig {
             "function.watch_interval_ms",
             self.function.watch_interval_ms,
             long(&bounds::WATCH_INTERVAL_MS),
+        )?;
+        range(
+            "function.deadline_ms",
+            self.function.deadline_ms,
+            long(&bounds::DEADLINE_MS),
         )?;
         range(
             "spool.max_mib",

@@ -84,6 +84,10 @@ pub struct StallThresholds {
     pub sampler: Duration,
 }
 
+/// Deadline-bounded guest runs one turn of the pipeline may make: the window, a new
+/// instance after a trap, a candidate's canary, a rollback's instance.
+pub const GUEST_RUNS_PER_TURN: u32 = 4;
+
 /// Never call the pipeline stalled sooner than this, whatever the deadline: a slow board
 /// doing a window's host-side work (encoding, copying, the sink's fsync) needs some slack.
 pub const MIN_PIPELINE_STALL: Duration = Duration::from_secs(5);
@@ -91,19 +95,15 @@ pub const MIN_PIPELINE_STALL: Duration = Duration::from_secs(5);
 pub const MIN_SAMPLER_STALL: Duration = Duration::from_secs(30);
 
 impl StallThresholds {
-    /// From the work in hand. The pipeline's longest legitimate pause is a window with its
-    /// canary: each of up to `calls_per_window` guest calls may run until `call_deadline`,
-    /// twice over when a candidate is tried on the same turn. The sampler's is a sample
-    /// period (at the clock's speed) or its slowest retry, whichever is longer.
-    pub fn derive(
-        call_deadline: Duration,
-        calls_per_window: u32,
-        sample_period: Duration,
-        slowest_retry: Duration,
-    ) -> Self {
-        let window = call_deadline.saturating_mul(calls_per_window.saturating_mul(2));
+    /// From the work in hand. The pipeline's longest legitimate pause is one turn of its
+    /// loop: a window, a fresh instance after a trap, a candidate's canary and a rollback's
+    /// instance, each bounded by the function's `deadline` ([`GUEST_RUNS_PER_TURN`] of
+    /// them); twice that is a stall. The sampler's is a sample period (at the clock's
+    /// speed) or its slowest retry, whichever is longer.
+    pub fn derive(deadline: Duration, sample_period: Duration, slowest_retry: Duration) -> Self {
+        let turn = deadline.saturating_mul(GUEST_RUNS_PER_TURN);
         Self {
-            pipeline: window.saturating_mul(2).max(MIN_PIPELINE_STALL),
+            pipeline: turn.saturating_mul(2).max(MIN_PIPELINE_STALL),
             sampler: sample_period
                 .saturating_mul(10)
                 .max(slowest_retry.saturating_mul(2))
@@ -249,15 +249,13 @@ mod tests {
     fn thresholds_follow_the_deadline_and_the_retries() {
         let t = StallThresholds::derive(
             Duration::from_secs(5),
-            4,
             Duration::from_secs(3),
             Duration::from_secs(30),
         );
-        assert_eq!(t.pipeline, Duration::from_secs(80));
+        assert_eq!(t.pipeline, Duration::from_secs(40));
         assert_eq!(t.sampler, Duration::from_secs(60));
         let floor = StallThresholds::derive(
             Duration::from_millis(10),
-            1,
             Duration::from_millis(10),
             Duration::from_millis(10),
         );

@@ -23,8 +23,10 @@ pub use server::{MetricsError, MetricsServer};
 /// Function error kinds a window can end in (see `FunctionError::kind`), exported at 0
 /// before they first happen so that `rate()` and `increase()` see them from the start.
 /// A kind missing here is still exported once it happens.
-pub const RUNTIME_ERROR_KINDS: [&str; 7] = [
+pub const RUNTIME_ERROR_KINDS: [&str; 9] = [
     "out_of_fuel",
+    "deadline",
+    "abandoned",
     "memory_limit",
     "trap",
     "bad_output",
@@ -44,6 +46,8 @@ pub struct PipelineCounts {
     pub swaps: u64,
     pub swaps_refused: u64,
     pub history_errors: u64,
+    pub swaps_rolled_back: u64,
+    pub startup_fallbacks: u64,
     /// Failed windows by `FunctionError::kind`.
     pub function_errors: BTreeMap<String, u64>,
     pub fuel: HistogramSnapshot,
@@ -61,8 +65,10 @@ impl PipelineCounts {
             failed_windows: load(&stats.failed_windows),
             verdicts: load(&stats.verdicts),
             anomalies: load(&stats.anomalies),
-            swaps: load(&stats.swaps),
-            swaps_refused: load(&stats.swaps_refused),
+            swaps: load(&stats.swap.swaps),
+            swaps_refused: load(&stats.swap.refused),
+            swaps_rolled_back: load(&stats.swap.rolled_back),
+            startup_fallbacks: load(&stats.swap.startup_fallbacks),
             history_errors: load(&stats.history_errors),
             function_errors: stats
                 .function_errors()
@@ -336,6 +342,16 @@ pub fn render(snapshot: &Snapshot) -> String {
         "edge_agent_function_swaps_refused_total",
         "Replacement modules refused: not valid wasm, refused their parameters, failed the canary run on the latest window, or need longer windows.",
         p.swaps_refused,
+    );
+    out.counter(
+        "edge_agent_function_rollbacks_total",
+        "Swapped-in functions that failed 3 of their first 5 windows and were replaced by the last good one.",
+        p.swaps_rolled_back,
+    );
+    out.counter(
+        "edge_agent_function_startup_fallbacks_total",
+        "Starts where the configured function failed to load or init and the last good one ran instead.",
+        p.startup_fallbacks,
     );
 
     // The spool and the shipper.

@@ -1,7 +1,11 @@
 //! The live stage after the sensor: samples from the ring buffer, windows over them, the
 //! function on each window, verdict records into the sink. A replacement function comes
 //! in from the [`watch`](crate::watch)er and is swapped in between two windows, only after
-//! it has judged the latest window without error (the canary run).
+//! it has judged the latest window without error (the canary run). It is then on
+//! probation for its first [`PROBATION_WINDOWS`] windows: if [`PROBATION_FAILURES`] of
+//! them fail it is rolled back to the function it replaced (or the last good copy); if
+//! not, it becomes the last good one (`function::last_good`). The swap policy is
+//! `take_candidates`, `canary` and `review_probation`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,6 +18,8 @@ use log::{error, info, warn};
 use thiserror::Error;
 
 use crate::function::FunctionHost;
+use crate::function::SwapStats;
+use crate::function::last_good::LastGood;
 use crate::judge::{self, NotJudged};
 use crate::record::{Judgement, VerdictRecord};
 use crate::sensor::{Sample, SampleReader};
@@ -28,6 +34,12 @@ const IDLE_WAIT: Duration = Duration::from_millis(200);
 mod stats;
 
 pub use stats::{FUEL_BUCKETS, FuelHistogram, HistogramSnapshot, PipelineStats};
+
+/// A function swapped in (or started) is on probation for this many windows...
+pub const PROBATION_WINDOWS: u64 = 5;
+/// ...and is rolled back as soon as this many of them have failed. A single failure can
+/// be the data's (a window of NaN); three of five is the function's.
+pub const PROBATION_FAILURES: u64 = 3;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -56,6 +68,16 @@ pub struct Pipeline {
     store: Option<HistoryStore>,
     /// Store failures are logged once until the store works again.
     store_failing: bool,
+    last_good: Option<LastGood>,
+    probation: Option<Probation>,
+}
+
+/// A function in its first windows, and what to go back to if it fails them.
+struct Probation {
+    windows_before: u64,
+    failed_before: u64,
+    /// The function it replaced, if that one had passed its own probation.
+    previous: Option<FunctionHost>,
 }
 
 impl Pipeline {
@@ -68,9 +90,7 @@ impl Pipeline {
         sink: Box<dyn Sink>,
         stats: Arc<PipelineStats>,
     ) -> Self {
-        if let Ok(mut sha) = stats.function_sha256.lock() {
-            *sha = function.module().sha256().to_owned();
-        }
+        stats.swap.set_running(function.module().sha256());
         Self {
             identity,
             spec,
@@ -83,6 +103,8 @@ impl Pipeline {
             latest_window: None,
             store: None,
             store_failing: false,
+            last_good: None,
+            probation: None,
         }
     }
 
@@ -103,6 +125,16 @@ impl Pipeline {
         self
     }
 
+    /// Keeps the last good function in `last_good`: the running one once it has passed
+    /// probation (at once if it is the saved one), and any swapped-in one after it.
+    pub fn with_last_good(mut self, last_good: LastGood) -> Self {
+        if last_good.sha256() != Some(self.function.module().sha256()) {
+            self.probation = Some(self.start_probation(None));
+        }
+        self.last_good = Some(last_good);
+        self
+    }
+
     /// Runs until `stop` is set and the buffer is empty, then decides the samples still
     /// waiting for a window and flushes the sink.
     pub fn run(mut self, reader: &SampleReader, stop: &AtomicBool) -> Result<(), PipelineError> {
@@ -113,6 +145,7 @@ impl Pipeline {
         }
         loop {
             PipelineStats::count(&self.stats.heartbeat, 1);
+            self.review_probation();
             self.take_candidates();
             reader.drain_into(&mut batch);
             for sample in batch.drain(..) {
@@ -198,21 +231,28 @@ impl Pipeline {
     fn take_candidates(&mut self) {
         while let Ok(candidate) = self.candidates.try_recv() {
             let new_sha = candidate.module().sha256().to_owned();
+            if new_sha == self.function.module().sha256() {
+                continue;
+            }
             match self.canary(candidate) {
                 Ok(candidate) => {
                     info!(
-                        "function swapped in: {} (was {})",
+                        "function swapped in: {} (was {}); on probation for {PROBATION_WINDOWS} windows",
                         short_sha(&new_sha),
                         short_sha(self.function.module().sha256())
                     );
-                    self.function = candidate;
-                    PipelineStats::count(&self.stats.swaps, 1);
-                    if let Ok(mut sha) = self.stats.function_sha256.lock() {
-                        *sha = new_sha;
-                    }
+                    let previous = std::mem::replace(&mut self.function, candidate);
+                    // Only a function that passed its probation is worth going back to.
+                    let previous = match self.probation.take() {
+                        None => Some(previous),
+                        Some(earlier) => earlier.previous,
+                    };
+                    self.probation = Some(self.start_probation(previous));
+                    SwapStats::count(&self.stats.swap.swaps);
+                    self.stats.swap.set_running(&new_sha);
                 }
                 Err(reason) => {
-                    PipelineStats::count(&self.stats.swaps_refused, 1);
+                    SwapStats::count(&self.stats.swap.refused);
                     error!(
                         "refusing function {}: {reason}; keeping {}",
                         short_sha(&new_sha),
@@ -237,6 +277,81 @@ impl Pipeline {
                 .map_err(|e| format!("canary run on the latest window failed: {e}"))?;
         }
         Ok(candidate)
+    }
+
+    fn start_probation(&self, previous: Option<FunctionHost>) -> Probation {
+        Probation {
+            windows_before: self.stats.windows.load(Ordering::Relaxed),
+            failed_before: self.stats.failed_windows.load(Ordering::Relaxed),
+            previous,
+        }
+    }
+
+    /// Ends the running function's probation: rolled back after [`PROBATION_FAILURES`]
+    /// failed windows, kept as the last good one after [`PROBATION_WINDOWS`] windows.
+    fn review_probation(&mut self) {
+        let Some(probation) = &self.probation else {
+            return;
+        };
+        let windows = self
+            .stats
+            .windows
+            .load(Ordering::Relaxed)
+            .saturating_sub(probation.windows_before);
+        let failed = self
+            .stats
+            .failed_windows
+            .load(Ordering::Relaxed)
+            .saturating_sub(probation.failed_before);
+        let sha = self.function.module().sha256().to_owned();
+        if failed >= PROBATION_FAILURES {
+            let previous = self.probation.take().and_then(|p| p.previous);
+            self.roll_back(previous, &sha, failed, windows);
+        } else if windows >= PROBATION_WINDOWS {
+            self.probation = None;
+            if let Some(last_good) = &mut self.last_good {
+                match last_good.save(self.function.module()) {
+                    Ok(()) => info!(
+                        "function {} passed its probation ({failed} of {windows} windows failed); kept as the last good one",
+                        short_sha(&sha)
+                    ),
+                    Err(e) => warn!(
+                        "function {} passed its probation, but cannot be kept in {}: {e}",
+                        short_sha(&sha),
+                        last_good.path().display()
+                    ),
+                }
+            }
+        }
+    }
+
+    fn roll_back(&mut self, previous: Option<FunctionHost>, sha: &str, failed: u64, windows: u64) {
+        let fallback = match previous {
+            Some(previous) => Ok(previous),
+            None => match &self.last_good {
+                Some(last_good) if last_good.sha256().is_some_and(|good| good != sha) => last_good
+                    .host(self.function.params().clone(), self.function.limits())
+                    .map_err(|e| e.to_string()),
+                _ => Err("there is no other last good function".to_owned()),
+            },
+        };
+        match fallback {
+            Ok(fallback) => {
+                let good = fallback.module().sha256().to_owned();
+                error!(
+                    "function {} failed {failed} of its first {windows} windows; rolled back to {}",
+                    short_sha(sha),
+                    short_sha(&good)
+                );
+                self.function = fallback;
+                SwapStats::count(&self.stats.swap.rolled_back);
+                self.stats.swap.set_running(&good);
+            }
+            Err(reason) => error!(
+                "function {} failed {failed} of its first {windows} windows, but cannot be rolled back ({reason}); keeping it",
+                short_sha(sha)
+            ),
+        }
     }
 
     /// Decides the samples still waiting for a window (judged if there are enough for

@@ -4,6 +4,11 @@
 //! pipeline, which runs it once on the latest window before swapping it in. Anything that
 //! fails keeps the running function and is logged with the reason; a later good file is
 //! still picked up. A reload request (SIGHUP) re-reads the file at once.
+//!
+//! The file is only looked at with `stat` until it has settled, and read only if it is a
+//! regular file within the module size cap (see `FunctionModule::load`), so a FIFO, a
+//! device or a huge file cannot block or bloat the watcher. "Keeping" always names the
+//! function actually running (from [`SwapStats`]), never the file just refused.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,9 +20,8 @@ use std::time::{Duration, SystemTime};
 use edge_function::Params;
 use log::{error, info, warn};
 
-use crate::function::{FunctionHost, FunctionModule, Limits};
-use crate::pipeline::PipelineStats;
-use crate::support::text::short_sha;
+use crate::function::{FunctionHost, FunctionModule, Limits, SwapStats};
+use crate::support::text::{short_sha, untrusted};
 use crate::support::wake::Stop;
 
 /// What identifies one version of the file without reading it.
@@ -64,20 +68,19 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Starts watching. `current_sha256` is the function already running, so touching
-    /// the file without changing it swaps nothing.
-    /// A file refused here counts in `stats.swaps_refused`, as do the pipeline's refusals.
+    /// Starts watching. `stats` says which function is running (so touching the file
+    /// without changing it swaps nothing); a file refused here counts in
+    /// `stats.refused`, as do the pipeline's refusals.
     pub fn spawn(
         config: WatchConfig,
-        current_sha256: String,
         candidates: Sender<FunctionHost>,
-        stats: Arc<PipelineStats>,
+        stats: Arc<SwapStats>,
     ) -> std::io::Result<Self> {
         let wake = Arc::new(Wake::default());
         let thread_wake = wake.clone();
         let thread = std::thread::Builder::new()
             .name("function-watch".into())
-            .spawn(move || watch(config, current_sha256, candidates, &thread_wake, &stats))?;
+            .spawn(move || watch(config, candidates, &thread_wake, &stats))?;
         Ok(Self {
             wake,
             thread: Some(thread),
@@ -106,13 +109,8 @@ impl Drop for Watcher {
     }
 }
 
-fn watch(
-    config: WatchConfig,
-    mut current: String,
-    candidates: Sender<FunctionHost>,
-    wake: &Wake,
-    stats: &PipelineStats,
-) {
+fn watch(config: WatchConfig, candidates: Sender<FunctionHost>, wake: &Wake, stats: &SwapStats) {
+    let shown = untrusted(&config.path.display().to_string());
     let mut seen = stamp(&config.path).ok();
     let mut settling: Option<Stamp> = None;
     let mut missing_reported = false;
@@ -131,9 +129,8 @@ fn watch(
             Err(e) => {
                 if !missing_reported {
                     warn!(
-                        "cannot see {}: {e}; keeping {}",
-                        config.path.display(),
-                        short_sha(&current)
+                        "cannot see {shown}: {e}; keeping {}",
+                        short_sha(&stats.running())
                     );
                     missing_reported = true;
                 }
@@ -141,7 +138,7 @@ fn watch(
             }
         };
         if forced {
-            info!("reload requested: re-reading {}", config.path.display());
+            info!("reload requested: re-reading {shown}");
         } else if Some(now) == seen {
             settling = None;
             continue;
@@ -152,29 +149,23 @@ fn watch(
         }
         seen = Some(now);
         settling = None;
-        match prepare(&config, &current) {
+        let running = stats.running();
+        match prepare(&config, &running) {
             Ok(Some(candidate)) => {
-                let sha = candidate.module().sha256().to_owned();
                 info!(
                     "new function {} ready; swapping at the next window",
-                    short_sha(&sha)
+                    short_sha(candidate.module().sha256())
                 );
                 if candidates.send(candidate).is_err() {
                     return;
                 }
-                current = sha;
             }
-            Ok(None) => info!(
-                "{} is unchanged ({})",
-                config.path.display(),
-                short_sha(&current)
-            ),
+            Ok(None) => info!("{shown} is unchanged ({})", short_sha(&running)),
             Err(reason) => {
-                stats.swaps_refused.fetch_add(1, Ordering::Relaxed);
+                SwapStats::count(&stats.refused);
                 error!(
-                    "refusing new function in {}: {reason}; keeping {}",
-                    config.path.display(),
-                    short_sha(&current)
+                    "refusing new function in {shown}: {reason}; keeping {}",
+                    short_sha(&running)
                 );
             }
         }

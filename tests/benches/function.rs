@@ -1,12 +1,18 @@
 //! The function benchmark: S-H-ESD per window natively and in wasmi (fuel on), their
 //! ratio, the host's share of a call, the module's size, and how fast a spinning guest is
-//! stopped. Prints a table; asserts nothing about time.
+//! stopped; then the sandbox's figures: what the deadline checks cost S-H-ESD (against
+//! one fuel slice per call, measured in the same run), the worst time per window each
+//! hostile shape reaches under the default limits and how far past its deadline a call
+//! runs, the RSS two instances at their ceiling cost, and load times of hostile modules.
+//! Prints tables; asserts nothing about time.
 //!
 //! `cargo bench -p edge-tests --bench function`
 
 use std::time::{Duration, Instant};
 
-use edge_agent::function::{FunctionError, FunctionHost, FunctionModule, Limits};
+use edge_agent::function::{
+    FunctionError, FunctionHost, FunctionModule, Limits, MAX_LOCALS_PER_FUNCTION,
+};
 use edge_anomaly::SeasonalHybridEsd;
 use edge_function::testing::Harness;
 use edge_function::{Params, Window};
@@ -119,4 +125,215 @@ fn main() {
         limits.fuel_per_call / 1_000_000,
         limits.fuel_per_call as f64 / stopped.as_secs_f64() / 1e6
     );
+
+    deadline_cost(&module);
+    worst_cases();
+    ceiling_rss();
+    hostile_load_times();
+}
+
+/// S-H-ESD at N=4096 with the deadline checked between fuel slices (the default) against
+/// the same call given all its fuel in one slice (no checks), runs interleaved.
+fn deadline_cost(module: &FunctionModule) {
+    let n = 4096;
+    let values = seasonal_series(n, PERIOD, &[n / 5, n / 2, 4 * n / 5]);
+    let window = Window::from_air_quality("bench", (0..n as i64).collect(), values);
+    let params = Params::from([("period", "24"), ("max_anoms", "0.1")]);
+    let limits = Limits::default();
+    let mut sliced = FunctionHost::new(module.clone(), params.clone(), limits).expect("starts");
+    let mut whole = FunctionHost::new(module.clone(), params, limits)
+        .expect("starts")
+        .with_fuel_slice(u64::MAX);
+    let (mut with_checks, mut without) = (Vec::new(), Vec::new());
+    for round in 0..21 {
+        // Alternate which goes first, so neither always runs on a warmer cache.
+        for first in [round % 2 == 0, round % 2 != 0] {
+            let (host, times) = if first {
+                (&mut sliced, &mut with_checks)
+            } else {
+                (&mut whole, &mut without)
+            };
+            let started = Instant::now();
+            std::hint::black_box(host.run(&window).expect("runs"));
+            times.push(started.elapsed());
+        }
+    }
+    let (with_checks, without) = (median(with_checks), median(without));
+    println!(
+        "\nDeadline checks on S-H-ESD (N={n}, period {PERIOD}), median of 21 interleaved: {with_checks:.2?} with checks every 1M fuel, {without:.2?} in one slice: {:+.2}%",
+        100.0 * (with_checks.as_secs_f64() / without.as_secs_f64() - 1.0)
+    );
+}
+
+/// An edge-ABI module whose `execute` is `body`, with `extra` fields.
+fn hostile(body: &str, extra: &str) -> FunctionModule {
+    let text = format!(
+        r#"(module
+          (memory (export "memory") 1)
+          (data (i32.const 4096) "\00\01")
+          (func (export "edge_abi_version") (result i32) i32.const 1)
+          (func (export "alloc") (param i32) (result i32) i32.const 1024)
+          (func (export "dealloc") (param i32 i32))
+          (func (export "init") (param i32 i32) (result i64) i64.const 0x0000100000000002)
+          (func (export "execute") (param i32 i32) (result i64) {body})
+          {extra})"#
+    );
+    FunctionModule::from_bytes(&wat::parse_str(text).expect("valid WAT")).expect("loads")
+}
+
+fn worst_cases() {
+    let locals = "(local i64)".repeat(MAX_LOCALS_PER_FUNCTION as usize - 1);
+    let cases = [
+        ("spin (loop br 0)", hostile("(loop br 0) i64.const 0", "")),
+        (
+            "memory.fill 16 MiB in a loop",
+            hostile(
+                "(drop (memory.grow (i32.const 256))) (loop (memory.fill (i32.const 0) (i32.const 7) (i32.const 0x1000000)) br 0) i64.const 0",
+                "",
+            ),
+        ),
+        (
+            "memory.copy 8 MiB in a loop",
+            hostile(
+                "(drop (memory.grow (i32.const 256))) (loop (memory.copy (i32.const 0) (i32.const 0x800000) (i32.const 0x800000)) br 0) i64.const 0",
+                "",
+            ),
+        ),
+        (
+            "calls to a function with 2047 locals",
+            hostile(
+                "(loop (call $heavy) br 0) i64.const 0",
+                &format!("(func $heavy {locals})"),
+            ),
+        ),
+        (
+            "table.grow/fill in a loop",
+            hostile(
+                "(loop (drop (table.grow $t (ref.null func) (i32.const 1000))) (table.fill $t (i32.const 0) (ref.null func) (table.size $t)) br 0) i64.const 0",
+                "(table $t 1 funcref)",
+            ),
+        ),
+        (
+            "memory.grow 1 page in a loop (fails past 32 MiB)",
+            hostile(
+                "(loop (drop (memory.grow (i32.const 1))) br 0) i64.const 0",
+                "",
+            ),
+        ),
+        (
+            "table.grow failing in a loop",
+            hostile(
+                "(loop (drop (table.grow $t (ref.null func) (i32.const 1))) br 0) i64.const 0",
+                "(table $t 1 1 funcref)",
+            ),
+        ),
+    ];
+    let defaults = Limits::default();
+    let clock = Duration::from_secs(1);
+    let clock_only = Limits {
+        fuel_per_call: u64::MAX,
+        deadline: clock,
+        ..Limits::default()
+    };
+    println!(
+        "\nWorst time per window by hostile shape: under the default limits ({}M fuel, {:?} deadline), and with fuel unlimited and a {clock:?} deadline (the overshoot is past the deadline):",
+        defaults.fuel_per_call / 1_000_000,
+        defaults.deadline
+    );
+    println!("| shape | default limits | stopped by | clock only | overshoot |");
+    println!("|---|---|---|---|---|");
+    let window = Window::from_air_quality("bench", vec![0, 1, 2, 3], vec![50.0; 4]);
+    for (name, module) in cases {
+        let mut host = FunctionHost::new(module.clone(), Params::new(), defaults).expect("starts");
+        let started = Instant::now();
+        let first = host.run(&window);
+        let by_default = started.elapsed();
+        let mut host = FunctionHost::new(module, Params::new(), clock_only).expect("starts");
+        let started = Instant::now();
+        let second = host.run(&window);
+        let by_clock = started.elapsed();
+        println!(
+            "| {name} | {by_default:.0?} | {} | {by_clock:.0?} ({}) | {:.1?} |",
+            first.err().map_or("nothing: it finished", |e| e.kind()),
+            second.err().map_or("finished", |e| e.kind()),
+            by_clock.saturating_sub(clock)
+        );
+    }
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with(field))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Two instances (as during a canary) that fill their memory to the ceiling and their
+/// tables to the most elements, and what the process's resident set grows by.
+fn ceiling_rss() {
+    let limits = Limits::default();
+    let pages = limits.max_memory_bytes / 65_536 - 1;
+    // Tables declared at their bound rather than grown: wasmi 2.0 loses its place when
+    // `table.grow` pauses for fuel (see `agent/tests/sandbox.rs`).
+    let body = format!(
+        "(drop (memory.grow (i32.const {pages}))) (memory.fill (i32.const 0) (i32.const 7) (i32.const {})) (i32.store (i32.const 0x800) (i32.const 0x0100)) i64.const 0x0000080000000004",
+        limits.max_memory_bytes
+    );
+    let module = hostile(
+        &body,
+        "(table $t 65536 funcref) (table $u 65536 funcref) (table $v 65536 funcref) (table $w 65536 funcref)",
+    );
+    let window = Window::from_air_quality("bench", vec![0], vec![50.0]);
+    let before = rss_kib("VmRSS:");
+    let mut hosts: Vec<FunctionHost> = (0..2)
+        .map(|_| FunctionHost::new(module.clone(), Params::new(), limits).expect("starts"))
+        .collect();
+    for host in &mut hosts {
+        // Answers one verdict, so the instance (and its memory) is kept.
+        host.run(&window).expect("the ceiling module answers");
+    }
+    let after = rss_kib("VmRSS:");
+    println!(
+        "\nTwo instances at their ceiling ({} MiB memory, 4 tables of 65536 elements each): RSS +{} MiB (from {} to {} MiB; peak {} MiB)",
+        limits.max_memory_bytes >> 20,
+        after.saturating_sub(before) / 1024,
+        before / 1024,
+        after / 1024,
+        rss_kib("VmHWM:") / 1024
+    );
+}
+
+fn hostile_load_times() {
+    println!("\nLoading hostile modules (compile and validate):");
+    let targets = "0 ".repeat(1_000_000);
+    let br_table = wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1) (func (export "apply") (param i32) (result i32) (block (br_table {targets} (local.get 0))) i32.const 0))"#
+    ))
+    .expect("valid");
+    let functions = "(func (result i32) i32.const 0)".repeat(9_000);
+    let many = wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1) {functions})"#
+    ))
+    .expect("valid");
+    for (name, bytes) in [
+        ("br_table of 1 M targets", br_table),
+        ("9000 tiny functions", many),
+    ] {
+        let started = Instant::now();
+        let result = FunctionModule::from_bytes(&bytes);
+        println!(
+            "- {name}, {} KiB: {:.0?} ({})",
+            bytes.len() / 1024,
+            started.elapsed(),
+            result
+                .err()
+                .map_or("loaded".into(), |e| e.kind().to_owned())
+        );
+    }
 }

@@ -37,9 +37,16 @@ impl FunctionArgs {
     fn host(&self) -> Result<FunctionHost> {
         let module = FunctionModule::load(&self.function)
             .with_context(|| format!("refusing {}", self.function.display()))?;
+        let max_memory_bytes = self.max_memory_mib.checked_mul(1 << 20).with_context(|| {
+            format!(
+                "--max-memory-mib {} does not fit this machine's address space",
+                self.max_memory_mib
+            )
+        })?;
         let limits = Limits {
             fuel_per_call: self.fuel,
-            max_memory_bytes: self.max_memory_mib << 20,
+            max_memory_bytes,
+            ..Limits::default()
         };
         FunctionHost::new(
             module,

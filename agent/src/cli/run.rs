@@ -15,7 +15,8 @@ use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use edge_agent::config::AgentConfig;
 use edge_agent::config::{ElasticsearchSection, MetricsListen, ShipWhat};
-use edge_agent::function::{FunctionHost, FunctionModule};
+use edge_agent::function::SwapStats;
+use edge_agent::function::last_good::{self, LastGood};
 use edge_agent::health::{Health, HealthCell, Liveness, Progress, StallThresholds};
 use edge_agent::metrics::server::MetricsListener;
 use edge_agent::metrics::{
@@ -29,6 +30,7 @@ use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperHandle, Stopper}
 use edge_agent::sink::{Both, NdjsonSink, Sink, SpoolSink};
 use edge_agent::spool::Spool;
 use edge_agent::support::text::short_sha;
+use edge_agent::support::wake::Wake;
 use edge_agent::watch::{WatchConfig, Watcher};
 use edge_agent::window::history::HistoryStore;
 use log::{info, warn};
@@ -42,10 +44,6 @@ pub const EXIT_CONFIG: u8 = 78;
 const QUEUE_CAPACITY: usize = 4096;
 /// Where `make functions` leaves the S-H-ESD function in a checkout: the demo's default.
 const CHECKOUT_FUNCTION: &str = "target/wasm32-unknown-unknown/wasm/edge_anomaly.wasm";
-/// The longest one guest call may run before the host stops it.
-const CALL_DEADLINE: Duration = Duration::from_secs(10);
-/// Guest calls in one window: the ABIs' alloc, execute and free calls.
-const CALLS_PER_WINDOW: u32 = 4;
 /// The windows' samples across restarts, in the state directory.
 const HISTORY_FILE: &str = "window.redb";
 /// How long shipping may take to stop before an in-flight request is abandoned (its
@@ -53,6 +51,9 @@ const HISTORY_FILE: &str = "window.redb";
 const SHIPPER_GRACE: Duration = Duration::from_secs(5);
 /// How often the main thread looks at progress when there is no watchdog.
 const TICK: Duration = Duration::from_secs(1);
+/// How long a stop waits for the function to judge what is queued before abandoning it:
+/// half the unit's `TimeoutStopSec=20`, leaving the rest for the spool and the shipper.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -87,10 +88,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let module = FunctionModule::load(&config.function.path)
-        .with_context(|| format!("refusing {}", config.function.path.display()))?;
-    let function = FunctionHost::new(module, config.function.params(), config.function.limits())
-        .with_context(|| format!("cannot start {}", config.function.path.display()))?;
+    // The configured function, or the last good one if it fails (logged and counted).
+    let last_good = LastGood::in_dir(&config.sensor.state_dir);
+    let swap_stats = Arc::new(SwapStats::default());
+    let function = last_good::start(
+        &config.function.path,
+        config.function.params(),
+        config.function.limits(),
+        &last_good,
+        &swap_stats,
+    )?
+    .host;
     let spec = match config
         .window_spec()
         .and_then(|spec| spec.check_min_len(function.min_window_len()))
@@ -145,7 +153,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         host_id: config.agent.host_id.clone().unwrap_or_else(host_name),
         sensor_id: config.agent.sensor_id.clone(),
     };
-    let stats = Arc::new(PipelineStats::default());
+    let stats = Arc::new(PipelineStats {
+        swap: swap_stats,
+        ..PipelineStats::default()
+    });
     let (candidates_tx, candidates_rx) = mpsc::channel();
     let watcher = Watcher::spawn(
         WatchConfig {
@@ -154,9 +165,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             limits: config.function.limits(),
             interval: Duration::from_millis(config.function.watch_interval_ms),
         },
-        function.module().sha256().to_owned(),
         candidates_tx,
-        stats.clone(),
+        stats.swap.clone(),
     )?;
     info!(
         "running {} ({}) on windows of {} samples every {}; sensor {}",
@@ -180,7 +190,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut pipeline = Pipeline::new(identity, spec, function, candidates_rx, sink, stats.clone());
+    let mut pipeline = Pipeline::new(identity, spec, function, candidates_rx, sink, stats.clone())
+        .with_last_good(last_good);
     let history_path = config.sensor.state_dir.join(HISTORY_FILE);
     match HistoryStore::open(&history_path, spec, &config.agent.sensor_id) {
         Ok((store, resumed)) => pipeline = pipeline.with_history(store, resumed),
@@ -188,9 +199,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let pipeline_stop = stop.clone();
     let pipeline_reader = reader.clone();
+    let pipeline_done = Arc::new(Wake::new());
+    let pipeline_finished = pipeline_done.clone();
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
-        .spawn(move || pipeline.run(&pipeline_reader, &pipeline_stop))?;
+        .spawn(move || {
+            let outcome = pipeline.run(&pipeline_reader, &pipeline_stop);
+            pipeline_finished.notify();
+            outcome
+        })?;
 
     let (signal_tx, signal_rx) = mpsc::channel();
     let signal_thread = std::thread::Builder::new()
@@ -207,8 +224,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let watchdog = sd_notify::watchdog_enabled();
     let tick = watchdog.map_or(TICK, |period| (period / 2).min(TICK));
     let thresholds = StallThresholds::derive(
-        CALL_DEADLINE,
-        CALLS_PER_WINDOW,
+        config.function.limits().deadline,
         config.sensor.sample_period().mul_f64(1.0 / speed),
         config.sensor.retry.backoff(u32::MAX),
     );
@@ -246,8 +262,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             stats.anomalies.load(Ordering::Relaxed),
             short_sha(&stats.function_sha256()),
             sampler_stats.failures,
-            stats.swaps.load(Ordering::Relaxed),
-            stats.swaps_refused.load(Ordering::Relaxed),
+            stats.swap.swaps.load(Ordering::Relaxed),
+            stats.swap.refused.load(Ordering::Relaxed),
         );
         if alive {
             let _ = sd_notify::notify(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
@@ -261,9 +277,21 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let sampler_stats = sampler.stop();
     stop.store(true, Ordering::Release);
+    // The pipeline judges what is still queued; a slow or spinning function could make
+    // that take a deadline per window. Past the grace, guest calls are abandoned (their
+    // windows fail at once) so the agent exits within the unit's stop timeout.
+    pipeline_done.wait_until(STOP_GRACE, || pipeline_thread.is_finished());
+    if !pipeline_thread.is_finished() {
+        warn!(
+            "the function is still judging queued windows after {STOP_GRACE:?}; abandoning it so the agent stops in time"
+        );
+        edge_agent::function::abandon_guests();
+    }
     let outcome = pipeline_thread
         .join()
         .map_err(|_| anyhow!("the pipeline thread panicked"))?;
+    // No guest needs to run any more: a candidate the watcher is still starting ends now.
+    edge_agent::function::abandon_guests();
     drop(watcher);
     if let Some(upstream) = upstream {
         upstream.stop();

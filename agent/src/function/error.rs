@@ -1,4 +1,7 @@
 //! Everything that can go wrong between the agent and a function, one variant per cause.
+//! Text the guest chose (its messages, its import names) is escaped and clipped by
+//! [`guest_text`] before it is put in a variant, so every `Display` of these is safe to
+//! print and bounded.
 
 use thiserror::Error;
 
@@ -9,6 +12,9 @@ pub enum FunctionError {
 
     #[error("not a valid WebAssembly module: {0}")]
     NotWasm(String),
+
+    #[error("refused before running: {0}")]
+    Shape(String),
 
     #[error("not an edge-agent function: {0}")]
     UnknownAbi(String),
@@ -33,6 +39,12 @@ pub enum FunctionError {
 
     #[error("out of fuel: the call used its whole budget of {budget} units")]
     OutOfFuel { budget: u64 },
+
+    #[error("past the deadline: the window's guest calls took longer than {limit_ms} ms")]
+    Deadline { limit_ms: u64 },
+
+    #[error("abandoned: the agent is stopping")]
+    Abandoned,
 
     #[error("memory limit of {limit_bytes} bytes reached")]
     MemoryLimit { limit_bytes: usize },
@@ -77,6 +89,7 @@ impl FunctionError {
         match self {
             Self::Read { .. } => "read",
             Self::NotWasm(_) => "not_wasm",
+            Self::Shape(_) => "shape",
             Self::UnknownAbi(_) => "unknown_abi",
             Self::MissingExport { .. } => "missing_export",
             Self::Imports(_) => "imports",
@@ -84,6 +97,8 @@ impl FunctionError {
             Self::Instantiate(_) => "instantiate",
             Self::Encode(_) => "encode",
             Self::OutOfFuel { .. } => "out_of_fuel",
+            Self::Deadline { .. } => "deadline",
+            Self::Abandoned => "abandoned",
             Self::MemoryLimit { .. } => "memory_limit",
             Self::Trap(_) => "trap",
             Self::BadOutput(_) => "bad_output",
@@ -98,7 +113,19 @@ impl FunctionError {
     pub fn poisons_instance(&self) -> bool {
         matches!(
             self,
-            Self::OutOfFuel { .. } | Self::MemoryLimit { .. } | Self::Trap(_) | Self::BadOutput(_)
+            Self::OutOfFuel { .. }
+                | Self::Deadline { .. }
+                | Self::Abandoned
+                | Self::MemoryLimit { .. }
+                | Self::Trap(_)
+                | Self::BadOutput(_)
         )
     }
+}
+
+/// Text the guest chose, made safe to keep and print: control characters escaped, at
+/// most [`MAX_UNTRUSTED_CHARS`](crate::support::text::MAX_UNTRUSTED_CHARS) characters
+/// kept. One limit for both ABIs.
+pub(super) fn guest_text(text: &str) -> String {
+    crate::support::text::untrusted(text)
 }

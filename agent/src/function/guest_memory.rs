@@ -1,4 +1,4 @@
-//! What both ABIs need of a live guest: its memory and typed exports, bound with our
+//! What both ABIs need of a live guest (it imports only the leaf `guest_call`): its memory and typed exports, bound with our
 //! errors, and ranges of its memory checked before the host reads or writes them.
 
 use std::ops::Range;
@@ -6,7 +6,7 @@ use std::ops::Range;
 use wasmi::{Instance, Memory, Store, TypedFunc, WasmParams, WasmResults};
 
 use super::FunctionError;
-use super::host::HostState;
+use super::guest_call::HostState;
 
 pub(super) fn memory(
     store: &Store<HostState>,

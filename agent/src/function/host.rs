@@ -1,64 +1,20 @@
-//! One function module, configured with its parameters, run window after window.
+//! One function module, configured with its parameters, run window after window. Each
+//! window (and each instantiation: `start`, `init`) gets one deadline for all its guest
+//! calls; a trap, a spent budget or a missed deadline drops the instance, and the next
+//! window starts from a fresh one.
 
 use std::time::{Duration, Instant};
 
 use edge_function::{InitInfo, Params, Verdicts, Window};
-use wasmi::{Linker, Store, StoreLimits, StoreLimitsBuilder, TrapCode};
+use wasmi::{Linker, Store, TypedFunc};
 
+use super::error::guest_text;
+use super::guest_call::{FUEL_SLICE, GuestCall, HostState};
+use super::limits::MAX_WINDOW_LEN;
 use super::native_abi::EdgeGuest;
 use super::punch_abi::PunchGuest;
+use super::shape::START_EXPORT;
 use super::{Abi, FunctionError, FunctionModule, Limits};
-
-/// What the store carries for the sandbox.
-pub(super) struct HostState {
-    limiter: StoreLimits,
-    pub(super) max_memory_bytes: usize,
-    /// Wall time spent inside guest code since the last reset.
-    guest_time: Duration,
-    /// The most fuel one guest call burnt since the last reset. The budget is per call,
-    /// and an ABI may make several calls per window (Punch frees its buffers after
-    /// `apply`), so this, not the fuel left after the last call, is the window's figure.
-    peak_fuel: u64,
-}
-
-/// Runs guest code under the fuel budget and turns wasmi's errors into ours.
-pub(super) struct GuestCall {
-    limits: Limits,
-}
-
-impl GuestCall {
-    pub(super) fn run<R>(
-        &self,
-        store: &mut Store<HostState>,
-        call: impl FnOnce(&mut Store<HostState>) -> Result<R, wasmi::Error>,
-    ) -> Result<R, FunctionError> {
-        store
-            .set_fuel(self.limits.fuel_per_call)
-            .map_err(|e| FunctionError::Instantiate(e.to_string()))?;
-        let started = Instant::now();
-        let result = call(store);
-        let burnt = self
-            .limits
-            .fuel_per_call
-            .saturating_sub(store.get_fuel().unwrap_or(0));
-        let state = store.data_mut();
-        state.guest_time += started.elapsed();
-        state.peak_fuel = state.peak_fuel.max(burnt);
-        result.map_err(|e| self.classify(&e))
-    }
-
-    fn classify(&self, error: &wasmi::Error) -> FunctionError {
-        match error.as_trap_code() {
-            Some(TrapCode::OutOfFuel) => FunctionError::OutOfFuel {
-                budget: self.limits.fuel_per_call,
-            },
-            Some(TrapCode::GrowthOperationLimited) => FunctionError::MemoryLimit {
-                limit_bytes: self.limits.max_memory_bytes,
-            },
-            _ => FunctionError::Trap(error.to_string()),
-        }
-    }
-}
 
 /// The result of one window.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,20 +34,6 @@ enum Guest {
     Punch(PunchGuest),
 }
 
-impl Guest {
-    fn execute(
-        &self,
-        store: &mut Store<HostState>,
-        call: &GuestCall,
-        window: &Window,
-    ) -> Result<Verdicts, FunctionError> {
-        match self {
-            Guest::Edge(guest) => guest.execute(store, call, window),
-            Guest::Punch(guest) => guest.execute(store, call, window),
-        }
-    }
-}
-
 /// A live instance: its store and its bound exports.
 struct Live {
     store: Store<HostState>,
@@ -108,7 +50,8 @@ pub struct FunctionHost {
 }
 
 impl FunctionHost {
-    /// Instantiates the module and runs `init` with `params`, so a module that is bad in
+    /// Instantiates the module (running its `start`, if any, under the same fuel and
+    /// deadline as any call) and runs `init` with `params`, so a module that is bad in
     /// any way is refused here rather than on its first window. A Punch module has no
     /// `init`: it is instantiated, and refused if given any parameter at all, since it
     /// could only ignore it.
@@ -120,15 +63,26 @@ impl FunctionHost {
         if module.abi() == Abi::Punch && !params.is_empty() {
             return Err(FunctionError::ParamsNotAccepted {
                 abi: module.abi().name(),
-                names: params
-                    .iter()
-                    .map(|(name, _)| format!("`{name}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                names: guest_text(
+                    &params
+                        .iter()
+                        .map(|(name, _)| format!("`{name}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
             });
         }
-        let call = GuestCall { limits };
+        let call = GuestCall {
+            limits,
+            slice: FUEL_SLICE,
+        };
         let (live, info) = instantiate(&module, &params, &call)?;
+        let min = info.min_window_len as usize;
+        if min > MAX_WINDOW_LEN {
+            return Err(FunctionError::BadOutput(format!(
+                "init claims a minimum window of {min} samples; the most the agent runs is {MAX_WINDOW_LEN}"
+            )));
+        }
         Ok(Self {
             module,
             params,
@@ -150,27 +104,47 @@ impl FunctionHost {
         self.call.limits
     }
 
-    /// The shortest window the configured function judges. A Punch module cannot say,
-    /// so it is 1 and the function refuses what is too short for it.
+    /// Hands fuel to the guest `slice` units at a time instead of the default few
+    /// million: the clock is looked at only between slices. For the benchmark, which
+    /// measures what the deadline checks cost against one slice per call (none).
+    #[doc(hidden)]
+    pub fn with_fuel_slice(mut self, slice: u64) -> Self {
+        self.call.slice = slice.max(1);
+        self
+    }
+
+    /// The shortest window the configured function judges, at most [`MAX_WINDOW_LEN`].
+    /// A Punch module cannot say, so it is 1 and the function refuses what is too short
+    /// for it.
     pub fn min_window_len(&self) -> usize {
         self.info.min_window_len as usize
     }
 
-    /// Judges one window. After a trap the instance is dropped and the next call starts
-    /// from a fresh one, so one bad window cannot poison the next.
+    /// Judges one window within the deadline. After a trap the instance is dropped and
+    /// the next call starts from a fresh one, so one bad window cannot poison the next.
     pub fn run(&mut self, window: &Window) -> Result<Outcome, FunctionError> {
-        let mut live = match self.live.take() {
-            Some(live) => live,
-            None => instantiate(&self.module, &self.params, &self.call)?.0,
-        };
-        let state = live.store.data_mut();
-        state.guest_time = Duration::ZERO;
-        state.peak_fuel = 0;
         let started = Instant::now();
-        let result = live.guest.execute(&mut live.store, &self.call, window);
+        let mut live = match self.live.take() {
+            Some(mut live) => {
+                live.store.data_mut().begin(self.call.limits.deadline);
+                live
+            }
+            // A fresh instance's clock started with its instantiation: one deadline
+            // covers `start`, `init` and this window together.
+            None => {
+                let (mut live, _) = instantiate(&self.module, &self.params, &self.call)?;
+                live.store.data_mut().reset_figures();
+                live
+            }
+        };
+        let result = match &live.guest {
+            Guest::Edge(guest) => guest.execute(&mut live.store, &self.call, window),
+            Guest::Punch(guest) => guest.execute(&mut live.store, &self.call, window),
+        };
         let elapsed = started.elapsed();
         let fuel_used = live.store.data().peak_fuel;
         let guest_time = live.store.data().guest_time;
+        let result = result.map_err(|error| at_the_ceiling(error, &live));
         match result {
             Ok(verdicts) => {
                 self.live = Some(live);
@@ -191,32 +165,50 @@ impl FunctionHost {
     }
 }
 
+/// A trap with more than half the ceiling in use is counted as the ceiling's doing: the
+/// guest's allocator got -1 from `memory.grow` and gave up (Rust aborts), and a
+/// doubling allocator's last refused request is at most what it already holds. wasmi
+/// cannot say for sure (see `HostState::store` for why growth does not trap).
+fn at_the_ceiling(error: FunctionError, live: &Live) -> FunctionError {
+    let memory = match &live.guest {
+        Guest::Edge(guest) => guest.memory(),
+        Guest::Punch(guest) => guest.memory(),
+    };
+    let limit_bytes = live.store.data().max_memory_bytes();
+    match error {
+        FunctionError::Trap(_) if memory.data_size(&live.store) > limit_bytes / 2 => {
+            FunctionError::MemoryLimit { limit_bytes }
+        }
+        other => other,
+    }
+}
+
 fn instantiate(
     module: &FunctionModule,
     params: &Params,
     call: &GuestCall,
 ) -> Result<(Live, InitInfo), FunctionError> {
-    let limits = call.limits;
     let engine = module.module().engine();
-    let mut store = Store::new(
-        engine,
-        HostState {
-            limiter: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
-            max_memory_bytes: limits.max_memory_bytes,
-            guest_time: Duration::ZERO,
-            peak_fuel: 0,
-        },
-    );
-    store.limiter(|state| &mut state.limiter);
+    let mut store = HostState::store(engine, &call.limits);
+    store.data_mut().begin(call.limits.deadline);
+    // The start section was moved to an export (see `shape`), so nothing runs here.
     let instance = Linker::<HostState>::new(engine)
         .instantiate_and_start(&mut store, module.module())
         .map_err(|e| match call.classify(&e) {
             FunctionError::Trap(_) => FunctionError::Instantiate(e.to_string()),
             other => other,
         })?;
+    if module.has_start() {
+        let start: TypedFunc<(), ()> = instance
+            .get_typed_func(&store, START_EXPORT)
+            .map_err(|e| FunctionError::Instantiate(e.to_string()))?;
+        call.run(&mut store, &start, ()).map_err(|e| match e {
+            FunctionError::Trap(reason) => {
+                FunctionError::Instantiate(format!("the start function trapped: {reason}"))
+            }
+            other => other,
+        })?;
+    }
     let (guest, info) = match module.abi() {
         Abi::Edge => {
             let guest = EdgeGuest::bind(&mut store, &instance, call)?;

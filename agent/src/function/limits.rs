@@ -1,15 +1,21 @@
-//! The sandbox's budget: fuel per call and the linear-memory ceiling.
+//! The sandbox's budget: fuel per call, the linear-memory ceiling and the wall-clock
+//! deadline per window, plus the fixed bounds every module lives under whatever the
+//! configuration says (file size, locals, output). A new bound goes here, with its
+//! figure in the README's "Bounds" section.
 
-use serde::Deserialize;
+use std::time::Duration;
 
 /// Limits applied to every call into a function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Fuel (roughly one unit per wasm instruction) for one `init` or `execute` call.
     pub fuel_per_call: u64,
     /// The most linear memory the guest may grow to, in bytes.
     pub max_memory_bytes: usize,
+    /// Wall time one window may take in guest code, all its calls together (and the
+    /// same for instantiation: `start`, `init`); checked between fuel slices, so a call
+    /// ends at most one slice (a few milliseconds) after it.
+    pub deadline: Duration,
 }
 
 impl Limits {
@@ -17,6 +23,10 @@ impl Limits {
     /// the README's figures), while an infinite loop still stops in a fraction of a second.
     pub const DEFAULT_FUEL_PER_CALL: u64 = 1_100_000_000;
     pub const DEFAULT_MAX_MEMORY_BYTES: usize = 32 << 20;
+    /// Well inside the unit's 30 s watchdog and 20 s stop timeout, even for the two
+    /// windows a stop can take (the current one and the last, partial one).
+    pub const DEFAULT_DEADLINE_MS: u64 = 5_000;
+    pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(Self::DEFAULT_DEADLINE_MS);
 }
 
 impl Default for Limits {
@@ -24,6 +34,29 @@ impl Default for Limits {
         Self {
             fuel_per_call: Self::DEFAULT_FUEL_PER_CALL,
             max_memory_bytes: Self::DEFAULT_MAX_MEMORY_BYTES,
+            deadline: Self::DEFAULT_DEADLINE,
         }
     }
 }
+
+/// The largest module file read; anything longer is refused before a byte of it is
+/// parsed. The S-H-ESD function is about 200 KB.
+pub const MAX_MODULE_BYTES: u64 = 8 << 20;
+
+/// Locals one function may declare (its parameters, at most 32 under wasmi's strict
+/// limits, come on top). A call zeroes every local, a cost fuel does not see; Rust
+/// functions stay in the hundreds.
+pub const MAX_LOCALS_PER_FUNCTION: u32 = 2_048;
+
+/// `memory.grow` and `table.grow` instructions one function body may hold, counted from
+/// their encodings (`40 00`, `FC 0F`) and so possibly over-counted: each one run leaves a
+/// host stack frame until the call pauses (see `GROW_COST` in `module.rs`), and a single
+/// block is not paused inside. Rust functions hold a handful.
+pub const MAX_GROWS_PER_FUNCTION: usize = 1_024;
+
+/// The longest window a function may ask for as its minimum (`init`'s `min_window_len`).
+pub const MAX_WINDOW_LEN: usize = 1 << 16;
+
+/// The longest answer read back from the guest beyond the verdicts themselves: an
+/// error's message, `init`'s answer. Anything longer is refused without being decoded.
+pub const MAX_ANSWER_OVERHEAD_BYTES: usize = 64 << 10;

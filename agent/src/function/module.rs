@@ -1,13 +1,23 @@
-//! A compiled `.wasm` function: validated, its exports checked, its ABI picked from them,
-//! and identified by the sha256 of its bytes.
+//! A compiled `.wasm` function: read within its size cap from a regular file only,
+//! its shape checked ([`shape`](super::shape)), validated by wasmi with custom sections
+//! dropped, its exports checked, its ABI picked from them, and identified by the sha256
+//! of its bytes. How fuel is priced (so it tracks time) is set here too.
 
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use wasmi::{Config, Engine, ExternType, FuncType, Module, OperatorCost, ValType};
+use wasmi::{
+    CompilationMode, Config, CustomFuelCosts, EnforcedLimits, Engine, ExternType, FuncType, Module,
+    OperatorCost, ValType,
+};
 
 use super::FunctionError;
+use super::error::guest_text;
+use super::limits::MAX_MODULE_BYTES;
+use super::shape::{self, START_EXPORT};
 
 /// How the host talks to a module, chosen from what the module exports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,29 +45,42 @@ pub struct FunctionModule {
     module: Module,
     sha256: String,
     abi: Abi,
-    size_bytes: usize,
+    /// The file as read, kept for the last-known-good copy (at most [`MAX_MODULE_BYTES`]).
+    bytes: Arc<[u8]>,
+    /// Whether the module's `start` function was moved to [`START_EXPORT`].
+    has_start: bool,
 }
 
 impl FunctionModule {
+    /// Reads and compiles `path`. Only a regular file of at most [`MAX_MODULE_BYTES`] is
+    /// read: it is opened without blocking (a FIFO would otherwise wait for a writer
+    /// forever), checked on the opened descriptor, and read through a cap.
     pub fn load(path: &Path) -> Result<Self, FunctionError> {
-        let bytes = std::fs::read(path).map_err(|e| FunctionError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
+        let bytes = read_capped(path).map_err(|reason| FunctionError::Read {
+            path: guest_text(&path.display().to_string()),
+            reason,
         })?;
         Self::from_bytes(&bytes)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FunctionError> {
+        if bytes.len() as u64 > MAX_MODULE_BYTES {
+            return Err(FunctionError::Shape(format!(
+                "the module is {} bytes; the most the agent loads is {MAX_MODULE_BYTES}",
+                bytes.len()
+            )));
+        }
+        let (shape, rewritten) = shape::inspect(bytes)?;
         let engine = Engine::new(&metered_config());
-        let module =
-            Module::new(&engine, bytes).map_err(|e| FunctionError::NotWasm(e.to_string()))?;
+        let module = Module::new(&engine, rewritten.as_deref().unwrap_or(bytes))
+            .map_err(|e| FunctionError::NotWasm(guest_text(&e.to_string())))?;
 
         let imports: Vec<String> = module
             .imports()
             .map(|import| format!("`{}.{}`", import.module(), import.name()))
             .collect();
         if !imports.is_empty() {
-            return Err(FunctionError::Imports(imports.join(", ")));
+            return Err(FunctionError::Imports(guest_text(&imports.join(", "))));
         }
 
         let abi = pick_abi(&module)?;
@@ -66,7 +89,8 @@ impl FunctionModule {
             module,
             sha256: sha256_hex(bytes),
             abi,
-            size_bytes: bytes.len(),
+            bytes: Arc::from(bytes),
+            has_start: shape.start.is_some(),
         })
     }
 
@@ -79,15 +103,27 @@ impl FunctionModule {
     }
 
     pub fn size_bytes(&self) -> usize {
-        self.size_bytes
+        self.bytes.len()
     }
 
-    /// The module's exports by name, as the `check` command lists them.
+    /// The file's bytes, as read.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The module's exports by name, as the `check` command lists them: guest text,
+    /// escaped and clipped.
     pub fn export_names(&self) -> Vec<String> {
         self.module
             .exports()
-            .map(|export| export.name().to_owned())
+            .filter(|export| export.name() != START_EXPORT)
+            .map(|export| guest_text(export.name()))
             .collect()
+    }
+
+    /// Whether the module has a `start` function (run, bounded, before anything else).
+    pub fn has_start(&self) -> bool {
+        self.has_start
     }
 
     pub(super) fn module(&self) -> &Module {
@@ -101,16 +137,92 @@ impl FunctionModule {
 /// so the same budget stops a spinning guest as fast as it lets real work finish.
 const BRANCH_COST: u8 = 4;
 
+/// wasmi charges one unit per 64 bytes that `memory.fill`/`copy`/`init` (and the table
+/// forms) move, while a unit of ordinary code is a nanosecond or more: a fill of 64
+/// bytes is far cheaper than that, but not 64 times cheaper on a Pi's memory bus.
+/// Measured (`cargo bench -p edge-tests --bench function`, "bulk"), 8 bytes per unit
+/// keeps a fill-heavy guest's time per unit within a small factor of ordinary code.
+const BYTES_COPIED_PER_FUEL: u32 = 8;
+
+/// A call with `call_indirect` or `call` costs frame set-up the operator count misses.
+const CALL_COST: u8 = 8;
+
+/// `memory.grow` and `table.grow` at the most an operator can cost. Besides what growing
+/// costs, wasmi 2's tail-call dispatch does not tail-call out of these two handlers: each
+/// one executed leaves a host stack frame (176 bytes on x86_64) until the call pauses or
+/// ends, so a guest looping on a failing grow overflowed the host's stack (SIGABRT) within
+/// one budget. At 255 units, one fuel slice ([`FUEL_SLICE`](super::guest_call)) holds at
+/// most ~4,000 of them (~700 KB); [`MAX_GROWS_PER_FUNCTION`] bounds a single block that
+/// costs more than a slice.
+const GROW_COST: u8 = u8::MAX;
+
 fn metered_config() -> Config {
     let costs = OperatorCost {
         br: BRANCH_COST,
         br_if: BRANCH_COST,
         br_table: BRANCH_COST,
+        call: CALL_COST,
+        call_indirect: CALL_COST,
+        memory_grow: GROW_COST,
+        table_grow: GROW_COST,
         ..OperatorCost::default()
     };
     let mut config = Config::default();
-    config.consume_fuel(true).operator_cost(costs);
     config
+        .consume_fuel(true)
+        .operator_cost(costs)
+        .fuel_cost(CustomFuelCosts {
+            bytes_copied_per_fuel: BYTES_COPIED_PER_FUEL,
+            fuel_per_bytes_translated: 7,
+            fuel_per_bytes_validated: 2,
+        })
+        // Translated at load, on the watcher's thread, not lazily inside a guest call:
+        // there wasmi charges translation to the call's fuel, and running out of a slice
+        // while translating is a trap, not a pause (wasmi 2.0), so a big function failed
+        // its first call whenever it landed near the end of a slice.
+        .compilation_mode(CompilationMode::Eager)
+        // Kept sections would be kept in memory for as long as the module runs.
+        .ignore_custom_sections(true)
+        .wasm_multi_memory(false)
+        .enforced_limits(EnforcedLimits::strict());
+    config
+}
+
+/// `path`'s bytes if it is a regular file of at most [`MAX_MODULE_BYTES`].
+fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nonblock())
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.file_type().is_file() {
+        return Err("not a regular file".into());
+    }
+    if metadata.len() > MAX_MODULE_BYTES {
+        return Err(format!(
+            "{} bytes; the most the agent loads is {MAX_MODULE_BYTES}",
+            metadata.len()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    // The file may grow between the check and the read: the cap holds all the same.
+    file.take(MAX_MODULE_BYTES.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_MODULE_BYTES {
+        return Err(format!(
+            "it grew past {MAX_MODULE_BYTES} bytes while being read"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `O_NONBLOCK`, which std does not name: 0o4000 on Linux for every architecture the
+/// agent targets (x86_64, aarch64, arm).
+const fn libc_o_nonblock() -> i32 {
+    0o4000
 }
 
 /// `edge_abi_version` is ours alone, so it wins. Otherwise `apply` marks a Punch module:

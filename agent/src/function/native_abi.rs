@@ -2,7 +2,10 @@
 //!
 //! The host asks the guest for a buffer (`alloc`), writes the encoded input into it, and
 //! calls `init` or `execute`, which answer `ptr << 32 | len` of an encoded
-//! `Result<_, Error>`. The answer is read back after checking that it lies inside memory.
+//! `Result<_, Error>`. The answer is read back after checking that it lies inside memory
+//! and is no longer than the window's verdicts can be plus [`MAX_ANSWER_OVERHEAD_BYTES`];
+//! a verdict list whose length prefix does not match the window is refused before any
+//! of it is decoded, and an error's message is escaped and clipped.
 
 use edge_function::{ABI_VERSION, InitInfo, Params, Verdicts, Window};
 use serde::Serialize;
@@ -10,8 +13,13 @@ use serde::de::DeserializeOwned;
 use wasmi::{Instance, Memory, Store, TypedFunc};
 
 use super::FunctionError;
+use super::error::guest_text;
+use super::guest_call::{GuestCall, HostState};
 use super::guest_memory::{checked_range, export, memory};
-use super::host::{GuestCall, HostState};
+use super::limits::MAX_ANSWER_OVERHEAD_BYTES;
+
+/// The most bytes one verdict takes in postcard: the flag, the option's tag, an `f32`.
+const MAX_VERDICT_BYTES: usize = 6;
 
 /// The typed exports of one live instance.
 pub(super) struct EdgeGuest {
@@ -22,13 +30,17 @@ pub(super) struct EdgeGuest {
 }
 
 impl EdgeGuest {
+    pub(super) fn memory(&self) -> Memory {
+        self.memory
+    }
+
     pub(super) fn bind(
         store: &mut Store<HostState>,
         instance: &Instance,
         call: &GuestCall,
     ) -> Result<Self, FunctionError> {
         let version: TypedFunc<(), u32> = export(store, instance, "edge_abi_version")?;
-        let found = call.run(store, |store| version.call(store, ()))?;
+        let found = call.run(store, &version, ())?;
         if found != ABI_VERSION {
             return Err(FunctionError::AbiVersion {
                 found,
@@ -49,7 +61,7 @@ impl EdgeGuest {
         call: &GuestCall,
         params: &Params,
     ) -> Result<InitInfo, FunctionError> {
-        self.round_trip(store, call, self.init, params)
+        self.round_trip(store, call, self.init, params, None)
     }
 
     pub(super) fn execute(
@@ -58,7 +70,8 @@ impl EdgeGuest {
         call: &GuestCall,
         window: &Window,
     ) -> Result<Verdicts, FunctionError> {
-        let verdicts: Verdicts = self.round_trip(store, call, self.execute, window)?;
+        let verdicts: Verdicts =
+            self.round_trip(store, call, self.execute, window, Some(window.len()))?;
         if verdicts.len() != window.len() {
             return Err(FunctionError::BadOutput(format!(
                 "{} verdicts for a window of {} samples",
@@ -75,13 +88,14 @@ impl EdgeGuest {
         call: &GuestCall,
         entry: TypedFunc<(u32, u32), u64>,
         input: &I,
+        list_len: Option<usize>,
     ) -> Result<O, FunctionError> {
         let encoded =
             postcard::to_allocvec(input).map_err(|e| FunctionError::Encode(e.to_string()))?;
         let len = u32::try_from(encoded.len()).map_err(|_| FunctionError::MemoryLimit {
-            limit_bytes: store.data().max_memory_bytes,
+            limit_bytes: store.data().max_memory_bytes(),
         })?;
-        let ptr = call.run(store, |store| self.alloc.call(store, len))?;
+        let ptr = call.run(store, &self.alloc, len)?;
         checked_range(&self.memory, store, ptr, len, "alloc")?;
         self.memory
             .write(&mut *store, ptr as usize, &encoded)
@@ -89,12 +103,67 @@ impl EdgeGuest {
                 FunctionError::BadOutput(format!("alloc returned unusable memory: {e}"))
             })?;
 
-        let packed = call.run(store, |store| entry.call(store, (ptr, len)))?;
+        let packed = call.run(store, &entry, (ptr, len))?;
         let (out_ptr, out_len) = ((packed >> 32) as u32, packed as u32);
+        let max_len = list_len
+            .unwrap_or(0)
+            .saturating_mul(MAX_VERDICT_BYTES)
+            .saturating_add(MAX_ANSWER_OVERHEAD_BYTES);
+        if out_len as usize > max_len {
+            return Err(FunctionError::BadOutput(format!(
+                "the answer is {out_len} bytes; the most read for this call is {max_len}"
+            )));
+        }
         let range = checked_range(&self.memory, store, out_ptr, out_len, "the answer")?;
-        let answer = &self.memory.data(&*store)[range];
+        let answer = self.memory.data(&*store).get(range).unwrap_or_default();
+        if let (Some(expected), Some(found)) = (list_len, ok_list_len(answer))
+            && found != expected as u64
+        {
+            return Err(FunctionError::BadOutput(format!(
+                "{found} verdicts for a window of {expected} samples"
+            )));
+        }
         postcard::from_bytes::<Result<O, edge_function::Error>>(answer)
             .map_err(|e| FunctionError::BadOutput(format!("answer does not decode: {e}")))?
-            .map_err(|e| FunctionError::Function(e.message))
+            .map_err(|e| FunctionError::Function(guest_text(&e.message)))
+    }
+}
+
+/// The length prefix of the list in a postcard `Ok(list)`, read without decoding the
+/// list: the variant index 0, then the length as a varint.
+fn ok_list_len(answer: &[u8]) -> Option<u64> {
+    let (&variant, rest) = answer.split_first()?;
+    if variant != 0 {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for (index, &byte) in rest.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f).checked_shl(7 * index as u32)?;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_length_is_read_from_the_prefix() {
+        let answer = postcard::to_allocvec(&Ok::<Verdicts, edge_function::Error>(vec![
+                Default::default(
+                );
+                300
+            ]))
+        .unwrap();
+        assert_eq!(ok_list_len(&answer), Some(300));
+        assert_eq!(
+            ok_list_len(&[0, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Some(u64::from(u32::MAX))
+        );
+        assert_eq!(ok_list_len(&[1, 5]), None);
+        assert_eq!(ok_list_len(&[0, 0x80]), None);
     }
 }

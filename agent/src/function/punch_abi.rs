@@ -21,17 +21,23 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use wasmi::{Instance, Memory, Store, TypedFunc};
 
+use super::error::guest_text;
+use super::guest_call::{GuestCall, HostState};
 use super::guest_memory::{checked_range, export, memory};
-use super::host::{GuestCall, HostState};
+use super::limits::MAX_ANSWER_OVERHEAD_BYTES;
 use super::{FunctionError, PunchGlueError};
 
-/// The longest result the host reads. A verdict list with the window echoed back takes
-/// about 50 bytes per sample, 200 KB at 4096 samples; the bound keeps a result with no
-/// NUL from costing more than a short, fixed scan.
-pub(super) const MAX_RESULT_BYTES: usize = 8 << 20;
+/// The most result bytes read per sample of the window. A verdict list with the window
+/// echoed back takes about 50 bytes per sample; the bound, with
+/// [`MAX_ANSWER_OVERHEAD_BYTES`], keeps a result with no NUL from costing more than a
+/// short scan, and what JSON decodes from it to a few times the window.
+const MAX_RESULT_BYTES_PER_SAMPLE: usize = 256;
 
-/// Error messages quoted from the guest are clipped to this many bytes for the logs.
-const MAX_MESSAGE_BYTES: usize = 1024;
+fn max_result_bytes(samples: usize) -> usize {
+    samples
+        .saturating_mul(MAX_RESULT_BYTES_PER_SAMPLE)
+        .saturating_add(MAX_ANSWER_OVERHEAD_BYTES)
+}
 
 /// The typed exports of one live instance.
 pub(super) struct PunchGuest {
@@ -61,6 +67,10 @@ struct ErrorBody {
 }
 
 impl PunchGuest {
+    pub(super) fn memory(&self) -> Memory {
+        self.memory
+    }
+
     pub(super) fn bind(
         store: &mut Store<HostState>,
         instance: &Instance,
@@ -81,9 +91,9 @@ impl PunchGuest {
     ) -> Result<Verdicts, FunctionError> {
         let input = encode(window)?;
         let size = u32::try_from(input.len()).map_err(|_| FunctionError::MemoryLimit {
-            limit_bytes: store.data().max_memory_bytes,
+            limit_bytes: store.data().max_memory_bytes(),
         })?;
-        let input_ptr = call.run(store, |store| self.allocate.call(store, size))?;
+        let input_ptr = call.run(store, &self.allocate, size)?;
         checked_range(&self.memory, store, input_ptr, size, "allocate")?;
         self.memory
             .write(&mut *store, input_ptr as usize, &input)
@@ -91,25 +101,26 @@ impl PunchGuest {
                 FunctionError::BadOutput(format!("allocate returned unusable memory: {e}"))
             })?;
 
-        let result_ptr = call.run(store, |store| self.apply.call(store, input_ptr))?;
+        let result_ptr = call.run(store, &self.apply, input_ptr)?;
         // Copied out before any further guest code runs, which could change it.
-        let result = self.read_result(store, result_ptr);
-        call.run(store, |store| {
-            self.deallocate.call(store, (input_ptr, size))
-        })?;
+        let result = self.read_result(store, result_ptr, max_result_bytes(window.len()));
+        call.run(store, &self.deallocate, (input_ptr, size))?;
         let text = result?;
         let capacity = u32::try_from(text.len() + 1).map_err(|_| {
             FunctionError::BadOutput("the result is longer than 32-bit memory".into())
         })?;
-        call.run(store, |store| {
-            self.deallocate.call(store, (result_ptr, capacity))
-        })?;
+        call.run(store, &self.deallocate, (result_ptr, capacity))?;
         decode(text, window.len())
     }
 
     /// The bytes of the NUL-terminated result at `ptr`, without the NUL, or what the
     /// pointer means instead.
-    fn read_result(&self, store: &Store<HostState>, ptr: u32) -> Result<Vec<u8>, FunctionError> {
+    fn read_result(
+        &self,
+        store: &Store<HostState>,
+        ptr: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, FunctionError> {
         let glue = match ptr {
             0 => {
                 return Err(FunctionError::BadOutput(
@@ -133,7 +144,7 @@ impl PunchGuest {
             )));
         };
         // One byte past the longest result, for its NUL.
-        let scanned = &tail[..tail.len().min(MAX_RESULT_BYTES + 1)];
+        let scanned = &tail[..tail.len().min(max_bytes.saturating_add(1))];
         match scanned.iter().position(|&byte| byte == 0) {
             Some(len) => Ok(scanned[..len].to_vec()),
             None if scanned.len() == tail.len() => Err(FunctionError::BadOutput(format!(
@@ -141,7 +152,7 @@ impl PunchGuest {
                 memory.len()
             ))),
             None => Err(FunctionError::BadOutput(format!(
-                "the result at {ptr:#x} has no NUL terminator within {MAX_RESULT_BYTES} bytes"
+                "the result at {ptr:#x} has no NUL terminator within {max_bytes} bytes"
             ))),
         }
     }
@@ -213,10 +224,10 @@ fn decode(result: Vec<u8>, samples: usize) -> Result<Verdicts, FunctionError> {
         Some(b'1') => {
             let json = &text[1..];
             match serde_json::from_str::<ErrorBody>(json) {
-                Ok(body) => Err(FunctionError::Function(clip(&body.message))),
+                Ok(body) => Err(FunctionError::Function(guest_text(&body.message))),
                 // Not punch_api's own error shape, but still the function's say.
                 Err(_) if serde_json::from_str::<serde_json::Value>(json).is_ok() => {
-                    Err(FunctionError::Function(clip(json)))
+                    Err(FunctionError::Function(guest_text(json)))
                 }
                 Err(e) => Err(FunctionError::BadOutput(format!(
                     "the error result is not JSON: {e}"
@@ -229,17 +240,6 @@ fn decode(result: Vec<u8>, samples: usize) -> Result<Verdicts, FunctionError> {
         ))),
         None => Err(FunctionError::BadOutput("the result is empty".into())),
     }
-}
-
-fn clip(message: &str) -> String {
-    if message.len() <= MAX_MESSAGE_BYTES {
-        return message.to_owned();
-    }
-    let mut end = MAX_MESSAGE_BYTES;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
 }
 
 #[cfg(test)]
@@ -298,7 +298,9 @@ mod tests {
         }
         let long = format!("1{{\"_ppf_error_message\":\"{}\"}}", "é".repeat(2000));
         match decode(long.into_bytes(), 2) {
-            Err(FunctionError::Function(message)) => assert!(message.len() <= 1030),
+            Err(FunctionError::Function(message)) => {
+                assert!(message.chars().count() <= 1100, "{}", message.len())
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -3,7 +3,9 @@
 //! waits on a scrape.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::function::SwapStats;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds of the fuel-per-window histogram's buckets. The default budget is 1.1 G and
@@ -76,14 +78,13 @@ pub struct PipelineStats {
     pub failed_windows: AtomicU64,
     pub verdicts: AtomicU64,
     pub anomalies: AtomicU64,
-    pub swaps: AtomicU64,
-    pub swaps_refused: AtomicU64,
+    /// Swaps, refusals, rollbacks, start-up fallbacks, and the function in use (the
+    /// function stage's own counters, shared with the watcher).
+    pub swap: Arc<SwapStats>,
     /// Failed reads or writes of the window history (the windows go on from memory).
     pub history_errors: AtomicU64,
     /// Moves on every turn of the loop: the watchdog's sign of life.
     pub heartbeat: AtomicU64,
-    /// The sha256 of the function in use.
-    pub function_sha256: Mutex<String>,
     /// Failed windows by `FunctionError::kind`, for the metrics.
     pub function_errors: Mutex<BTreeMap<&'static str, u64>>,
     /// Fuel burnt by each window the function judged, and by the latest one.
@@ -92,11 +93,9 @@ pub struct PipelineStats {
 }
 
 impl PipelineStats {
+    /// The sha256 of the function in use.
     pub fn function_sha256(&self) -> String {
-        self.function_sha256
-            .lock()
-            .map(|sha| sha.clone())
-            .unwrap_or_default()
+        self.swap.running()
     }
 
     /// Failed windows by error kind, so far.
