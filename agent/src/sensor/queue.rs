@@ -162,15 +162,7 @@ impl SampleReader {
 mod tests {
     use super::*;
 
-    fn sample(timestamp: i64) -> Sample {
-        let seq = u64::try_from(timestamp).unwrap();
-        Sample::air_quality_only(
-            crate::sensor::identity::RunId::from_raw(1),
-            seq,
-            timestamp,
-            50.0,
-        )
-    }
+    use crate::sensor::sample::test_sample as sample;
 
     #[test]
     fn full_ring_overwrites_the_oldest() {

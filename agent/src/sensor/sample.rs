@@ -73,6 +73,17 @@ impl Sample {
     }
 }
 
+/// A plain sample at `timestamp` (also its sequence number), for the library's unit tests.
+#[cfg(test)]
+pub(crate) fn test_sample(timestamp: i64) -> Sample {
+    Sample::air_quality_only(
+        RunId::from_raw(1),
+        timestamp.unsigned_abs(),
+        timestamp,
+        50.0,
+    )
+}
+
 /// serde_json writes NaN as `null`; this reads it back. Binary formats (postcard, as the
 /// window history stores samples) keep NaN as a float and are read as one.
 fn nan_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {

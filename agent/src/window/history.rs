@@ -243,15 +243,7 @@ impl HistoryStore {
 mod tests {
     use super::*;
 
-    fn sample(timestamp: i64) -> Sample {
-        let seq = u64::try_from(timestamp).unwrap();
-        Sample::air_quality_only(
-            crate::sensor::identity::RunId::from_raw(1),
-            seq,
-            timestamp,
-            50.0,
-        )
-    }
+    use crate::sensor::sample::test_sample as sample;
 
     #[test]
     fn a_reopened_store_resumes_the_last_n_samples_and_the_undecided_count() {
