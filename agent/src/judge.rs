@@ -3,6 +3,8 @@
 //! sample the window decides. Both callers build their output from [`Judged`], so a replay
 //! judges exactly as the live agent would; a change to how verdicts are assigned goes here.
 
+use std::sync::Arc;
+
 use edge_function::{Verdict, Window};
 use thiserror::Error;
 
@@ -64,8 +66,8 @@ pub struct Judged<'s> {
     decided: usize,
     /// What the function answered; `Err` when the window was not judged.
     pub outcome: Result<Outcome, NotJudged>,
-    /// The error's text, clipped once for the whole window.
-    error: Option<String>,
+    /// The error's text, clipped once for the whole window and shared by its records.
+    error: Option<Arc<str>>,
     /// What the function was given; `None` when the window was too short to run.
     window: Option<Window>,
 }
@@ -94,7 +96,7 @@ pub fn judge<'s>(
     let error = outcome
         .as_ref()
         .err()
-        .map(|e| text::clip(&e.to_string(), MAX_ERROR_BYTES).to_owned());
+        .map(|e| Arc::from(text::clip(&e.to_string(), MAX_ERROR_BYTES)));
     Judged {
         samples,
         decided,
@@ -107,7 +109,7 @@ pub fn judge<'s>(
 impl<'s> Judged<'s> {
     /// The decided samples with their verdicts, oldest first. A verdict the function did
     /// not give (it answered too few) is an error for that sample, never a guess.
-    pub fn verdicts(&self) -> impl Iterator<Item = (&'s Sample, Result<Verdict, &str>)> + '_ {
+    pub fn verdicts(&self) -> impl Iterator<Item = (&'s Sample, Result<Verdict, Arc<str>>)> + '_ {
         let first = self.samples.len() - self.decided;
         self.samples[first..]
             .iter()
@@ -118,9 +120,9 @@ impl<'s> Judged<'s> {
                         .verdicts
                         .get(first + offset)
                         .copied()
-                        .ok_or("no verdict for this sample"),
-                    (Err(_), Some(reason)) => Err(reason.as_str()),
-                    (Err(_), None) => Err("not judged"),
+                        .ok_or_else(|| Arc::from("no verdict for this sample")),
+                    (Err(_), Some(reason)) => Err(reason.clone()),
+                    (Err(_), None) => Err(Arc::from("not judged")),
                 };
                 (sample, verdict)
             })
@@ -129,7 +131,7 @@ impl<'s> Judged<'s> {
     /// How many decided samples were flagged.
     pub fn anomalies(&self) -> usize {
         self.verdicts()
-            .filter(|(_, verdict)| verdict.is_ok_and(|v| v.is_anomaly))
+            .filter(|(_, verdict)| verdict.as_ref().is_ok_and(|v| v.is_anomaly))
             .count()
     }
 

@@ -3,6 +3,8 @@
 //! Elasticsearch `_id`, which is the sample's identity (host, sensor, run, sequence), never
 //! its time. A field added here needs a mapping in `ship/client.rs`'s template.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::sensor::{RunId, Sample};
@@ -38,7 +40,9 @@ pub struct VerdictRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    /// One allocation per window, shared by its records: an error is stored once, however
+    /// many samples it is the reason for.
+    pub error: Option<Arc<str>>,
     /// The sha256 of the module that judged the sample; empty when none did.
     pub function_sha256: String,
     pub window_start: String,
@@ -101,11 +105,11 @@ impl VerdictRecord {
     pub fn new(
         sample: &Sample,
         judgement: &Judgement<'_>,
-        verdict: Result<edge_function::Verdict, &str>,
+        verdict: Result<edge_function::Verdict, Arc<str>>,
     ) -> Self {
         let (is_anomaly, score, error) = match verdict {
             Ok(v) => (Some(v.is_anomaly), v.score, None),
-            Err(reason) => (None, None, Some(reason.to_owned())),
+            Err(reason) => (None, None, Some(reason)),
         };
         Self {
             unix_ms: sample.timestamp,
@@ -161,7 +165,7 @@ mod tests {
             function_sha256: "ab",
             window: (0, 1),
         };
-        VerdictRecord::new(sample, &judgement, Err("x"))
+        VerdictRecord::new(sample, &judgement, Err("x".into()))
     }
 
     #[test]

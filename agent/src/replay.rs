@@ -135,7 +135,8 @@ fn run_window(
     }
     let sha256 = host.module().sha256();
     for (index, (sample, verdict)) in (plan.decide_from..).zip(judged.verdicts()) {
-        if verdict.is_ok_and(|v| v.is_anomaly) {
+        let judged_ok = verdict.as_ref().ok();
+        if judged_ok.is_some_and(|v| v.is_anomaly) {
             summary.anomalies += 1;
             summary.flagged.push(index);
         }
@@ -143,10 +144,10 @@ fn run_window(
             index,
             timestamp: timestamp::format(sample.timestamp),
             value: sample.air_quality,
-            is_anomaly: verdict.ok().map(|v| v.is_anomaly),
-            score: verdict.ok().and_then(|v| v.score),
+            is_anomaly: judged_ok.map(|v| v.is_anomaly),
+            score: judged_ok.and_then(|v| v.score),
             function_sha256: sha256,
-            error: verdict.err(),
+            error: verdict.as_ref().err().map(|e| &**e),
         };
         serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
         out.write_all(b"\n")?;

@@ -50,7 +50,7 @@ fn shipped_fields() -> BTreeSet<String> {
     };
     [
         VerdictRecord::new(&sample, &judgement, Ok(judged)),
-        VerdictRecord::new(&sample, &judgement, Err("refused")),
+        VerdictRecord::new(&sample, &judgement, Err("refused".into())),
     ]
     .iter()
     .flat_map(|record| {

@@ -152,8 +152,9 @@ fn sigterm_ends_the_agent_while_a_guest_spins() {
     let dir = tempfile::tempdir().unwrap();
     let watched = dir.path().join("spins.wasm");
     std::fs::write(&watched, wat_function("(loop br 0) i64.const 0")).unwrap();
-    // Fuel for hours: only the deadline (the default, 5 s) stops a window.
-    let config = config(dir.path(), &watched, "fuel_per_call = 100000000000000");
+    // Fuel for minutes (the most the configuration allows): only the deadline (the
+    // default, 5 s) stops a window.
+    let config = config(dir.path(), &watched, "fuel_per_call = 1000000000000");
     let config_text =
         std::fs::read_to_string(&config)
             .unwrap()

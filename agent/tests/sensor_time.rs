@@ -92,7 +92,7 @@ fn document_ids(host: &str, samples: &[Sample]) -> Vec<String> {
     };
     samples
         .iter()
-        .map(|s| VerdictRecord::new(s, &judgement, Err("not judged")).document_id())
+        .map(|s| VerdictRecord::new(s, &judgement, Err("not judged".into())).document_id())
         .collect()
 }
 
@@ -251,7 +251,7 @@ fn a_skipped_channel_is_null_in_the_record() {
             "temperature is still measured"
         );
         assert!(sample.air_quality.is_finite());
-        let record = VerdictRecord::new(sample, &judgement, Err("x"));
+        let record = VerdictRecord::new(sample, &judgement, Err("x".into()));
         let json = serde_json::to_value(&record).unwrap();
         assert!(json["humidity"].is_null(), "{json}");
         assert!(json["pressure"].is_null(), "{json}");
