@@ -95,20 +95,8 @@ fn refused_at_start(refusal: Refusal) {
 
     let server = FaultServer::healthy();
     let config = write_config(dir.path(), &state, &server.url);
-    let mut agent = Agent::start(
-        binary(),
-        &[
-            "run",
-            "--simulate",
-            "--speed",
-            "200",
-            "--config",
-            config.to_str().unwrap(),
-            // The local copy goes to stdout: it shows that judging goes on.
-            "--output",
-            "-",
-        ],
-    );
+    // The local copy goes to stdout: it shows that judging goes on.
+    let mut agent = Agent::simulated(binary(), &config, "200", &["--output", "-"]);
     agent.until_log("running without a durable spool");
     let metrics = agent.metrics_addr();
     // Degraded, not dead: /health says so and still answers 200.
@@ -171,19 +159,7 @@ fn a_disk_that_fills_while_running_degrades_and_recovers() {
     std::fs::create_dir(&state).unwrap();
     let server = FaultServer::healthy();
     let config = write_config(dir.path(), &state, &server.url);
-    let mut agent = Agent::start(
-        binary(),
-        &[
-            "run",
-            "--simulate",
-            "--speed",
-            "200",
-            "--config",
-            config.to_str().unwrap(),
-            "--output",
-            "-",
-        ],
-    );
+    let mut agent = Agent::simulated(binary(), &config, "200", &["--output", "-"]);
     let metrics = agent.metrics_addr();
     assert!(
         server.wait_until(PATIENCE, |_, stored| stored >= 16),

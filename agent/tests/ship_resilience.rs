@@ -93,17 +93,7 @@ fn an_hour_without_upstream_loses_and_duplicates_nothing() {
         (64, 32),
         &format!("url = \"http://127.0.0.1:{port}\""),
     );
-    let mut agent = Agent::start(
-        binary(),
-        &[
-            "run",
-            "--simulate",
-            "--speed",
-            "1200",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    );
+    let mut agent = Agent::simulated(binary(), &config, "1200", &[]);
     agent.until_log("Elasticsearch unavailable");
     agent.until_log("spooled");
     let start = spooled(&agent.logs)[0].first.1;

@@ -36,17 +36,7 @@ fn sigterm_does_not_wait_for_a_hanging_upstream() {
         ),
     )
     .unwrap();
-    let mut agent = Agent::start(
-        binary(),
-        &[
-            "run",
-            "--simulate",
-            "--speed",
-            "200",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    );
+    let mut agent = Agent::simulated(binary(), &config, "200", &[]);
     agent.until_log("spooled");
     assert!(
         server.wait_until(PATIENCE, |requests, _| requests >= 2),

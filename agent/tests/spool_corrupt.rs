@@ -30,17 +30,7 @@ fn a_corrupt_spool_is_moved_aside_and_the_agent_ships_on() {
         ),
     )
     .unwrap();
-    let mut agent = Agent::start(
-        binary(),
-        &[
-            "run",
-            "--simulate",
-            "--speed",
-            "200",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    );
+    let mut agent = Agent::simulated(binary(), &config, "200", &[]);
     agent.until_log("is corrupt");
     assert!(
         server.wait_until(PATIENCE, |_, stored| stored >= 16),

@@ -64,6 +64,15 @@ impl Agent {
         }
     }
 
+    /// `binary run --simulate --speed SPEED --config CONFIG EXTRA…`: the agent on the
+    /// simulated chip, as most end-to-end tests run it.
+    pub fn simulated(binary: &Path, config: &Path, speed: &str, extra: &[&str]) -> Self {
+        let config = config.to_str().expect("a UTF-8 config path");
+        let mut args = vec!["run", "--simulate", "--speed", speed, "--config", config];
+        args.extend_from_slice(extra);
+        Self::start(binary, &args)
+    }
+
     /// Where the agent says it serves metrics (its log line), once it says so.
     pub fn metrics_addr(&mut self) -> SocketAddr {
         self.until_log("metrics on http://");
