@@ -617,6 +617,34 @@ fn a_slow_window_is_not_a_stall() {
     agent.kill();
 }
 
+/// S-H-ESD on N = 4096 windows costs what it costs (0.2 s here, seconds under qemu, as on
+/// a Pi): /health stays 200 through several of them, whatever their length.
+#[test]
+fn long_windows_of_the_real_function_are_not_a_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_test_config(
+        dir.path(),
+        anomaly_wasm(),
+        "[function.params]\nperiod = 64\n\n",
+        "\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("fuel_per_call = 300000000", "fuel_per_call = 2000000000")
+        .replace("size = 64\nhop = 16", "size = 4096\nhop = 512");
+    std::fs::write(&config, text).unwrap();
+    let mut agent = start(&config, &[]);
+    let addr = agent.metrics_addr();
+    until_health(addr, 200);
+    let mut answers = Vec::new();
+    until_metrics(addr, "three windows of 4096 samples", |m| {
+        answers.push(http_get(addr, "/health").0);
+        m.value("edge_agent_windows_total", &[]) >= 3.0
+    });
+    assert!(answers.iter().all(|&status| status == 200), "{answers:?}");
+    agent.kill();
+}
+
 /// A pipeline that really stops (its NDJSON output is a pipe nobody reads) is reported
 /// stalled once it has made no progress for longer than its window could take.
 #[test]
