@@ -148,7 +148,7 @@ pub fn resident_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    kib.checked_mul(1024)
 }
 
 /// Names of the sampler's fault counters as labels, in `FaultKind` order.
@@ -257,7 +257,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     out.counter(
         "edge_agent_ring_overwritten_total",
         "Samples lost in the ring buffer because the pipeline fell behind.",
-        s.overwritten + s.dropped,
+        s.overwritten.saturating_add(s.dropped),
     );
     out.family(
         "edge_agent_sensor_consecutive_failures",

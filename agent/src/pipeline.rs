@@ -331,7 +331,18 @@ impl Pipeline {
             None => match &self.last_good {
                 Some(last_good) if last_good.sha256().is_some_and(|good| good != sha) => last_good
                     .host(self.function.params().clone(), self.function.limits())
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| e.to_string())
+                    .and_then(|host| {
+                        let min = host.min_window_len();
+                        if min > self.spec.size() {
+                            Err(format!(
+                                "the last good function needs windows of {min} samples; the window is {}",
+                                self.spec.size()
+                            ))
+                        } else {
+                            Ok(host)
+                        }
+                    }),
                 _ => Err("there is no other last good function".to_owned()),
             },
         };

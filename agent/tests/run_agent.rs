@@ -218,8 +218,13 @@ fn hot_swap_keeps_every_window_and_refuses_bad_modules() {
             !bad_shas.iter().any(|bad| bad == sha),
             "a refused module judged a sample"
         );
+        // Only a stop may leave windows unjudged: under qemu the 2000x sampler runs ahead,
+        // and the backlog past the stop grace is emitted as abandoned, not judged.
+        let abandoned_at_stop = verdict["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("abandoned: the agent is stopping"));
         assert!(
-            verdict["is_anomaly"].is_boolean(),
+            verdict["is_anomaly"].is_boolean() || abandoned_at_stop,
             "a window failed: {verdict}"
         );
         if runs.last() != Some(&sha) {

@@ -135,6 +135,14 @@ fn misrouting_pauses_whatever_the_status() {
     pauses_and_resumes("HTML under 200", Pause::Misrouted, || {
         Reply::Status(200, "<html><body>proxy login</body></html>".into())
     });
+    // nginx's answer to plain HTTP on its HTTPS port: a 400 that is not Elasticsearch's
+    // says nothing about the documents, so none of them is dead-lettered.
+    pauses_and_resumes("HTML under 400", Pause::Misrouted, || {
+        Reply::Status(
+            400,
+            "<html><body>The plain HTTP request was sent to HTTPS port</body></html>".into(),
+        )
+    });
 }
 
 #[test]

@@ -49,6 +49,9 @@ const HISTORY_FILE: &str = "window.redb";
 /// How long shipping may take to stop before an in-flight request is abandoned (its
 /// documents stay spooled): well within the unit's TimeoutStopSec (20 s).
 const SHIPPER_GRACE: Duration = Duration::from_secs(5);
+/// The simulated clock's speed-up, bounded (see `configure`).
+const MIN_SPEED: f64 = 0.001;
+const MAX_SPEED: f64 = 100_000.0;
 /// How often the main thread looks at progress when there is no watchdog.
 const TICK: Duration = Duration::from_secs(1);
 /// How long a stop waits for the function to judge what is queued before abandoning it:
@@ -305,7 +308,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         started.elapsed(),
         sampler_stats.samples,
         sampler_stats.failures,
-        sampler_stats.overwritten + sampler_stats.dropped,
+        sampler_stats
+            .overwritten
+            .saturating_add(sampler_stats.dropped),
         stats.windows.load(Ordering::Relaxed),
         stats.verdicts.load(Ordering::Relaxed),
         stats.anomalies.load(Ordering::Relaxed),
@@ -487,8 +492,12 @@ fn configure(args: &RunArgs) -> Result<AgentConfig> {
     if let Some(output) = &args.output {
         config.output.path = Some(output.clone());
     }
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        return Err(anyhow!("--speed must be above 0, got {}", args.speed));
+    // Bounded so every duration scaled by it stays representable.
+    if !(MIN_SPEED..=MAX_SPEED).contains(&args.speed) {
+        return Err(anyhow!(
+            "--speed must be between {MIN_SPEED} and {MAX_SPEED}, got {}",
+            args.speed
+        ));
     }
     if args.output.is_some() || args.function.is_some() {
         // The overrides meet the same rules as the file (an --output whose folder is

@@ -10,10 +10,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use log::{debug, warn};
 use thiserror::Error;
 use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::support::wake::Wake;
 
 use super::{Health, Snapshot, render};
 
@@ -65,9 +68,15 @@ impl MetricsListener {
 pub struct MetricsServer {
     server: Arc<Server>,
     stopping: Arc<AtomicBool>,
+    /// Set by the thread as it ends, so a stop can wait for it with a bound.
+    finished: Arc<(AtomicBool, Wake)>,
     thread: Option<JoinHandle<()>>,
     addr: SocketAddr,
 }
+
+/// The longest a stop waits for the metrics thread: a client that never reads can hold
+/// it in a write, and must not hold the agent's shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 impl MetricsServer {
     /// Serves `listener`; `collect` reads the counters for each request.
@@ -81,7 +90,9 @@ impl MetricsServer {
                 .map_err(|e| MetricsError::Serve(e.to_string()))?,
         );
         let stopping = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new((AtomicBool::new(false), Wake::new()));
         let (thread_server, thread_stopping) = (server.clone(), stopping.clone());
+        let thread_finished = finished.clone();
         let thread = std::thread::Builder::new()
             .name("metrics".into())
             .spawn(move || {
@@ -89,18 +100,21 @@ impl MetricsServer {
                     match thread_server.recv() {
                         Ok(request) => answer(request, &collect),
                         // `unblock` on stop, or the listener failing for good.
-                        Err(_) if thread_stopping.load(Ordering::Acquire) => return,
+                        Err(_) if thread_stopping.load(Ordering::Acquire) => break,
                         Err(error) => {
                             warn!("metrics: {error}; no longer serving");
-                            return;
+                            break;
                         }
                     }
                 }
+                thread_finished.0.store(true, Ordering::Release);
+                thread_finished.1.notify();
             })
             .map_err(MetricsError::Thread)?;
         Ok(Self {
             server,
             stopping,
+            finished,
             thread: Some(thread),
             addr,
         })
@@ -115,6 +129,13 @@ impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::Release);
         self.server.unblock();
+        let (finished, wake) = &*self.finished;
+        if !wake.wait_until(STOP_GRACE, || finished.load(Ordering::Acquire)) {
+            warn!(
+                "the metrics thread is still answering a client after {STOP_GRACE:?}; leaving it"
+            );
+            return;
+        }
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
@@ -178,6 +199,9 @@ fn answer(request: Request, collect: &impl Fn() -> Snapshot) {
     }
     if let Err(error) = request.respond(response) {
         // The scraper went away; nothing to do for it.
-        debug!("metrics: {method} {path}: {error}");
+        debug!(
+            "metrics: {method} {}: {error}",
+            crate::support::text::untrusted(&path)
+        );
     }
 }

@@ -267,6 +267,13 @@ pub fn classify_response(status: u16, text: &str, expected: usize) -> BulkOutcom
             why,
             reason: format!("HTTP {status}: {}", reason()),
         },
+        // A 400 that is not an Elasticsearch error object (an HTML page from a proxy, or
+        // nginx's "plain HTTP request was sent to HTTPS port") says nothing about the
+        // documents: dead-lettering them would empty the spool.
+        (400, None) if error_type_of(text).is_none() => BulkOutcome::Paused {
+            why: Pause::Misrouted,
+            reason: format!("HTTP 400 that is not Elasticsearch's: {}", reason()),
+        },
         _ => by_status(status, reason),
     }
 }
@@ -461,7 +468,12 @@ fn preview(text: &str) -> String {
 }
 
 /// `type: reason` from an Elasticsearch error object, the best there is otherwise.
+/// Bounded and escaped: the text is the upstream's, and it reaches the log.
 fn error_reason(holder: &Value) -> String {
+    crate::support::text::untrusted(&raw_error_reason(holder))
+}
+
+fn raw_error_reason(holder: &Value) -> String {
     let error = holder.get("error");
     let pick = |e: &Value| {
         let kind = e.get("type").and_then(Value::as_str);
@@ -496,7 +508,7 @@ fn reason_of_text(status: u16, text: &str) -> String {
             .to_owned();
     }
     match serde_json::from_str::<Value>(text) {
-        Ok(value) => crate::support::text::untrusted(&error_reason(&value)),
+        Ok(value) => error_reason(&value),
         Err(_) => preview(text),
     }
 }

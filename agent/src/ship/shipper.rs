@@ -151,7 +151,7 @@ impl ShipperHandle {
         let done = self.done.clone();
         if !self
             .stopper
-            .wait_until(grace, || done.load(Ordering::Acquire))
+            .wait_regardless(grace, || done.load(Ordering::Acquire))
         {
             return false;
         }
@@ -231,7 +231,8 @@ impl Shipper {
             if !self.spool.wait_for_entries(Duration::from_millis(500)) {
                 continue;
             }
-            if (self.spool.depth() as usize) < self.settings.batch_max_docs
+            if usize::try_from(self.spool.depth()).unwrap_or(usize::MAX)
+                < self.settings.batch_max_docs
                 && self.stopper.sleep(self.settings.batch_max_delay)
             {
                 return;

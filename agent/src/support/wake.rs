@@ -94,6 +94,12 @@ impl Stop {
         ready()
     }
 
+    /// Waits until `ready()` holds or `timeout` passes, whether or not a stop was
+    /// requested (to wait for a stopped thread to finish); answers `ready()`.
+    pub fn wait_regardless(&self, timeout: Duration, ready: impl FnMut() -> bool) -> bool {
+        self.wake.wait_until(timeout, ready)
+    }
+
     /// Wakes waiters to re-check their condition without stopping them.
     pub fn notify(&self) {
         self.wake.notify();
@@ -131,5 +137,19 @@ mod tests {
         stop.stop();
         assert!(sleeper.join().unwrap());
         assert!(stop.sleep(Duration::from_secs(3600)), "stays stopped");
+    }
+
+    #[test]
+    fn a_stopped_waiter_can_still_wait_for_a_thread_to_finish() {
+        let stop = Arc::new(Stop::new());
+        let finished = Arc::new(AtomicBool::new(false));
+        stop.stop();
+        let (s, f) = (stop.clone(), finished.clone());
+        let worker = std::thread::spawn(move || {
+            f.store(true, Ordering::Release);
+            s.notify();
+        });
+        assert!(stop.wait_regardless(Duration::from_secs(30), || finished.load(Ordering::Acquire)));
+        worker.join().unwrap();
     }
 }
