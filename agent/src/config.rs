@@ -19,6 +19,7 @@ use crate::function::Limits;
 use crate::sensor::SensorConfig;
 use crate::ship::ShipperSettings;
 use crate::spool::WhenFull;
+use crate::support::file::read_regular_capped;
 use crate::window::WindowSpec;
 
 /// Where the packaged function lives (the .deb installs it here).
@@ -364,14 +365,18 @@ pub mod bounds {
     pub const INDEX_BYTES: RangeInclusive<usize> = 1..=255;
     /// A secret or CA file larger than this is not one.
     pub const SECRET_FILE_BYTES: u64 = 1 << 20;
+    /// The configuration file itself: a few KiB in practice.
+    pub const CONFIG_FILE_BYTES: u64 = 1 << 20;
 }
 
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        let read_error = |reason: String| ConfigError::Read {
             path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let bytes = read_regular_capped(path, bounds::CONFIG_FILE_BYTES).map_err(read_error)?;
+        let text = String::from_utf8(bytes).map_err(|e| read_error(format!("not UTF-8: {e}")))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -682,21 +687,8 @@ fn check_parent(key: &str, path: &Path) -> Result<(), String> {
 }
 
 fn read_small(key: &str, path: &Path) -> Result<Vec<u8>, String> {
-    let mut file = std::fs::File::open(path)
+    let bytes = read_regular_capped(path, bounds::SECRET_FILE_BYTES)
         .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(&mut file, bounds::SECRET_FILE_BYTES + 1),
-        &mut bytes,
-    )
-    .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
-    if bytes.len() as u64 > bounds::SECRET_FILE_BYTES {
-        return Err(format!(
-            "{key}: {} is larger than {} bytes",
-            path.display(),
-            bounds::SECRET_FILE_BYTES
-        ));
-    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(format!("{key}: {} is empty", path.display()));
     }

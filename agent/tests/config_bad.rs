@@ -334,3 +334,22 @@ fn an_output_whose_folder_is_missing_is_a_configuration_error_too() {
     assert!(stderr.contains("`output.path`"), "{stderr}");
     assert!(!state.exists());
 }
+
+#[test]
+fn a_config_path_that_is_no_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("agent.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // A FIFO nobody writes to, and a device that never ends: neither is read.
+    for path in [fifo.as_path(), Path::new("/dev/zero")] {
+        let out = Command::new(binary())
+            .args(["run", "--simulate", "--config"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(78), "{}", path.display());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+    }
+}

@@ -4,7 +4,6 @@
 //! of its bytes. How fuel is priced (so it tracks time) is set here too.
 
 use std::fmt::Write as _;
-use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,6 +12,8 @@ use wasmi::{
     CompilationMode, Config, CustomFuelCosts, EnforcedLimits, Engine, ExternType, FuncType, Module,
     OperatorCost, ValType,
 };
+
+use crate::support::file::read_regular_capped;
 
 use super::FunctionError;
 use super::error::guest_text;
@@ -56,10 +57,11 @@ impl FunctionModule {
     /// read: it is opened without blocking (a FIFO would otherwise wait for a writer
     /// forever), checked on the opened descriptor, and read through a cap.
     pub fn load(path: &Path) -> Result<Self, FunctionError> {
-        let bytes = read_capped(path).map_err(|reason| FunctionError::Read {
-            path: guest_text(&path.display().to_string()),
-            reason,
-        })?;
+        let bytes =
+            read_regular_capped(path, MAX_MODULE_BYTES).map_err(|reason| FunctionError::Read {
+                path: guest_text(&path.display().to_string()),
+                reason,
+            })?;
         Self::from_bytes(&bytes)
     }
 
@@ -186,43 +188,6 @@ fn metered_config() -> Config {
         .wasm_multi_memory(false)
         .enforced_limits(EnforcedLimits::strict());
     config
-}
-
-/// `path`'s bytes if it is a regular file of at most [`MAX_MODULE_BYTES`].
-fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc_o_nonblock())
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    let metadata = file.metadata().map_err(|e| e.to_string())?;
-    if !metadata.file_type().is_file() {
-        return Err("not a regular file".into());
-    }
-    if metadata.len() > MAX_MODULE_BYTES {
-        return Err(format!(
-            "{} bytes; the most the agent loads is {MAX_MODULE_BYTES}",
-            metadata.len()
-        ));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    // The file may grow between the check and the read: the cap holds all the same.
-    file.take(MAX_MODULE_BYTES.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_MODULE_BYTES {
-        return Err(format!(
-            "it grew past {MAX_MODULE_BYTES} bytes while being read"
-        ));
-    }
-    Ok(bytes)
-}
-
-/// `O_NONBLOCK`, which std does not name: 0o4000 on Linux for every architecture the
-/// agent targets (x86_64, aarch64, arm).
-const fn libc_o_nonblock() -> i32 {
-    0o4000
 }
 
 /// `edge_abi_version` is ours alone, so it wins. Otherwise `apply` marks a Punch module:
