@@ -119,7 +119,10 @@ impl Series {
         let column = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
         let (Some(time_column), Some(value_column)) = (column("timestamp"), column("value")) else {
             return Err(SeriesError::Header {
-                found: header.iter().collect::<Vec<_>>().join(","),
+                found: crate::support::text::escape(
+                    &header.iter().collect::<Vec<_>>().join(","),
+                    200,
+                ),
             });
         };
 
@@ -143,9 +146,10 @@ impl Series {
 
             let timestamp = parse_timestamp(field(time_column, "timestamp")?).map_err(row_error)?;
             let value_text = field(value_column, "value")?;
-            let value = value_text
-                .parse::<f32>()
-                .map_err(|_| row_error(format!("value {value_text:?} is not a number")))?;
+            let value = value_text.parse::<f32>().map_err(|_| {
+                let shown = crate::support::text::escape(value_text, 40);
+                row_error(format!("value {shown:?} is not a number"))
+            })?;
             if let Some(&previous) = series.timestamps.last()
                 && timestamp <= previous
             {
@@ -180,7 +184,10 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
         return if millis.is_finite() && millis.abs() < 1e17 {
             Ok(millis as i64)
         } else {
-            Err(format!("epoch seconds {text:?} are out of range"))
+            Err(format!(
+                "epoch seconds {:?} are out of range",
+                crate::support::text::escape(text, 40)
+            ))
         };
     }
     let datetime = OffsetDateTime::parse(text, &Rfc3339).or_else(|_| {
@@ -193,7 +200,8 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     match datetime {
         Ok(datetime) => Ok((datetime.unix_timestamp_nanos() / 1_000_000) as i64),
         Err(_) => Err(format!(
-            "timestamp {text:?} is neither RFC 3339, `YYYY-MM-DD HH:MM:SS` nor epoch seconds"
+            "timestamp {:?} is neither RFC 3339, `YYYY-MM-DD HH:MM:SS` nor epoch seconds",
+            crate::support::text::escape(text, 40)
         )),
     }
 }
