@@ -364,7 +364,7 @@ pub mod bounds {
     /// Elasticsearch's own limit on an index name.
     pub const INDEX_BYTES: RangeInclusive<usize> = 1..=255;
     /// A secret or CA file larger than this is not one.
-    pub const SECRET_FILE_BYTES: u64 = 1 << 20;
+    pub const SECRET_FILE_BYTES: u64 = crate::ship::SECRET_FILE_MAX_BYTES;
     /// The configuration file itself: a few KiB in practice.
     pub const CONFIG_FILE_BYTES: u64 = 1 << 20;
 }

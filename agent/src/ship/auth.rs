@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::support::file::read_regular_capped;
+
 use thiserror::Error;
 
 /// How requests are authenticated.
@@ -69,6 +71,9 @@ impl Auth {
     }
 }
 
+/// The most read of a password, API key or CA file: a line, or a CA bundle.
+pub const SECRET_FILE_MAX_BYTES: u64 = 1 << 20;
+
 fn secret(
     from_env: Option<String>,
     file: Option<&Path>,
@@ -78,10 +83,12 @@ fn secret(
         return Ok(Some(value));
     }
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| AuthError::Read {
+        let read_error = |reason: String| AuthError::Read {
             path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let bytes = read_regular_capped(path, SECRET_FILE_MAX_BYTES).map_err(read_error)?;
+        let text = String::from_utf8(bytes).map_err(|_| read_error("not UTF-8".into()))?;
         return Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()));
     }
     Ok(inline.map(str::to_owned))

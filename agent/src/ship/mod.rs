@@ -14,7 +14,7 @@ pub mod client;
 pub mod rate;
 mod shipper;
 
-pub use auth::{Auth, AuthError};
+pub use auth::{Auth, AuthError, SECRET_FILE_MAX_BYTES};
 pub use client::{
     BulkOutcome, Client, ClientError, ItemOutcome, Pause, RESPONSE_MAX_BYTES, redact_url,
     template_body,
