@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::record::VerdictRecord;
-use crate::ship::rate::LogLimit;
 use crate::spool::{Spool, SpoolError};
+use crate::support::log_rate::LogRate;
 
 /// The end of the pipeline. `emit` takes a window's worth of records; `flush` makes
 /// them durable as far as this sink can.
@@ -31,7 +31,7 @@ pub struct NdjsonSink {
     out: BufWriter<Box<dyn Write + Send>>,
     /// Records that could not be written (a full disk, a closed pipe).
     unwritten: Arc<AtomicU64>,
-    log: LogLimit,
+    log: LogRate,
 }
 
 impl NdjsonSink {
@@ -67,7 +67,7 @@ impl NdjsonSink {
         Self {
             out: BufWriter::new(out),
             unwritten: Arc::new(AtomicU64::new(0)),
-            log: LogLimit::every(Duration::from_secs(60)),
+            log: LogRate::every(Duration::from_secs(60)),
         }
     }
 
@@ -96,7 +96,7 @@ impl Sink for NdjsonSink {
                 log::error!(
                     "cannot write {} verdicts to the output: {e}{}",
                     records.len(),
-                    LogLimit::note(suppressed)
+                    LogRate::note(suppressed)
                 );
             }
         }
@@ -142,8 +142,8 @@ impl Write for LazyFile {
 pub struct SpoolSink {
     spool: Arc<Spool>,
     only_anomalies: bool,
-    drop_log: LogLimit,
-    disk_log: LogLimit,
+    drop_log: LogRate,
+    disk_log: LogRate,
 }
 
 impl SpoolSink {
@@ -152,8 +152,8 @@ impl SpoolSink {
         Self {
             spool,
             only_anomalies,
-            drop_log: LogLimit::every(Duration::from_secs(60)),
-            disk_log: LogLimit::every(Duration::from_secs(60)),
+            drop_log: LogRate::every(Duration::from_secs(60)),
+            disk_log: LogRate::every(Duration::from_secs(60)),
         }
     }
 }
@@ -172,7 +172,7 @@ impl Sink for SpoolSink {
                 {
                     log::warn!(
                         "spool full: {dropped} documents dropped to make room{}",
-                        LogLimit::note(suppressed)
+                        LogRate::note(suppressed)
                     );
                 }
             }
@@ -183,7 +183,7 @@ impl Sink for SpoolSink {
                         "{e}: {} verdicts kept in memory (at most {}) until the disk takes writes again{}",
                         self.spool.pending(),
                         crate::spool::PENDING_MAX,
-                        LogLimit::note(suppressed)
+                        LogRate::note(suppressed)
                     );
                 }
                 return Ok(());

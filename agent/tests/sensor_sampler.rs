@@ -451,7 +451,7 @@ fn a_missing_i2c_device_is_retried_and_counted_not_fatal() {
 
 #[test]
 fn a_flaky_bus_logs_its_changes_of_state_at_a_bounded_rate_with_counts() {
-    use edge_agent::sensor::log_rate::{STATE_LOG_BURST, STATE_LOG_INTERVAL};
+    use edge_agent::sensor::sampler::{STATE_LOG_BURST, STATE_LOG_INTERVAL};
     let mut rig = rig(Scenario::Clean);
     rig.run_samples(2);
     let logged_before = my_logs()
@@ -487,7 +487,7 @@ fn a_flaky_bus_logs_its_changes_of_state_at_a_bounded_rate_with_counts() {
     assert!(
         logged
             .iter()
-            .any(|(_, message)| message.contains("earlier changes of state not logged")),
+            .any(|(_, message)| message.contains("earlier ones not logged, rate limit")),
         "a line says how many were left out: {logged:?}"
     );
     // Every change is still recorded as an event, for a status page, and counted.

@@ -42,7 +42,7 @@
 //! or simulator, for the binary.
 //!
 //! Imports inside `sensor/` run one way. Leaves (nothing of the stage): `datasheet`,
-//! `clock`, `identity`, `log_rate`, `baseline`. Then `timeline` → `clock`; `sample` →
+//! `clock`, `identity`, `baseline`. Then `timeline` → `clock`; `sample` →
 //! `identity`; `bus_guard` → `clock`; `config` → `datasheet`; `error` → `config`, `identity`;
 //! `driver` → `bus_guard`, `clock`, `config`, `datasheet`, `error`; `air_quality` →
 //! `baseline`, `config`, `datasheet`, `driver` (its `Reading`); `simulator` → `clock`,
@@ -59,7 +59,6 @@ pub mod error;
 pub mod identity;
 #[cfg(target_os = "linux")]
 pub mod linux_bus;
-pub mod log_rate;
 pub mod queue;
 pub mod sample;
 pub mod sampler;

@@ -9,7 +9,7 @@
 //!
 //! Faults: every failed try is counted (per kind); a warning is logged only when the
 //! sensor's state changes (healthy → a fault, one fault kind → another, fault → recovered),
-//! not per try, and those lines are rate-limited ([`crate::sensor::log_rate`]) so a flaky
+//! not per try, and those lines are rate-limited ([`crate::support::log_rate`]) so a flaky
 //! bus cannot flood the journal. After `retry.reinit_after_failures` consecutive failures,
 //! and at once after a driver panic or runaway, the driver is dropped and the chip
 //! re-initialised.
@@ -33,16 +33,20 @@ use crate::sensor::config::SensorConfig;
 use crate::sensor::driver::{Bme680Sensor, BusFactory, Reading};
 use crate::sensor::error::{FaultKind, SensorError};
 use crate::sensor::identity::RunId;
-use crate::sensor::log_rate::{Admit, LogRate};
 use crate::sensor::queue::{PushOutcome, SampleWriter};
 use crate::sensor::sample::Sample;
 use crate::sensor::timeline::{ClockEvent, Stamp, Timeline};
+use crate::support::log_rate::{Admit, LogRate};
 use crate::support::wake::Wake;
 
 /// Longest single sleep, so a stop request is noticed promptly.
 const SLEEP_SLICE: Duration = Duration::from_millis(100);
 /// Events kept for inspection; older ones are dropped.
 const EVENT_HISTORY: usize = 256;
+/// Changes of state (faulted, healthy, clock steps) logged back to back...
+pub const STATE_LOG_BURST: u32 = 5;
+/// ...and one more per this much monotonic time; the rest are counted and left out.
+pub const STATE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Counters since the sampler was created. Monotone except `consecutive_failures`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -292,8 +296,8 @@ impl<F: BusFactory> Sampler<F> {
             last_temperature_c: None,
             next_seq: 0,
             timeline: Timeline::new(),
-            state_log: LogRate::default(),
-            clock_log: LogRate::default(),
+            state_log: LogRate::new(STATE_LOG_BURST, STATE_LOG_INTERVAL),
+            clock_log: LogRate::new(STATE_LOG_BURST, STATE_LOG_INTERVAL),
         })
     }
 

@@ -11,7 +11,6 @@
 
 mod auth;
 pub mod client;
-pub mod rate;
 mod shipper;
 
 pub use auth::{Auth, AuthError, SECRET_FILE_MAX_BYTES};

@@ -18,10 +18,10 @@ use log::{error, info, warn};
 use serde_json::{Value, json};
 
 use super::client::{ClientError, Pause, TemplateState};
-use super::rate::LogLimit;
 use super::{BulkOutcome, Client, ItemOutcome};
 use crate::spool::{Entry, Spool, rotate_if_full};
 use crate::support::backoff::{Backoff, Jitter};
+use crate::support::log_rate::LogRate;
 
 /// How often the template is looked for while all is well: a cluster recreated without a
 /// connection error in between is noticed within this.
@@ -131,8 +131,8 @@ pub struct Shipper {
     health: Health,
     template: Template,
     jitter: Jitter,
-    dead_letter_log: LogLimit,
-    spool_log: LogLimit,
+    dead_letter_log: LogRate,
+    spool_log: LogRate,
 }
 
 /// The running shipper.
@@ -192,8 +192,8 @@ impl Shipper {
             health: Health::Up,
             template,
             jitter: Jitter::seeded(0),
-            dead_letter_log: LogLimit::every(Duration::from_secs(60)),
-            spool_log: LogLimit::every(Duration::from_secs(60)),
+            dead_letter_log: LogRate::every(Duration::from_secs(60)),
+            spool_log: LogRate::every(Duration::from_secs(60)),
         }
     }
 
@@ -225,7 +225,7 @@ impl Shipper {
                 warn!(
                     "the spool still cannot store {} documents kept in memory: {e}{}",
                     self.spool.pending(),
-                    LogLimit::note(suppressed)
+                    LogRate::note(suppressed)
                 );
             }
             if !self.spool.wait_for_entries(Duration::from_millis(500)) {
@@ -261,7 +261,7 @@ impl Shipper {
             Ok(batch) => self.ship(&batch),
             Err(e) => {
                 if let Some(suppressed) = self.spool_log.allow() {
-                    error!("cannot read the spool: {e}{}", LogLimit::note(suppressed));
+                    error!("cannot read the spool: {e}{}", LogRate::note(suppressed));
                 }
                 // The disk, not Elasticsearch: the spool reopens itself (every 2 s at most).
                 Flow::Wait(Duration::from_secs(1))
@@ -509,7 +509,7 @@ impl Shipper {
                 "{} document(s) refused by Elasticsearch (HTTP {status}: {reason}); written to {}{}",
                 entries.len(),
                 path.display(),
-                LogLimit::note(suppressed)
+                LogRate::note(suppressed)
             );
         }
         Flow::Continue

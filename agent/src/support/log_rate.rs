@@ -1,18 +1,11 @@
-//! A bound on how often the sampler logs changes of state, so a flaky bus (a NACK every
-//! few transfers flips the sensor between faulted and healthy several times a minute) costs
-//! a few lines a minute, not one per flip, and the lines say how many were left out.
-//!
-//! A token bucket on the monotonic clock: [`STATE_LOG_BURST`] lines at once, then one more
-//! per [`STATE_LOG_INTERVAL`]. What is left out is counted (the sampler's
-//! `state_changes_suppressed`), recorded as events all the same, logged at debug, and the
-//! next line that is written says how many it follows. A change of policy goes here.
+//! Log volume with a bound: a token bucket on monotonic time, `burst` lines at once, then
+//! one more per `interval`, and the next line written says how many were left out. Every
+//! event that can repeat per sample, document or window uses it: the sensor's changes of
+//! state (a flaky bus flips it several times a minute), dead letters, spool drops, a disk
+//! that refuses writes.
 
-use std::time::Duration;
-
-/// Lines that may be written back to back.
-pub const STATE_LOG_BURST: u32 = 5;
-/// One more line is allowed per this much monotonic time.
-pub const STATE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Whether to write a line now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +22,7 @@ impl Admit {
         match self {
             Admit::Log { suppressed: 0 } | Admit::Suppress => String::new(),
             Admit::Log { suppressed } => {
-                format!(" ({suppressed} earlier changes of state not logged, rate limit)")
+                format!(" ({suppressed} earlier ones not logged, rate limit)")
             }
         }
     }
@@ -45,12 +38,6 @@ pub struct LogRate {
     suppressed: u64,
 }
 
-impl Default for LogRate {
-    fn default() -> Self {
-        Self::new(STATE_LOG_BURST, STATE_LOG_INTERVAL)
-    }
-}
-
 impl LogRate {
     /// `burst` at least 1; `interval` zero means no limit.
     pub fn new(burst: u32, interval: Duration) -> Self {
@@ -62,6 +49,27 @@ impl LogRate {
             refilled_at: None,
             suppressed: 0,
         }
+    }
+
+    /// One line at once, then one per `interval`.
+    pub fn every(interval: Duration) -> Self {
+        Self::new(1, interval)
+    }
+
+    /// [`Self::admit`] on the process's own monotonic clock: `Some(left out since the
+    /// last line)` when a line may be written now.
+    pub fn allow(&mut self) -> Option<u64> {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        let now = EPOCH.get_or_init(Instant::now).elapsed();
+        match self.admit(now) {
+            Admit::Log { suppressed } => Some(suppressed),
+            Admit::Suppress => None,
+        }
+    }
+
+    /// The tail of a line written after `suppressed` were left out.
+    pub fn note(suppressed: u64) -> String {
+        Admit::Log { suppressed }.suffix()
     }
 
     /// Asks to write a line at monotonic time `now`.
@@ -118,11 +126,14 @@ mod tests {
         assert_eq!(rate.admit(at(10_000)), Admit::Log { suppressed: 0 });
         assert_eq!(rate.admit(at(10_000)), Admit::Suppress);
         assert!(Admit::Log { suppressed: 3 }.suffix().contains("3 earlier"));
+        let mut every = LogRate::every(Duration::from_secs(3600));
+        assert_eq!(every.allow(), Some(0));
+        assert_eq!(every.allow(), None);
     }
 
     #[test]
     fn forty_flips_a_minute_give_a_handful_of_lines() {
-        let mut rate = LogRate::default();
+        let mut rate = LogRate::new(5, Duration::from_secs(60));
         let mut logged = 0;
         // 40 changes a minute for ten minutes.
         for i in 0..400u64 {
@@ -130,7 +141,7 @@ mod tests {
                 logged += 1;
             }
         }
-        assert!(logged <= STATE_LOG_BURST as usize + 10, "{logged}");
+        assert!(logged <= 5 + 10, "{logged}");
         assert!(logged >= 10, "{logged}");
     }
 }
