@@ -46,8 +46,11 @@ fn sigterm_does_not_wait_for_a_hanging_upstream() {
     let (status, _, logs) = agent.stop();
     let took = started.elapsed();
     assert!(status.success(), "{}", logs.join("\n"));
+    // Within the unit's TimeoutStopSec (20 s) with room to spare, whatever the backlog:
+    // the pipeline's drain is bounded by its 10 s grace (under qemu the 200x sampler leaves
+    // one) and the shipper's 5 s grace overlaps it.
     assert!(
-        took < Duration::from_secs(10),
+        took < Duration::from_secs(15),
         "stopped in {took:?} with a 120 s request timeout"
     );
     let left: u64 = logs

@@ -49,6 +49,9 @@ const HISTORY_FILE: &str = "window.redb";
 /// How long shipping may take to stop before an in-flight request is abandoned (its
 /// documents stay spooled): well within the unit's TimeoutStopSec (20 s).
 const SHIPPER_GRACE: Duration = Duration::from_secs(5);
+/// What the shipper is given at the least, however long the pipeline took to drain: time
+/// to finish a request that is just being answered.
+const SHIPPER_LAST_WAIT: Duration = Duration::from_millis(500);
 /// The simulated clock's speed-up, bounded (see `configure`).
 const MIN_SPEED: f64 = 0.001;
 const MAX_SPEED: f64 = 100_000.0;
@@ -297,7 +300,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     edge_agent::function::abandon_guests();
     drop(watcher);
     if let Some(upstream) = upstream {
-        upstream.stop();
+        // The shipper kept shipping while the pipeline drained; a request hanging since
+        // the signal has had that time already, so the graces overlap rather than add up.
+        upstream.stop(
+            SHIPPER_GRACE
+                .saturating_sub(started.elapsed())
+                .max(SHIPPER_LAST_WAIT),
+        );
     }
     signal_handle.close();
     let _ = signal_thread.join();
@@ -403,13 +412,13 @@ impl Upstream {
         )
     }
 
-    /// Stops shipping within [`SHIPPER_GRACE`] whatever upstream does; whatever is not
+    /// Stops shipping within `grace` whatever upstream does; whatever is not
     /// acknowledged stays in the spool.
-    fn stop(self) {
+    fn stop(self, grace: Duration) {
         self.spool.wake();
-        if !self.shipper.stop(SHIPPER_GRACE) {
+        if !self.shipper.stop(grace) {
             warn!(
-                "a request to Elasticsearch is still in flight after {SHIPPER_GRACE:?}: abandoned, its documents stay in the spool"
+                "a request to Elasticsearch is still in flight at the stop: abandoned, its documents stay in the spool"
             );
         }
         let spool = self.spool.stats().snapshot();
@@ -417,7 +426,7 @@ impl Upstream {
             "shipping stopped: {} shipped, {} already there, {} left in the spool",
             self.stats.shipped.load(Ordering::Relaxed),
             self.stats.duplicates.load(Ordering::Relaxed),
-            spool.depth + spool.pending
+            spool.depth.saturating_add(spool.pending)
         );
     }
 }
