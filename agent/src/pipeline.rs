@@ -18,8 +18,8 @@ use log::{error, info, warn};
 use thiserror::Error;
 
 use crate::function::FunctionHost;
-use crate::function::SwapStats;
 use crate::function::last_good::LastGood;
+use crate::function::{FunctionError, SwapStats};
 use crate::judge::{self, NotJudged};
 use crate::record::{Judgement, VerdictRecord};
 use crate::sensor::{Sample, SampleReader};
@@ -145,8 +145,12 @@ impl Pipeline {
         }
         loop {
             PipelineStats::count(&self.stats.heartbeat, 1);
-            self.review_probation();
-            self.take_candidates();
+            // While stopping, the queue is drained with the function in place: no
+            // verdict on a probation, no swap.
+            if !stop.load(Ordering::Acquire) {
+                self.review_probation();
+                self.take_candidates();
+            }
             reader.drain_into(&mut batch);
             for sample in batch.drain(..) {
                 self.accept(sample)?;
@@ -194,9 +198,13 @@ impl Pipeline {
                     .fuel_last
                     .store(outcome.fuel_used, Ordering::Relaxed);
             }
-            Err(e @ NotJudged::Function(_)) => {
+            Err(e @ NotJudged::Function(error)) => {
                 PipelineStats::count(&self.stats.windows, 1);
-                PipelineStats::count(&self.stats.failed_windows, 1);
+                // A window abandoned because the agent is stopping is not the function's
+                // failure: it must not count towards a probation's rollback.
+                if !matches!(error, FunctionError::Abandoned) {
+                    PipelineStats::count(&self.stats.failed_windows, 1);
+                }
                 if let Ok(mut errors) = self.stats.function_errors.lock() {
                     *errors.entry(e.kind()).or_default() += 1;
                 }
