@@ -1,7 +1,7 @@
 //! Modules that are broken or hostile: each is refused or stopped with its own typed
 //! error, and the host carries on normally afterwards.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use edge_agent::function::{FunctionError, FunctionHost, FunctionModule, Limits};
 use edge_function::{Params, Window};
@@ -175,7 +175,12 @@ fn a_trap_is_reported_and_the_next_window_gets_a_fresh_instance() {
 
 #[test]
 fn an_infinite_loop_runs_out_of_fuel() {
-    let limits = Limits::default();
+    // Fuel is what is under test: a deadline long enough that it never comes first, even
+    // under qemu, where 1.1 G units of spinning take longer than the default 5 s.
+    let limits = Limits {
+        deadline: Duration::from_secs(600),
+        ..Limits::default()
+    };
     let mut host = misbehaving("spin", limits);
     let started = Instant::now();
     let err = host.run(&window(TRIGGER, 8)).unwrap_err();
