@@ -5,37 +5,18 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use edge_tests::agent::Agent;
+use edge_tests::agent::{Agent, write_test_config};
 use edge_tests::anomaly_wasm;
 
 /// The unit's `TimeoutStopSec`.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn config(dir: &Path, function: &Path, function_extra: &str) -> PathBuf {
-    let path = dir.join("agent.toml");
-    let text = format!(
-        r#"[agent]
-sensor_id = "kitchen"
-host_id = "test-host"
-
-[sensor]
-state_dir = "{state}"
-
-[function]
-path = "{function}"
-fuel_per_call = 300000000
-watch_interval_ms = 20
-{function_extra}
-
-[function.params]
-period = 8
-
-[window]
-size = 64
-hop = 16
-"#,
-        state = dir.join("state").display(),
-        function = function.display(),
+/// The shared test configuration (period 8), with `fuel_per_call` set to `fuel`.
+fn config(dir: &Path, function: &Path, fuel: u64) -> PathBuf {
+    let path = write_test_config(dir, function, "[function.params]\nperiod = 8\n\n", "");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "fuel_per_call = 300000000",
+        &format!("fuel_per_call = {fuel}"),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -84,7 +65,7 @@ fn a_refused_swap_does_not_brick_the_next_start() {
     let good = std::fs::read(anomaly_wasm()).unwrap();
     let sha_good = edge_tests::sha256_hex(&good);
     std::fs::write(&watched, &good).unwrap();
-    let config = config(dir.path(), &watched, "");
+    let config = config(dir.path(), &watched, 300_000_000);
 
     // First run: the good function passes its probation and is kept.
     let mut agent = start(&config);
@@ -154,12 +135,7 @@ fn sigterm_ends_the_agent_while_a_guest_spins() {
     std::fs::write(&watched, wat_function("(loop br 0) i64.const 0")).unwrap();
     // Fuel for minutes (the most the configuration allows): only the deadline (the
     // default, 5 s) stops a window.
-    let config = config(dir.path(), &watched, "fuel_per_call = 1000000000000");
-    let config_text =
-        std::fs::read_to_string(&config)
-            .unwrap()
-            .replacen("fuel_per_call = 300000000\n", "", 1);
-    std::fs::write(&config, config_text).unwrap();
+    let config = config(dir.path(), &watched, 1_000_000_000_000);
     let mut agent = start(&config);
     agent.until_log("running");
     agent.until_log("past the deadline");
