@@ -15,6 +15,7 @@
 //! - [`function`]: the wasmi sandbox: a module, its limits, the two ABIs, hot-swap
 //!   candidates.
 //! - [`watch`]: the function file watcher, which prepares those candidates.
+//! - [`registry`]: the signed function registry, polled, which prepares candidates too.
 //! - [`judge`]: one window through the function into one verdict per decided sample; the
 //!   live pipeline and `replay` both use it.
 //! - [`record`]: a verdict as it leaves the agent, with its document id.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod function;
 pub mod judge;
 pub mod record;
+pub mod registry;
 pub mod sensor;
 pub mod watch;
 pub mod window;
