@@ -2,39 +2,74 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
 mod cli;
 
+use cli::args::{ArgList, UsageError};
 use cli::{check, replay, run};
-// `check` names it from the crate root.
-pub(crate) use cli::parse_param;
 
-#[derive(Parser)]
-#[command(
-    name = "edge-agent",
-    version,
-    about = "Air-quality edge agent with sandboxed WebAssembly data functions"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+const HELP: &str = "\
+Air-quality edge agent with sandboxed WebAssembly data functions
 
-#[derive(Subcommand)]
-enum Command {
-    /// Run the agent: sample, window, judge, emit verdicts, until SIGTERM or SIGINT.
-    Run(run::RunArgs),
-    /// Replay a CSV series (`timestamp,value`) through a function; NDJSON verdicts out.
-    Replay(replay::ReplayArgs),
-    /// Check a function module before deploying it: load it, run it on a synthetic window.
-    Check(check::CheckArgs),
-}
+Usage: edge-agent <COMMAND> [OPTIONS]
+
+Commands:
+  run     Run the agent: sample, window, judge, emit verdicts, until SIGTERM or SIGINT
+  replay  Replay a CSV series (`timestamp,value`) through a function; NDJSON verdicts out
+  check   Check a function module before deploying it: load it, run it on a synthetic window
+
+Options:
+  -h, --help     Print help (`edge-agent <COMMAND> --help` for a command's options)
+  -V, --version  Print version
+";
+
+/// sysexits' EX_USAGE is 64, but clap (which this command line replaced) exits 2 on a
+/// usage error, and scripts written against it check for 2.
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut argv = std::env::args_os().skip(1);
+    let command = argv.next();
+    let command = match command.as_ref().and_then(|c| c.to_str()) {
+        Some(command @ ("run" | "replay" | "check")) => command,
+        Some("-V" | "--version") => {
+            println!("edge-agent {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some("-h" | "--help" | "help") => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            let what = match (other, &command) {
+                (Some(name), _) => format!("unknown command {name:?}"),
+                (None, Some(raw)) => format!("unknown command {raw:?}"),
+                (None, None) => "a command is needed".to_owned(),
+            };
+            eprint!("edge-agent: error: {what}\n\n{HELP}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let name = command;
+    let (help, parsed) = match ArgList::new(argv) {
+        Ok(args) if args.wants_help() => {
+            print!("{}", usage_of(command));
+            return ExitCode::SUCCESS;
+        }
+        Ok(args) => (usage_of(command), parse(command, args)),
+        Err(error) => (usage_of(command), Err(error)),
+    };
+    let command = match parsed {
+        Ok(command) => command,
+        Err(error) => {
+            let usage = help.lines().find(|l| l.starts_with("Usage:")).unwrap_or("");
+            eprintln!(
+                "edge-agent: error: {error}\n\n{usage}\n\nFor more, try `edge-agent {name} --help`."
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let result = match cli.command {
+    let result = match command {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::replay(args),
         Command::Check(args) => check::check(args),
@@ -46,4 +81,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+enum Command {
+    Run(run::RunArgs),
+    Replay(replay::ReplayArgs),
+    Check(check::CheckArgs),
+}
+
+fn usage_of(command: &str) -> String {
+    match command {
+        "run" => run::help(),
+        "replay" => replay::help(),
+        _ => check::help(),
+    }
+}
+
+fn parse(command: &str, args: ArgList) -> Result<Command, UsageError> {
+    Ok(match command {
+        "run" => Command::Run(run::RunArgs::parse(args)?),
+        "replay" => Command::Replay(replay::ReplayArgs::parse(args)?),
+        _ => Command::Check(check::CheckArgs::parse(args)?),
+    })
 }

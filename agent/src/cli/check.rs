@@ -5,24 +5,58 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Args;
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
 use edge_function::{Params, Window};
 
-#[derive(Args)]
+use super::args::{ArgList, UsageError, params};
+
+pub fn help() -> String {
+    format!(
+        "\
+Check a function module before deploying it: load it, run it on a synthetic window
+
+Usage: edge-agent check [OPTIONS] <F.wasm>
+
+Arguments:
+  <F.wasm>  The function module (.wasm)
+
+Options:
+      --param <NAME=VALUE>  A function parameter; repeat for several
+      --window <N>          Samples in the synthetic window (at least the function's
+                            minimum) [default: 1024]
+      --fuel <N>            Fuel budget for the call [default: {fuel}]
+  -h, --help                Print help
+",
+        fuel = Limits::DEFAULT_FUEL_PER_CALL
+    )
+}
+
 pub struct CheckArgs {
-    /// The function module (.wasm).
-    #[arg(value_name = "F.wasm")]
     function: PathBuf,
-    /// A function parameter, NAME=VALUE; repeat for several.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::parse_param)]
     params: Vec<(String, String)>,
-    /// Samples in the synthetic window (at least the function's minimum).
-    #[arg(long, value_name = "N", default_value_t = 1024)]
     window: usize,
-    /// Fuel budget for the call.
-    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_FUEL_PER_CALL)]
     fuel: u64,
+}
+
+impl CheckArgs {
+    pub fn parse(mut args: ArgList) -> Result<Self, UsageError> {
+        let params = params(&mut args)?;
+        let window = args.parsed("window")?.unwrap_or(1024);
+        let fuel = args
+            .parsed("fuel")?
+            .unwrap_or(Limits::DEFAULT_FUEL_PER_CALL);
+        let function = args
+            .positional()
+            .map(PathBuf::from)
+            .ok_or_else(|| UsageError::new("the function module <F.wasm> is required"))?;
+        args.finish()?;
+        Ok(Self {
+            function,
+            params,
+            window,
+            fuel,
+        })
+    }
 }
 
 pub fn check(args: CheckArgs) -> Result<ExitCode> {

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::Args;
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
 use edge_agent::plot::{PlotInput, decided_ranges, render_svg};
 use edge_agent::replay::ReplaySummary;
@@ -17,23 +16,32 @@ use edge_agent::support::text::short_sha;
 use edge_agent::window::WindowSpec;
 use edge_function::Params;
 
-#[derive(Args)]
+use super::args::{ArgList, UsageError, params};
+
 struct FunctionArgs {
-    /// The function module (.wasm).
-    #[arg(long, value_name = "F.wasm")]
     function: PathBuf,
-    /// A function parameter, NAME=VALUE; repeat for several.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::parse_param)]
     params: Vec<(String, String)>,
-    /// Fuel budget per window (about one unit per wasm instruction).
-    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT_FUEL_PER_CALL)]
     fuel: u64,
-    /// Most linear memory the function may use, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = Limits::DEFAULT_MAX_MEMORY_BYTES >> 20)]
     max_memory_mib: usize,
 }
 
 impl FunctionArgs {
+    fn parse(args: &mut ArgList) -> Result<Self, UsageError> {
+        Ok(Self {
+            function: args
+                .value("function")?
+                .map(PathBuf::from)
+                .ok_or_else(|| UsageError::new("--function <F.wasm> is required"))?,
+            params: params(args)?,
+            fuel: args
+                .parsed("fuel")?
+                .unwrap_or(Limits::DEFAULT_FUEL_PER_CALL),
+            max_memory_mib: args
+                .parsed("max-memory-mib")?
+                .unwrap_or(Limits::DEFAULT_MAX_MEMORY_BYTES >> 20),
+        })
+    }
+
     fn host(&self) -> Result<FunctionHost> {
         let module = FunctionModule::load(&self.function)
             .with_context(|| format!("refusing {}", self.function.display()))?;
@@ -57,32 +65,71 @@ impl FunctionArgs {
     }
 }
 
-#[derive(Args)]
+pub fn help() -> String {
+    format!(
+        "\
+Replay a CSV series (`timestamp,value`) through a function; NDJSON verdicts out
+
+Usage: edge-agent replay --function <F.wasm> --input <data.csv> [OPTIONS]
+
+Options:
+      --function <F.wasm>      The function module (.wasm)
+      --param <NAME=VALUE>     A function parameter; repeat for several
+      --fuel <N>               Fuel budget per window (about one unit per wasm instruction)
+                               [default: {fuel}]
+      --max-memory-mib <MIB>   Most linear memory the function may use, in MiB [default: {mib}]
+      --input <data.csv>       The series: CSV with a `timestamp,value` header
+      --window <N>             Window size N; without it the whole series is one window
+                               (with --hop)
+      --hop <H>                Hop H: a window runs every H samples and decides those H
+                               (with --window)
+      --output <out.ndjson>    Write the verdicts here instead of standard output
+      --sensor-id <ID>         The sensor id the function sees [default: replay]
+      --strict-order           Refuse a series whose timestamps ever step back or repeat,
+                               instead of replaying it in file order with a warning
+      --plot <out.svg>         Also draw the series, the flagged samples and the windows,
+                               as SVG, into this file
+  -h, --help                   Print help
+",
+        fuel = Limits::DEFAULT_FUEL_PER_CALL,
+        mib = Limits::DEFAULT_MAX_MEMORY_BYTES >> 20
+    )
+}
+
 pub struct ReplayArgs {
-    #[command(flatten)]
     function: FunctionArgs,
-    /// The series: CSV with a `timestamp,value` header.
-    #[arg(long, value_name = "data.csv")]
     input: PathBuf,
-    /// Window size N; without it the whole series is one window.
-    #[arg(long, value_name = "N", requires = "hop")]
     window: Option<usize>,
-    /// Hop H: a window runs every H samples and decides those H.
-    #[arg(long, value_name = "H", requires = "window")]
     hop: Option<usize>,
-    /// Write the verdicts here instead of standard output.
-    #[arg(long, value_name = "out.ndjson")]
     output: Option<PathBuf>,
-    /// The sensor id the function sees.
-    #[arg(long, default_value = "replay")]
     sensor_id: String,
-    /// Refuse a series whose timestamps ever step back or repeat, instead of replaying it
-    /// in file order with a warning.
-    #[arg(long)]
     strict_order: bool,
-    /// Also draw the series, the flagged samples and the windows, as SVG, into this file.
-    #[arg(long, value_name = "out.svg")]
     plot: Option<PathBuf>,
+}
+
+impl ReplayArgs {
+    pub fn parse(mut args: ArgList) -> Result<Self, UsageError> {
+        let parsed = Self {
+            function: FunctionArgs::parse(&mut args)?,
+            input: args
+                .value("input")?
+                .map(PathBuf::from)
+                .ok_or_else(|| UsageError::new("--input <data.csv> is required"))?,
+            window: args.parsed("window")?,
+            hop: args.parsed("hop")?,
+            output: args.value("output")?.map(PathBuf::from),
+            sensor_id: args
+                .value("sensor-id")?
+                .unwrap_or_else(|| "replay".to_owned()),
+            strict_order: args.flag("strict-order")?,
+            plot: args.value("plot")?.map(PathBuf::from),
+        };
+        if parsed.window.is_some() != parsed.hop.is_some() {
+            return Err(UsageError::new("--window and --hop go together"));
+        }
+        args.finish()?;
+        Ok(parsed)
+    }
 }
 
 pub fn replay(args: ReplayArgs) -> Result<ExitCode> {

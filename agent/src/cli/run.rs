@@ -12,7 +12,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
-use clap::Args;
+
+use super::args::{ArgList, UsageError};
 use edge_agent::config::AgentConfig;
 use edge_agent::config::{ElasticsearchSection, MetricsListen, ShipWhat};
 use edge_agent::function::SwapStats;
@@ -61,26 +62,55 @@ const TICK: Duration = Duration::from_secs(1);
 /// half the unit's `TimeoutStopSec=20`, leaving the rest for the spool and the shipper.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-#[derive(Args)]
+pub fn help() -> String {
+    "\
+Run the agent: sample, window, judge, emit verdicts, until SIGTERM or SIGINT
+
+Usage: edge-agent run [OPTIONS]
+
+Options:
+      --config <FILE>      The configuration file (TOML); every key has a default
+      --simulate           Sample a simulated BME680 instead of the chip on I2C
+      --scenario <NAME>    The simulated scenario: clean, cooking, window, drift, cold-start,
+                           heater-fault [default: clean] (with --simulate)
+      --speed <X>          Run the simulated clock this many times faster than real time
+                           [default: 1] (with --simulate)
+      --function <F.wasm>  The function module, instead of the configured one
+      --output <FILE>      Append verdicts (NDJSON) to this file instead of the configured
+                           output
+  -h, --help               Print help
+"
+    .to_owned()
+}
+
 pub struct RunArgs {
-    /// The configuration file (TOML); every key has a default.
-    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Sample a simulated BME680 instead of the chip on I2C.
-    #[arg(long)]
     simulate: bool,
-    /// The simulated scenario: clean, cooking, window, drift, cold-start, heater-fault.
-    #[arg(long, requires = "simulate", default_value = "clean")]
     scenario: String,
-    /// Run the simulated clock this many times faster than real time.
-    #[arg(long, requires = "simulate", default_value_t = 1.0)]
     speed: f64,
-    /// The function module, instead of the configured one.
-    #[arg(long, value_name = "F.wasm")]
     function: Option<PathBuf>,
-    /// Append verdicts (NDJSON) to this file instead of the configured output.
-    #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+impl RunArgs {
+    pub fn parse(mut args: ArgList) -> Result<Self, UsageError> {
+        let simulate = args.flag("simulate")?;
+        let scenario = args.value("scenario")?;
+        let speed = args.parsed("speed")?;
+        if !simulate && (scenario.is_some() || speed.is_some()) {
+            return Err(UsageError::new("--scenario and --speed need --simulate"));
+        }
+        let parsed = Self {
+            config: args.value("config")?.map(PathBuf::from),
+            simulate,
+            scenario: scenario.unwrap_or_else(|| "clean".to_owned()),
+            speed: speed.unwrap_or(1.0),
+            function: args.value("function")?.map(PathBuf::from),
+            output: args.value("output")?.map(PathBuf::from),
+        };
+        args.finish()?;
+        Ok(parsed)
+    }
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
