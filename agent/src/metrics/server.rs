@@ -1,12 +1,16 @@
-//! `/metrics` and `/health` over HTTP/1.1 with `tiny_http`: synchronous, one thread of our
-//! own (tiny_http adds a small pool for reading requests), no async runtime. The listener
-//! is bound first, on its own, so that an address already in use is a startup error before
-//! any other thread runs; serving starts once the stages whose counters it reads exist.
+//! `/metrics` and `/health` over HTTP/1.1, answered by hand: one thread, one connection at
+//! a time, each request read within [`IO_TIMEOUT`] and [`MAX_REQUEST_BYTES`], answered with
+//! `Connection: close`. Two read-only endpoints for a scraper on loopback need no more
+//! (tiny_http, which served them before, was 40 KB of the armv7 binary and a thread
+//! pool). The listener is bound first, on its own, so that an address already in use is a
+//! startup error before any other thread runs; serving starts once the stages whose
+//! counters it reads exist.
 //!
 //! Each request reads a fresh [`Snapshot`] through the closure it was given; the stages
 //! keep counting in atomics and never wait on a scrape.
 
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -14,14 +18,21 @@ use std::time::Duration;
 
 use log::{debug, warn};
 use thiserror::Error;
-use tiny_http::{Header, Method, Request, Response, Server};
 
+use crate::support::text::untrusted;
 use crate::support::wake::Wake;
 
 use super::{Health, Snapshot, render};
 
 /// Prometheus' content type for the text format.
 const EXPOSITION_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// A request line and headers larger than this are not a scrape.
+const MAX_REQUEST_BYTES: usize = 8 << 10;
+/// How long one client may take to send its request or to read the answer: a client that
+/// stalls holds the (single) metrics thread this long at most.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed accept (descriptors exhausted), so that the thread does not spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Error)]
 pub enum MetricsError {
@@ -31,8 +42,6 @@ pub enum MetricsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot serve metrics: {0}")]
-    Serve(String),
     #[error("cannot start the metrics thread: {0}")]
     Thread(std::io::Error),
 }
@@ -66,7 +75,6 @@ impl MetricsListener {
 
 /// The running server; stops when dropped.
 pub struct MetricsServer {
-    server: Arc<Server>,
     stopping: Arc<AtomicBool>,
     /// Set by the thread as it ends, so a stop can wait for it with a bound.
     finished: Arc<(AtomicBool, Wake)>,
@@ -85,25 +93,25 @@ impl MetricsServer {
         collect: impl Fn() -> Snapshot + Send + 'static,
     ) -> Result<Self, MetricsError> {
         let addr = listener.addr;
-        let server = Arc::new(
-            Server::from_listener(listener.listener, None)
-                .map_err(|e| MetricsError::Serve(e.to_string()))?,
-        );
+        let listener = listener.listener;
         let stopping = Arc::new(AtomicBool::new(false));
         let finished = Arc::new((AtomicBool::new(false), Wake::new()));
-        let (thread_server, thread_stopping) = (server.clone(), stopping.clone());
+        let thread_stopping = stopping.clone();
         let thread_finished = finished.clone();
         let thread = std::thread::Builder::new()
             .name("metrics".into())
             .spawn(move || {
-                loop {
-                    match thread_server.recv() {
-                        Ok(request) => answer(request, &collect),
-                        // `unblock` on stop, or the listener failing for good.
-                        Err(_) if thread_stopping.load(Ordering::Acquire) => break,
+                for connection in listener.incoming() {
+                    if thread_stopping.load(Ordering::Acquire) {
+                        break;
+                    }
+                    match connection {
+                        Ok(stream) => serve(stream, &collect),
+                        // A client that reset before it was accepted, or descriptors running
+                        // out for a moment: the next accept may well work.
                         Err(error) => {
-                            warn!("metrics: {error}; no longer serving");
-                            break;
+                            debug!("metrics: accept: {error}");
+                            std::thread::sleep(ACCEPT_PAUSE);
                         }
                     }
                 }
@@ -112,7 +120,6 @@ impl MetricsServer {
             })
             .map_err(MetricsError::Thread)?;
         Ok(Self {
-            server,
             stopping,
             finished,
             thread: Some(thread),
@@ -128,7 +135,8 @@ impl MetricsServer {
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::Release);
-        self.server.unblock();
+        // A blocking accept wakes on a connection: ours, which the thread then drops.
+        let _ = TcpStream::connect_timeout(&wake_addr(self.addr), IO_TIMEOUT);
         let (finished, wake) = &*self.finished;
         if !wake.wait_until(STOP_GRACE, || finished.load(Ordering::Acquire)) {
             warn!(
@@ -144,16 +152,115 @@ impl Drop for MetricsServer {
     }
 }
 
-fn answer(request: Request, collect: &impl Fn() -> Snapshot) {
-    let path = request
-        .url()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let method = request.method().clone();
-    let readable = matches!(method, Method::Get | Method::Head);
-    let (status, content_type, body) = match path.as_str() {
+/// Where to connect to wake the accept: the bound address, or loopback for a wildcard.
+fn wake_addr(addr: SocketAddr) -> SocketAddr {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+fn serve(mut stream: TcpStream, collect: &impl Fn() -> Snapshot) {
+    if let Err(error) = stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
+    {
+        debug!("metrics: {error}");
+        return;
+    }
+    let answer = match read_request_line(&mut stream) {
+        Ok(Some(line)) => answer(&line, collect),
+        Ok(None) => Answer::plain(400, "bad request\n"),
+        Err(error) => {
+            debug!("metrics: reading a request: {error}");
+            return;
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        answer.status,
+        reason(answer.status),
+        answer.content_type,
+        answer.body.len()
+    );
+    let written = stream.write_all(head.as_bytes()).and_then(|()| {
+        if answer.head_only {
+            Ok(())
+        } else {
+            stream.write_all(answer.body.as_bytes())
+        }
+    });
+    if let Err(error) = written.and_then(|()| stream.flush()) {
+        // The scraper went away; nothing to do for it.
+        debug!("metrics: {}: {error}", untrusted(&answer.request));
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// The request's first line, once the whole head (up to the blank line) has arrived
+/// within [`MAX_REQUEST_BYTES`]; `None` for a head that is too long or not text.
+fn read_request_line(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+        if head.len() > MAX_REQUEST_BYTES {
+            return Ok(None);
+        }
+    }
+    let Ok(text) = std::str::from_utf8(&head) else {
+        return Ok(None);
+    };
+    Ok(text.lines().next().map(str::to_owned))
+}
+
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    head_only: bool,
+    /// The request line, for the log (untrusted).
+    request: String,
+}
+
+impl Answer {
+    fn plain(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.to_owned(),
+            head_only: false,
+            request: String::new(),
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+fn answer(request_line: &str, collect: &impl Fn() -> Snapshot) -> Answer {
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default();
+    let readable = matches!(method, "GET" | "HEAD");
+    let (status, content_type, body) = match path {
         _ if !readable => (
             405,
             "text/plain; charset=utf-8",
@@ -192,16 +299,84 @@ fn answer(request: Request, collect: &impl Fn() -> Snapshot) {
         ),
         _ => (404, "text/plain; charset=utf-8", "not found\n".to_owned()),
     };
-    let mut response = Response::from_string(body).with_status_code(status);
-    // The header's name and values are constants above, always valid.
-    if let Ok(header) = Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes()) {
-        response.add_header(header);
+    Answer {
+        status,
+        content_type,
+        body,
+        head_only: method == "HEAD",
+        request: request_line.to_owned(),
     }
-    if let Err(error) = request.respond(response) {
-        // The scraper went away; nothing to do for it.
-        debug!(
-            "metrics: {method} {}: {error}",
-            crate::support::text::untrusted(&path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::metrics::{PipelineCounts, SamplerStats};
+
+    fn serving() -> MetricsServer {
+        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        MetricsServer::start(listener, || Snapshot {
+            health: Health::Alive,
+            sampler: SamplerStats::default(),
+            pipeline: PipelineCounts::default(),
+            shipping: None,
+            resident_memory_bytes: None,
+            start_time_seconds: 0.0,
+        })
+        .unwrap()
+    }
+
+    fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(request).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    #[test]
+    fn answers_get_head_and_refuses_the_rest() {
+        let server = serving();
+        let addr = server.local_addr();
+        let get = exchange(addr, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(get.starts_with("HTTP/1.1 200 OK\r\n"), "{get}");
+        let (head, body) = get.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{get}"
+        );
+        assert!(body.contains("\"status\":\"ok\""), "{body}");
+
+        let head = exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+            "{head}"
+        );
+        let post = exchange(addr, b"POST /metrics HTTP/1.1\r\n\r\n");
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        let missing = exchange(addr, b"GET /nope?x=1 HTTP/1.1\r\n\r\n");
+        assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+        let huge = [b'A'; MAX_REQUEST_BYTES + 600];
+        assert!(exchange(addr, &huge).starts_with("HTTP/1.1 400 "));
+    }
+
+    #[test]
+    fn a_silent_client_holds_the_server_no_longer_than_the_timeout() {
+        let server = serving();
+        let addr = server.local_addr();
+        let _silent = TcpStream::connect(addr).unwrap();
+        let asked = Instant::now();
+        let get = exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(get.starts_with("HTTP/1.1 200 OK\r\n"), "{get}");
+        assert!(asked.elapsed() < IO_TIMEOUT * 10, "{:?}", asked.elapsed());
+        let stopping = Instant::now();
+        drop(server);
+        assert!(
+            stopping.elapsed() < STOP_GRACE * 10,
+            "{:?}",
+            stopping.elapsed()
         );
     }
 }
