@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
@@ -25,9 +26,12 @@ Options:
       --window <N>          Samples in the synthetic window (at least the function's
                             minimum) [default: 1024]
       --fuel <N>            Fuel budget for the call [default: {fuel}]
+      --deadline-ms <MS>    Wall-clock budget for the call, as `[function] deadline_ms`
+                            [default: {deadline}]
   -h, --help                Print help
 ",
-        fuel = Limits::DEFAULT_FUEL_PER_CALL
+        fuel = Limits::DEFAULT_FUEL_PER_CALL,
+        deadline = Limits::default().deadline.as_millis()
     )
 }
 
@@ -36,6 +40,7 @@ pub struct CheckArgs {
     params: Vec<(String, String)>,
     window: usize,
     fuel: u64,
+    deadline: Duration,
 }
 
 impl CheckArgs {
@@ -45,6 +50,9 @@ impl CheckArgs {
         let fuel = args
             .parsed("fuel")?
             .unwrap_or(Limits::DEFAULT_FUEL_PER_CALL);
+        let deadline = args
+            .parsed("deadline-ms")?
+            .map_or(Limits::default().deadline, Duration::from_millis);
         let function = args
             .positional()
             .map(PathBuf::from)
@@ -55,6 +63,7 @@ impl CheckArgs {
             params,
             window,
             fuel,
+            deadline,
         })
     }
 }
@@ -70,6 +79,7 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
 
     let limits = Limits {
         fuel_per_call: args.fuel,
+        deadline: args.deadline,
         ..Limits::default()
     };
     let params: Params = args.params.iter().cloned().collect();
