@@ -460,6 +460,38 @@ impl AgentConfig {
                 format!("{e}: expected IP:port, e.g. \"127.0.0.1:9898\" or \"[::1]:9898\""),
             ));
         }
+        // Paths are printed in log lines as they are: one that holds what a terminal acts
+        // on is refused here, once, rather than escaped in every line that names it.
+        let mut paths = vec![
+            ("function.path", Some(self.function.path.as_path())),
+            ("sensor.state_dir", Some(self.sensor.state_dir.as_path())),
+            ("output.path", self.output.path.as_deref()),
+            ("spool.path", self.spool.path.as_deref()),
+        ];
+        if let Some(es) = &self.elasticsearch {
+            paths.extend([
+                (
+                    "elasticsearch.dead_letter_path",
+                    es.dead_letter_path.as_deref(),
+                ),
+                ("elasticsearch.password_file", es.password_file.as_deref()),
+                ("elasticsearch.api_key_file", es.api_key_file.as_deref()),
+                ("elasticsearch.ca_file", es.ca_file.as_deref()),
+            ]);
+        }
+        for (key, path) in paths {
+            if let Some(path) = path
+                && path
+                    .to_string_lossy()
+                    .chars()
+                    .any(crate::support::text::is_unsafe_char)
+            {
+                return Err(invalid(
+                    key,
+                    "must not contain control or bidirectional-override characters".into(),
+                ));
+            }
+        }
         check_id("agent.sensor_id", &self.agent.sensor_id)
             .map_err(|r| invalid("agent.sensor_id", r))?;
         if let Some(host) = &self.agent.host_id {
@@ -588,7 +620,22 @@ impl ElasticsearchSection {
             self.api_key_file.as_deref(),
             |name| std::env::var(name).ok(),
         );
+        let api_key_key = if self.api_key_file.is_some() {
+            "elasticsearch.api_key_file"
+        } else {
+            "elasticsearch.api_key"
+        };
         match auth {
+            // Sent as `Authorization: ApiKey <key>`: a byte a header cannot carry (a stray
+            // NUL, DEL or space from a copied file) would fail every request, not the start.
+            Ok(crate::ship::Auth::ApiKey(key)) if !key.bytes().all(|b| b.is_ascii_graphic()) => {
+                Err(invalid(
+                    api_key_key,
+                    "the API key must be printable ASCII without spaces (the base64 `encoded` \
+                     form Elasticsearch returns)"
+                        .into(),
+                ))
+            }
             Ok(_) => Ok(()),
             Err(crate::ship::AuthError::NoUsername) => Err(invalid(
                 if self.password_file.is_some() {
@@ -667,8 +714,10 @@ fn check_id(key: &str, id: &str) -> Result<(), String> {
             bounds::ID_BYTES.end()
         ));
     }
-    if id.chars().any(char::is_control) {
-        return Err(format!("{key} must not contain control characters"));
+    if id.chars().any(crate::support::text::is_unsafe_char) {
+        return Err(format!(
+            "{key} must not contain control or bidirectional-override characters"
+        ));
     }
     Ok(())
 }
@@ -777,14 +826,21 @@ impl Spans {
         match self.key_at(span.start) {
             Some(key) => ConfigError::Invalid {
                 path: origin.to_owned(),
-                key: key.to_owned(),
+                key: crate::support::text::untrusted(key),
                 line,
-                reason: error.message().trim_end().to_owned(),
+                reason: crate::support::text::untrusted(error.message().trim_end()),
             },
-            // A syntax error: toml's own text shows the line and a caret.
+            // A syntax error: toml's own text shows the line and a caret. The line is the
+            // file's, so each is escaped: a terminal must not run what the file holds.
             None => ConfigError::Parse {
                 path: origin.to_owned(),
-                detail: error.to_string().trim_end().to_owned(),
+                detail: error
+                    .to_string()
+                    .trim_end()
+                    .lines()
+                    .map(crate::support::text::untrusted)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
             },
         }
     }
@@ -913,6 +969,30 @@ mod tests {
             matches!(&err, ConfigError::Invalid { key, line: Some(2), .. } if key == "sensor.sample_period_ms"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn what_the_file_says_is_escaped_and_what_a_header_cannot_carry_is_refused() {
+        let (key, line, reason) = invalid("[agent]\nsensor_id = \"kitchen\\u202e1\"\n");
+        assert_eq!((key.as_str(), line), ("agent.sensor_id", Some(2)));
+        assert!(reason.contains("bidirectional"), "{reason}");
+
+        let err = AgentConfig::parse("[window]\nsize = 1 \u{1b}[2J\n", "agent.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\u{1b}') && err.contains("\\u{1b}"), "{err}");
+        let err = AgentConfig::parse("[window]\n\"\\u001b[2J\" = 1\n", "agent.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\u{1b}'), "{err}");
+
+        let (key, _, reason) =
+            invalid("[elasticsearch]\nurl = \"http://127.0.0.1:9200\"\napi_key = \"abc def\"\n");
+        assert_eq!(key, "elasticsearch.api_key");
+        assert!(reason.contains("printable ASCII"), "{reason}");
+
+        let (key, _, _) = invalid("[function]\npath = \"/tmp/f\\u001b[2J.wasm\"\n");
+        assert_eq!(key, "function.path");
     }
 
     fn invalid(text: &str) -> (String, Option<usize>, String) {

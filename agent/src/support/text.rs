@@ -18,7 +18,7 @@ pub fn escape(text: &str, max_chars: usize) -> String {
             let _ = write!(out, "… ({} more bytes)", text.len().saturating_sub(offset));
             return out;
         }
-        if needs_escape(c) {
+        if is_unsafe_char(c) {
             let _ = write!(out, "{}", c.escape_unicode());
         } else {
             out.push(c);
@@ -32,7 +32,9 @@ pub fn untrusted(text: &str) -> String {
     escape(text, MAX_UNTRUSTED_CHARS)
 }
 
-fn needs_escape(c: char) -> bool {
+/// A character a terminal or a log viewer acts on instead of showing: controls, line
+/// separators and bidirectional overrides (which can make text read backwards).
+pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
