@@ -43,7 +43,7 @@ lint: toolchain
 # --- Raspberry Pi: cross builds, tests under qemu, packages -------------------------------
 # Tools: deploy/install-pi-tools (apt: cross gcc, qemu-user; PyPI: zig; crates.io:
 # cargo-zigbuild, cargo-deb). Plain `cargo build/test --target …` uses .cargo/config.toml.
-PI_TARGETS := aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
+PI_TARGETS := aarch64-unknown-linux-gnu thumbv7neon-unknown-linux-gnueabihf
 # Release builds for the Pi get a target dir of their own: zigbuild and plain cargo would
 # otherwise share target/<triple>/release and overwrite each other's binaries.
 PI_DIR := target/pi
@@ -53,7 +53,7 @@ PI_BINS := $(foreach t,$(PI_TARGETS),$(PI_DIR)/$(t)/release/edge-agent)
 # Where qemu-user finds each target's loader and libc (Debian's libc6-*-cross packages);
 # exported to the tests so that the agent binaries they start find them too.
 QEMU_PREFIX_aarch64-unknown-linux-gnu := /usr/aarch64-linux-gnu
-QEMU_PREFIX_armv7-unknown-linux-gnueabihf := /usr/arm-linux-gnueabihf
+QEMU_PREFIX_thumbv7neon-unknown-linux-gnueabihf := /usr/arm-linux-gnueabihf
 
 .PHONY: pi-tools cross check-glibc cross-test test-aarch64 test-armv7 deb check-unit
 
@@ -88,17 +88,18 @@ test-aarch64:
 	QEMU_LD_PREFIX=$(QEMU_PREFIX_aarch64-unknown-linux-gnu) \
 		cargo test --workspace --target aarch64-unknown-linux-gnu -- $(QEMU_SKIP)
 
-## test-armv7: the sensor, function-host and spool tests, built for armv7, under qemu-arm
+## test-armv7: the sensor, function-host and spool tests, built for 32-bit ARMv7 (thumbv7neon,
+## what the armhf .deb ships), under qemu-arm
 # The integration tests are picked by file name, so agent/tests/spool*.rs join once they
 # exist; the library's own tests by module (sensor::…, spool::…).
 ARMV7_TESTS := $(foreach f,$(sort $(wildcard agent/tests/sensor_*.rs agent/tests/spool*.rs)),--test $(basename $(notdir $(f))))
 test-armv7:
-	QEMU_LD_PREFIX=$(QEMU_PREFIX_armv7-unknown-linux-gnueabihf) \
-		cargo test --target armv7-unknown-linux-gnueabihf -p edge-agent --lib -- sensor:: spool:: function::
-	QEMU_LD_PREFIX=$(QEMU_PREFIX_armv7-unknown-linux-gnueabihf) \
-		cargo test --target armv7-unknown-linux-gnueabihf -p edge-agent $(ARMV7_TESTS)
-	QEMU_LD_PREFIX=$(QEMU_PREFIX_armv7-unknown-linux-gnueabihf) \
-		cargo test --target armv7-unknown-linux-gnueabihf -p edge-tests \
+	QEMU_LD_PREFIX=$(QEMU_PREFIX_thumbv7neon-unknown-linux-gnueabihf) \
+		cargo test --target thumbv7neon-unknown-linux-gnueabihf -p edge-agent --lib -- sensor:: spool:: function::
+	QEMU_LD_PREFIX=$(QEMU_PREFIX_thumbv7neon-unknown-linux-gnueabihf) \
+		cargo test --target thumbv7neon-unknown-linux-gnueabihf -p edge-agent $(ARMV7_TESTS)
+	QEMU_LD_PREFIX=$(QEMU_PREFIX_thumbv7neon-unknown-linux-gnueabihf) \
+		cargo test --target thumbv7neon-unknown-linux-gnueabihf -p edge-tests \
 		--test hostile_modules --test native_vs_wasm --test punch_abi
 
 ## deb: .deb packages: edge-agent for arm64 and armhf, edge-agent-anomaly (the function)

@@ -11,9 +11,8 @@ use std::ops::Range;
 
 use plotters::prelude::*;
 use thiserror::Error;
-use time::OffsetDateTime;
-use time::macros::format_description;
 
+use crate::support::timestamp::Civil;
 use crate::window::{WindowError, WindowSpec, Windower};
 
 /// Pixels: wide enough for two weeks of hourly samples to keep their shape.
@@ -190,15 +189,15 @@ pub fn render_svg(input: &PlotInput) -> Result<String, PlotError> {
 
 /// A tick label: the date and hour for spans over a day, with minutes below that.
 fn time_label(ms: i64, span_ms: i64) -> String {
-    let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
-        return ms.to_string();
-    };
-    let text = if span_ms > 2 * 86_400_000 {
-        at.format(format_description!("[month]-[day] [hour]h"))
+    let at = Civil::from_unix_millis(ms);
+    if span_ms > 2 * 86_400_000 {
+        format!("{:02}-{:02} {:02}h", at.month, at.day, at.hour)
     } else {
-        at.format(format_description!("[month]-[day] [hour]:[minute]"))
-    };
-    text.unwrap_or_else(|_| ms.to_string())
+        format!(
+            "{:02}-{:02} {:02}:{:02}",
+            at.month, at.day, at.hour, at.minute
+        )
+    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,6 @@
 use std::io::Read;
 
 use thiserror::Error;
-use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// Timestamps (Unix milliseconds, UTC, in file order) and their values.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -190,16 +187,9 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
             ))
         };
     }
-    let datetime = OffsetDateTime::parse(text, &Rfc3339).or_else(|_| {
-        PrimitiveDateTime::parse(
-            text,
-            format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
-        )
-        .map(PrimitiveDateTime::assume_utc)
-    });
-    match datetime {
-        Ok(datetime) => Ok((datetime.unix_timestamp_nanos() / 1_000_000) as i64),
-        Err(_) => Err(format!(
+    match crate::support::timestamp::parse(text) {
+        Some(millis) => Ok(millis),
+        None => Err(format!(
             "timestamp {:?} is neither RFC 3339, `YYYY-MM-DD HH:MM:SS` nor epoch seconds",
             crate::support::text::escape(text, 40)
         )),

@@ -17,8 +17,6 @@
 
 use edge_function::{Verdict, Verdicts, Window};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use wasmi::{Instance, Memory, Store, TypedFunc};
 
 use super::error::guest_text;
@@ -193,14 +191,11 @@ fn encode(window: &Window) -> Result<Vec<u8>, FunctionError> {
 }
 
 fn rfc3339_utc(unix_millis: i64) -> Result<String, FunctionError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_millis) * 1_000_000)
-        .ok()
-        .and_then(|datetime| datetime.format(&Rfc3339).ok())
-        .ok_or_else(|| {
-            FunctionError::Encode(format!(
-                "timestamp {unix_millis} ms is outside the years RFC 3339 can write"
-            ))
-        })
+    crate::support::timestamp::try_format(unix_millis).ok_or_else(|| {
+        FunctionError::Encode(format!(
+            "timestamp {unix_millis} ms is outside the years RFC 3339 can write"
+        ))
+    })
 }
 
 fn decode(result: Vec<u8>, samples: usize) -> Result<Verdicts, FunctionError> {
