@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    edge_agent::support::logger::init(log::LevelFilter::Info);
     let result = match command {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::replay(args),
