@@ -43,7 +43,9 @@ impl Filter {
                 },
             }
         }
-        filter.targets.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        filter
+            .targets
+            .sort_by_key(|(target, _)| std::cmp::Reverse(target.len()));
         (filter, refused)
     }
 
