@@ -15,7 +15,7 @@ mod shipper;
 
 pub use auth::{Auth, AuthError, SECRET_FILE_MAX_BYTES};
 pub use client::{
-    BulkOutcome, Client, ClientError, ItemOutcome, Pause, RESPONSE_MAX_BYTES, redact_url,
+    BulkOutcome, Client, ClientError, ItemOutcome, Pause, RESPONSE_MAX_BYTES, Routes, redact_url,
     template_body,
 };
 pub use shipper::{

@@ -5,6 +5,12 @@
 //! no retry can fix, back off on what a retry may fix, pause on what a person or the cluster
 //! must fix. The index template is installed at start and again whenever it or the index
 //! is found missing. A new outcome goes in the client's rule first, then in `ship`/`settle`.
+//!
+//! Fleet-safe catch-up lives here too, so it holds for every document whatever its
+//! destination: the first try after a failure (and the first request of an agent that
+//! starts with a backlog) waits a random share of `retry_spread`, so agents that lost the
+//! cluster together do not come back together; and the drain can be capped at
+//! `drain_max_docs_per_sec` (a [`TokenBucket`] of documents, `batch_max_docs` of burst).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -17,11 +23,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use log::{error, info, warn};
 use serde_json::{Value, json};
 
-use super::client::{ClientError, Pause, TemplateState};
+use super::client::{ClientError, Pause, Routes, TemplateState, template_body};
 use super::{BulkOutcome, Client, ItemOutcome};
-use crate::spool::{Entry, Spool, rotate_if_full};
+use crate::spool::{Destination, Entry, Spool, rotate_if_full};
 use crate::support::backoff::{Backoff, Jitter};
-use crate::support::log_rate::LogRate;
+use crate::support::log_rate::{LogRate, TokenBucket, monotonic_now};
 
 /// How often the template is looked for while all is well: a cluster recreated without a
 /// connection error in between is noticed within this.
@@ -51,6 +57,14 @@ pub struct ShipStats {
     pub template_forbidden: AtomicU64,
     /// Dead-letter file rotations.
     pub dead_letter_rotations: AtomicU64,
+    /// Fleet status documents stored by the cluster (or already there): part of
+    /// `shipped` and `duplicates`.
+    pub status_delivered: AtomicU64,
+    /// Times the drain cap held a batch back, and for how long in all (ms).
+    pub throttled: AtomicU64,
+    pub throttled_ms: AtomicU64,
+    /// Times the first try after a failure, or at a start with a backlog, was spread.
+    pub spread_waits: AtomicU64,
 }
 
 /// The code [`ShipStats::paused`] holds for each reason.
@@ -93,6 +107,16 @@ pub struct ShipperSettings {
     pub dead_letter: PathBuf,
     /// Rotated to `.1` past this size.
     pub dead_letter_max_bytes: u64,
+    /// Where fleet status documents go ([`Destination::Status`]).
+    pub status_index: String,
+    /// The status index's template, installed beside the verdicts' when templates are
+    /// managed; `None` when status documents are not written.
+    pub status_template: Option<Value>,
+    /// Documents per second at most, retries included; 0 for no cap.
+    pub drain_max_docs_per_sec: u32,
+    /// The first try after a failure, and the first request of a start with a backlog of
+    /// a batch or more, waits a uniformly random share of this (at most `retry_max`).
+    pub retry_spread: Duration,
 }
 
 /// Stops the shipper and interrupts its waits.
@@ -133,6 +157,9 @@ pub struct Shipper {
     jitter: Jitter,
     dead_letter_log: LogRate,
     spool_log: LogRate,
+    routes: Routes,
+    /// The drain cap, if any.
+    cap: Option<TokenBucket>,
 }
 
 /// The running shipper.
@@ -183,6 +210,18 @@ impl Shipper {
         } else {
             Template::Unmanaged
         };
+        let routes = Routes {
+            verdicts: settings.index.clone(),
+            status: settings.status_index.clone(),
+        };
+        // The burst is a full batch: the cap spaces requests out rather than shrinking
+        // them, and the cluster would rather take a few large bulks than many small ones.
+        let cap = (settings.drain_max_docs_per_sec > 0).then(|| {
+            TokenBucket::per_second(
+                settings.drain_max_docs_per_sec,
+                u32::try_from(settings.batch_max_docs).unwrap_or(u32::MAX),
+            )
+        });
         Self {
             client,
             spool,
@@ -191,10 +230,42 @@ impl Shipper {
             stopper,
             health: Health::Up,
             template,
-            jitter: Jitter::seeded(0),
+            // Salted with the process: agents started by the same power cut still differ.
+            jitter: Jitter::seeded(u64::from(std::process::id())),
             dead_letter_log: LogRate::every(Duration::from_secs(60)),
             spool_log: LogRate::every(Duration::from_secs(60)),
+            routes,
+            cap,
         }
+    }
+
+    /// A uniformly random share of the spread window (`retry_spread`, at most `retry_max`).
+    fn spread(&mut self) -> Duration {
+        let window = self.settings.retry_spread.min(self.settings.retry_max);
+        if window.is_zero() {
+            return Duration::ZERO;
+        }
+        self.stats.spread_waits.fetch_add(1, Ordering::Relaxed);
+        window.mul_f64(self.jitter.fraction())
+    }
+
+    /// How long the drain cap holds the next batch back, counted; zero without a cap.
+    fn throttle(&mut self) -> Duration {
+        let depth = usize::try_from(self.spool.depth()).unwrap_or(usize::MAX);
+        let want =
+            u32::try_from(self.settings.batch_max_docs.min(depth).max(1)).unwrap_or(u32::MAX);
+        let Some(cap) = self.cap.as_mut() else {
+            return Duration::ZERO;
+        };
+        let wait = cap.wait_for(want, monotonic_now());
+        if !wait.is_zero() {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            self.stats.throttled_ms.fetch_add(
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        }
+        wait
     }
 
     pub fn spawn(self) -> std::io::Result<ShipperHandle> {
@@ -217,6 +288,16 @@ impl Shipper {
     }
 
     fn run(mut self) {
+        let backlog = usize::try_from(self.spool.depth()).unwrap_or(usize::MAX);
+        if backlog >= self.settings.batch_max_docs {
+            let wait = self.spread();
+            info!(
+                "{backlog} documents queued at start: the first request waits {wait:.1?} (spread over [elasticsearch] retry_spread_ms)"
+            );
+            if self.stopper.sleep(wait) {
+                return;
+            }
+        }
         while !self.stopper.is_stopped() {
             if self.spool.pending() > 0
                 && let Err(e) = self.spool.flush_pending()
@@ -237,6 +318,13 @@ impl Shipper {
             {
                 return;
             }
+            let throttle = self.throttle();
+            if !throttle.is_zero() {
+                if self.stopper.sleep(throttle) {
+                    return;
+                }
+                continue;
+            }
             let flow = match self.ensure_template() {
                 Flow::Continue => self.next_batch(),
                 other => other,
@@ -253,12 +341,26 @@ impl Shipper {
     }
 
     fn next_batch(&mut self) -> Flow {
-        match self
-            .spool
-            .peek(self.settings.batch_max_docs, self.settings.batch_max_bytes)
-        {
+        let now = monotonic_now();
+        let max_docs = match self.cap.as_mut() {
+            Some(cap) => self
+                .settings
+                .batch_max_docs
+                .min(usize::try_from(cap.available(now)).unwrap_or(usize::MAX)),
+            None => self.settings.batch_max_docs,
+        };
+        if max_docs == 0 {
+            return Flow::Continue;
+        }
+        match self.spool.peek(max_docs, self.settings.batch_max_bytes) {
             Ok(batch) if batch.is_empty() => Flow::Continue,
-            Ok(batch) => self.ship(&batch),
+            Ok(batch) => {
+                if let Some(cap) = self.cap.as_mut() {
+                    // Never more than `available`: peek took at most that many.
+                    let _ = cap.try_take(u32::try_from(batch.len()).unwrap_or(u32::MAX), now);
+                }
+                self.ship(&batch)
+            }
             Err(e) => {
                 if let Some(suppressed) = self.spool_log.allow() {
                     error!("cannot read the spool: {e}{}", LogRate::note(suppressed));
@@ -269,7 +371,21 @@ impl Shipper {
         }
     }
 
-    /// Puts the template in place when it is needed or due for a look.
+    /// The templates the shipper manages: the verdicts', and the status index's when
+    /// status documents are written.
+    fn templates(&self) -> Vec<(String, Value)> {
+        let index = &self.settings.index;
+        let mut templates = vec![(
+            index.clone(),
+            template_body(index, self.settings.data_stream),
+        )];
+        if let Some(body) = &self.settings.status_template {
+            templates.push((self.settings.status_index.clone(), body.clone()));
+        }
+        templates
+    }
+
+    /// Puts the templates in place when they are needed or due for a look.
     fn ensure_template(&mut self) -> Flow {
         let due = match &self.template {
             Template::Unmanaged | Template::Forbidden => return Flow::Continue,
@@ -278,68 +394,70 @@ impl Shipper {
             Template::Installed { checked } if checked.elapsed() >= TEMPLATE_RECHECK => false,
             Template::Installed { .. } => return Flow::Continue,
         };
+        let templates = self.templates();
         let install = due
-            || match self.client.template_state(&self.settings.index) {
-                Ok(TemplateState::Present) => {
-                    self.template = Template::Installed {
-                        checked: Instant::now(),
-                    };
-                    return Flow::Continue;
+            || {
+                let mut missing = false;
+                for (index, _) in &templates {
+                    match self.client.template_state(index) {
+                        Ok(TemplateState::Present) => {}
+                        Ok(TemplateState::Missing) => {
+                            warn!(
+                                "the index template for {index} is missing (a new cluster?): installing it again"
+                            );
+                            missing = true;
+                        }
+                        // A key that may not even read templates: install, and learn from that.
+                        Err(ClientError::Status {
+                            status: 401 | 403, ..
+                        }) => missing = true,
+                        Err(e) => {
+                            self.failed(&format!("cannot look for the index template: {e}"));
+                            return Flow::Pause;
+                        }
+                    }
                 }
-                Ok(TemplateState::Missing) => {
-                    warn!(
-                        "the index template for {} is missing (a new cluster?): installing it again",
-                        self.settings.index
-                    );
-                    true
-                }
-                // A key that may not even read templates: install, and learn from that.
-                Err(ClientError::Status {
-                    status: 401 | 403, ..
-                }) => true,
-                Err(e) => {
-                    self.failed(&format!("cannot look for the index template: {e}"));
-                    return Flow::Pause;
-                }
+                missing
             };
         if !install {
+            self.template = Template::Installed {
+                checked: Instant::now(),
+            };
             return Flow::Continue;
         }
-        match self
-            .client
-            .install_template(&self.settings.index, self.settings.data_stream)
-        {
-            Ok(()) => {
-                info!("index template for {} installed", self.settings.index);
-                self.stats.template_installs.fetch_add(1, Ordering::Relaxed);
-                self.stats.template_forbidden.store(0, Ordering::Relaxed);
-                self.template = Template::Installed {
-                    checked: Instant::now(),
-                };
-                Flow::Continue
-            }
-            Err(ClientError::Status {
-                status: status @ (401 | 403),
-                reason,
-            }) => {
-                warn!(
-                    "no privilege to install the index template for {} (HTTP {status}: {reason}); shipping anyway, with whatever mappings the cluster has",
-                    self.settings.index
-                );
-                self.stats.template_forbidden.store(1, Ordering::Relaxed);
-                self.template = Template::Forbidden;
-                Flow::Continue
-            }
-            Err(e) => {
-                self.failed(&format!("cannot install the index template: {e}"));
-                Flow::Pause
+        for (index, body) in &templates {
+            match self.client.install_template_body(index, body) {
+                Ok(()) => {
+                    info!("index template for {index} installed");
+                    self.stats.template_installs.fetch_add(1, Ordering::Relaxed);
+                    self.stats.template_forbidden.store(0, Ordering::Relaxed);
+                }
+                Err(ClientError::Status {
+                    status: status @ (401 | 403),
+                    reason,
+                }) => {
+                    warn!(
+                        "no privilege to install the index template for {index} (HTTP {status}: {reason}); shipping anyway, with whatever mappings the cluster has"
+                    );
+                    self.stats.template_forbidden.store(1, Ordering::Relaxed);
+                    self.template = Template::Forbidden;
+                    return Flow::Continue;
+                }
+                Err(e) => {
+                    self.failed(&format!("cannot install the index template: {e}"));
+                    return Flow::Pause;
+                }
             }
         }
+        self.template = Template::Installed {
+            checked: Instant::now(),
+        };
+        Flow::Continue
     }
 
     fn ship(&mut self, batch: &[Entry]) -> Flow {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        match self.client.bulk(&self.settings.index, batch) {
+        match self.client.bulk_routed(&self.routes, batch) {
             BulkOutcome::Items(items) => self.settle(batch, items),
             BulkOutcome::Retry(reason) => {
                 self.stats
@@ -414,6 +532,15 @@ impl Shipper {
                 self.stats
                     .duplicates
                     .fetch_add(removed(&already), Ordering::Relaxed);
+                let status = batch
+                    .iter()
+                    .filter(|e| {
+                        e.destination == Destination::Status && settled.removed.contains(&e.seq)
+                    })
+                    .count() as u64;
+                self.stats
+                    .status_delivered
+                    .fetch_add(status, Ordering::Relaxed);
             }
             Err(e) => error!("cannot remove delivered documents from the spool: {e}"),
         }
@@ -561,14 +688,19 @@ impl Shipper {
         self.health = Health::Up;
     }
 
-    /// Exponential backoff with jitter (half to all of the step), capped; a pause waits
-    /// `auth_retry`.
+    /// Exponential backoff with jitter (half to all of the step), capped; the first try
+    /// after a failure waits at least a random share of the spread window, so a fleet that
+    /// lost the cluster at once does not retry at once; a pause waits `auth_retry`.
     fn pause(&mut self) -> Duration {
         let failures = match self.health {
             Health::Up => return Duration::ZERO,
             Health::Paused(_) => return self.settings.auth_retry,
             Health::Down { failures } => failures,
         };
+        if failures <= 1 {
+            let initial = self.settings.retry_initial;
+            return self.spread().max(self.jitter.spread(initial));
+        }
         let step =
             Backoff::new(self.settings.retry_initial, self.settings.retry_max).delay(failures);
         self.jitter.spread(step)
