@@ -713,3 +713,77 @@ fn unix_ms() -> u64 {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ElasticsearchSection;
+    use crate::spool::WhenFull;
+
+    fn shipper(dir: &std::path::Path, spread: Duration) -> Shipper {
+        let client = Client::new(
+            "http://127.0.0.1:9",
+            super::super::Auth::None,
+            None,
+            false,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let spool =
+            Arc::new(Spool::open(&dir.join("s.redb"), 1 << 20, WhenFull::DropOldest).unwrap());
+        let settings = ShipperSettings {
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+            retry_spread: spread,
+            ..ElasticsearchSection::default().shipper_settings(dir)
+        };
+        Shipper::new(
+            client,
+            spool,
+            settings,
+            Arc::new(ShipStats::default()),
+            Arc::new(Stopper::default()),
+        )
+    }
+
+    #[test]
+    fn the_first_retry_is_spread_over_the_window_and_later_ones_back_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shipper = shipper(dir.path(), Duration::from_secs(30));
+        shipper.health = Health::Down { failures: 1 };
+        let firsts: Vec<Duration> = (0..2000).map(|_| shipper.pause()).collect();
+        let secs = |d: &Duration| d.as_secs_f64();
+        assert!(firsts.iter().all(|d| secs(d) >= 0.25 && secs(d) <= 30.0));
+        // Uniform over 30 s: each tenth of the window gets about 200 of 2000.
+        for tenth in 0..10 {
+            let low = f64::from(tenth) * 3.0;
+            let n = firsts
+                .iter()
+                .filter(|d| secs(d) >= low && secs(d) < low + 3.0)
+                .count();
+            assert!((100..=300).contains(&n), "{n} in [{low}, {}) s", low + 3.0);
+        }
+        assert_eq!(
+            shipper.stats.spread_waits.load(Ordering::Relaxed),
+            2000,
+            "counted"
+        );
+        // Later retries: the backoff's own half-to-all jitter.
+        shipper.health = Health::Down { failures: 3 };
+        let third = shipper.pause();
+        assert!(third >= Duration::from_secs(1) && third <= Duration::from_secs(2));
+        // Without a spread the first retry is the backoff's first step.
+        let mut plain = self::shipper(dir.path().join("b").as_path(), Duration::ZERO);
+        plain.health = Health::Down { failures: 1 };
+        assert!(plain.pause() <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_spread_never_exceeds_retry_max() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shipper = shipper(dir.path(), Duration::from_secs(3600));
+        shipper.settings.retry_max = Duration::from_secs(2);
+        shipper.health = Health::Down { failures: 1 };
+        assert!((0..500).all(|_| shipper.pause() <= Duration::from_secs(2)));
+    }
+}
