@@ -83,11 +83,12 @@ pub struct ReporterIdentity {
 }
 
 impl StatusDocument {
-    /// `<host>.<sensor>.<run id>.<report seq>`: the same for every send of this report,
-    /// different for every other one; at most 96 + 96 + 16 + 20 + 3 bytes.
+    /// `<host>.<sensor>.<run id>.status-<report seq>`: the same for every send of this
+    /// report, different for every other one, and never a verdict's id (which ends in a
+    /// number), whatever index either is in; at most 96 + 96 + 16 + 27 + 3 bytes.
     pub fn document_id(&self) -> String {
         format!(
-            "{}.{}.{}.{}",
+            "{}.{}.{}.status-{}",
             id_part(&self.host_id),
             id_part(&self.sensor_id),
             self.run_id,
@@ -299,7 +300,10 @@ mod tests {
             ..Observed::default()
         };
         let doc = document(&observed);
-        assert_eq!(doc.document_id(), "pi~2ekitchen.bme680.0000000000000007.3");
+        assert_eq!(
+            doc.document_id(),
+            "pi~2ekitchen.bme680.0000000000000007.status-3"
+        );
         let value = serde_json::to_value(&doc).unwrap();
         let template = template_body("edge-fleet", false);
         let mapped = template["template"]["mappings"]["properties"]
