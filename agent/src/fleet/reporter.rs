@@ -209,7 +209,8 @@ fn write(spool: &Spool, document: &StatusDocument, stats: &FleetStats, log: &mut
         // A disk that refuses keeps it in memory, bounded, like a verdict.
         Ok(_) | Err(SpoolError::Disk(_)) => {
             stats.written.fetch_add(1, Ordering::Relaxed);
-            log::debug!(
+            // A few an hour (see the bound above): worth a line each.
+            log::info!(
                 "status document {} spooled ({:?})",
                 document.document_id(),
                 document.report
