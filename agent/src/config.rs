@@ -505,6 +505,19 @@ impl AgentConfig {
         self.fleet
             .check(check_index)
             .map_err(|(key, reason)| invalid(key, reason))?;
+        if let Some(es) = self
+            .elasticsearch
+            .as_ref()
+            .filter(|es| es.index == self.fleet.index)
+        {
+            return Err(invalid(
+                "fleet.index",
+                format!(
+                    "must differ from elasticsearch.index ({}): status documents have a template of their own",
+                    es.index
+                ),
+            ));
+        }
         Ok(())
     }
 

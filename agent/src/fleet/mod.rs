@@ -119,6 +119,29 @@ mod tests {
     }
 
     #[test]
+    fn the_status_index_cannot_be_the_verdicts() {
+        let text = "[elasticsearch]\nindex = \"air\"\n[fleet]\nindex = \"air\"\n";
+        let err = crate::config::AgentConfig::parse(text, "agent.toml").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("agent.toml, line 4: `fleet.index`: must differ"),
+            "{err}"
+        );
+        let text = "[fleet]\nindex = \"Big\"\ninterval_secs = 60\n";
+        let err = crate::config::AgentConfig::parse(text, "agent.toml").unwrap_err();
+        assert!(
+            err.to_string().contains("`fleet.index`: must be lowercase"),
+            "{err}"
+        );
+        let text = "[elasticsearch]\n[fleet]\ninterval_secs = 5\n";
+        let err = crate::config::AgentConfig::parse(text, "agent.toml").unwrap_err();
+        assert!(
+            err.to_string().contains("line 3: `fleet.interval_secs`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_default_index_is_outside_the_verdicts_data_view() {
         assert!(!DEFAULT_STATUS_INDEX.starts_with("edge-agent"));
     }
