@@ -33,6 +33,9 @@ use crate::support::log_rate::{LogRate, TokenBucket, monotonic_now};
 /// connection error in between is noticed within this.
 const TEMPLATE_RECHECK: Duration = Duration::from_secs(600);
 
+/// Shippers made in this process, a salt for their jitter.
+static SHIPPERS: AtomicU64 = AtomicU64::new(0);
+
 /// Counters for status lines and metrics.
 #[derive(Debug, Default)]
 pub struct ShipStats {
@@ -230,8 +233,11 @@ impl Shipper {
             stopper,
             health: Health::Up,
             template,
-            // Salted with the process: agents started by the same power cut still differ.
-            jitter: Jitter::seeded(u64::from(std::process::id())),
+            // Salted with the process and the shipper: agents started by the same power cut
+            // (or shippers of one process, in a benchmark) still draw apart.
+            jitter: Jitter::seeded(
+                u64::from(std::process::id()) ^ SHIPPERS.fetch_add(1, Ordering::Relaxed) << 32,
+            ),
             dead_letter_log: LogRate::every(Duration::from_secs(60)),
             spool_log: LogRate::every(Duration::from_secs(60)),
             routes,
