@@ -16,7 +16,6 @@
 //!
 //! `cargo bench -p edge-agent --bench fleet`
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,13 +117,9 @@ fn run(late: bool, cap: u32, spread: Duration) -> Figures {
         .map(|((spool, dir), stats)| start(&url, spool.clone(), dir.path(), stats, cap, spread))
         .collect();
     let returned = if late {
-        // Every agent has failed at least once and is backing off; then the cluster is back.
-        for stats in &stats {
-            while stats.requests.load(Ordering::Relaxed) == 0 {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        std::thread::sleep(RETRY_MAX);
+        // Refused connections fail at once: after twice the longest backoff every agent has
+        // failed several times and waits out a backoff of its own; then the cluster is back.
+        std::thread::sleep(RETRY_MAX * 2);
         server = Some(FaultServer::start_at(port, script(arrivals.clone())));
         Instant::now()
     } else {
