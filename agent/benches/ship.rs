@@ -174,7 +174,7 @@ fn fsyncs_per_minute(dir: &Path) -> Option<(u64, f64)> {
         ],
     );
     // Steady state: from the first window on (after 120 samples, 6 s at 20x).
-    agent.until_log("spooled");
+    agent.until_log(" documents: ");
     let mut strace = Command::new("strace")
         .args([
             "-f",
@@ -188,7 +188,11 @@ fn fsyncs_per_minute(dir: &Path) -> Option<(u64, f64)> {
         .spawn()
         .ok()?;
     let started = Instant::now();
-    let windows = |logs: &[String]| logs.iter().filter(|l| l.contains("spooled")).count();
+    let windows = |logs: &[String]| {
+        logs.iter()
+            .filter(|l| l.contains("spooled") && l.contains(" documents: "))
+            .count()
+    };
     let before = windows(&agent.logs);
     agent.until_logs("ten more windows", |logs| windows(logs) >= before + 10);
     let elapsed = started.elapsed();

@@ -39,6 +39,8 @@ pub struct AgentConfig {
     pub elasticsearch: Option<ElasticsearchSection>,
     /// `/metrics` and `/health` over HTTP.
     pub metrics: MetricsSection,
+    /// Fleet status documents (with `[elasticsearch]`); see `crate::fleet`.
+    pub fleet: crate::fleet::FleetSection,
 }
 
 /// Who is measuring.
@@ -265,6 +267,10 @@ pub struct ElasticsearchSection {
     pub dead_letter_path: Option<PathBuf>,
     /// The dead-letter file is rotated (one older file kept, `.1`) past this size.
     pub dead_letter_max_mib: u64,
+    /// Fleet-safe catch-up: documents per second at most (0: no cap).
+    pub drain_max_docs_per_sec: u32,
+    /// Fleet-safe catch-up: the first try after a failure waits a random share of this.
+    pub retry_spread_ms: u64,
 }
 
 impl Default for ElasticsearchSection {
@@ -291,6 +297,8 @@ impl Default for ElasticsearchSection {
             auth_retry_ms: 300_000,
             dead_letter_path: None,
             dead_letter_max_mib: 16,
+            drain_max_docs_per_sec: 0,
+            retry_spread_ms: 30_000,
         }
     }
 }
@@ -313,6 +321,10 @@ impl ElasticsearchSection {
                 .clone()
                 .unwrap_or_else(|| state_dir.join("dead-letter.ndjson")),
             dead_letter_max_bytes: self.dead_letter_max_mib.saturating_mul(1 << 20),
+            status_index: crate::fleet::DEFAULT_STATUS_INDEX.into(),
+            status_template: None,
+            drain_max_docs_per_sec: self.drain_max_docs_per_sec,
+            retry_spread: Duration::from_millis(self.retry_spread_ms),
         }
     }
 }
@@ -367,6 +379,11 @@ pub mod bounds {
     pub const SECRET_FILE_BYTES: u64 = crate::ship::SECRET_FILE_MAX_BYTES;
     /// The configuration file itself: a few KiB in practice.
     pub const CONFIG_FILE_BYTES: u64 = 1 << 20;
+    /// 0 is no cap; a Pi makes about 1 document a second, a catch-up at 100 000 a second
+    /// would be no cap at all.
+    pub const DRAIN_MAX_DOCS_PER_SEC: RangeInclusive<u64> = 0..=100_000;
+    /// Up to an hour: a fleet of tens of thousands may want its returns spread that wide.
+    pub const RETRY_SPREAD_MS: RangeInclusive<u64> = 0..=3_600_000;
 }
 
 impl AgentConfig {
@@ -517,6 +534,22 @@ impl AgentConfig {
         if let Some(es) = &self.elasticsearch {
             es.check(&invalid, &range)?;
         }
+        self.fleet
+            .check(check_index)
+            .map_err(|(key, reason)| invalid(key, reason))?;
+        if let Some(es) = self
+            .elasticsearch
+            .as_ref()
+            .filter(|es| es.index == self.fleet.index)
+        {
+            return Err(invalid(
+                "fleet.index",
+                format!(
+                    "must differ from elasticsearch.index ({}): status documents have a template of their own",
+                    es.index
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -589,6 +622,16 @@ impl ElasticsearchSection {
             "elasticsearch.auth_retry_ms",
             self.auth_retry_ms,
             long(&bounds::AUTH_RETRY_MS),
+        )?;
+        range(
+            "elasticsearch.drain_max_docs_per_sec",
+            u64::from(self.drain_max_docs_per_sec),
+            long(&bounds::DRAIN_MAX_DOCS_PER_SEC),
+        )?;
+        range(
+            "elasticsearch.retry_spread_ms",
+            self.retry_spread_ms,
+            long(&bounds::RETRY_SPREAD_MS),
         )?;
         range(
             "elasticsearch.dead_letter_max_mib",

@@ -24,6 +24,10 @@
 //! - [`sink`] and [`spool`]: where verdicts go: NDJSON, or the durable spool (redb).
 //! - [`ship`]: the spool drained to Elasticsearch with `_bulk`.
 //!
+//! **Watching the fleet**
+//! - [`fleet`]: this agent's status documents, through the spool and the shipper into
+//!   their own index.
+//!
 //! **Watching it run**
 //! - [`health`]: the liveness rule behind the watchdog ping and `/health`.
 //! - [`metrics`]: every stage's counters as Prometheus text, and the HTTP server.
@@ -48,6 +52,8 @@ pub mod pipeline;
 pub mod ship;
 pub mod sink;
 pub mod spool;
+
+pub mod fleet;
 
 pub mod health;
 pub mod metrics;

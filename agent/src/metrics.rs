@@ -101,6 +101,22 @@ pub struct ShippingCounts {
     pub template_installs: u64,
     pub template_forbidden: bool,
     pub dead_letter_rotations: u64,
+    /// Fleet-safe catch-up and status documents (see [`ShippingCounts::with_fleet`]).
+    pub fleet: FleetCounts,
+}
+
+/// The fleet status reporter's and the catch-up's counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FleetCounts {
+    /// Status documents spooled, delivered, and change reports held back by the bound.
+    pub status_written: u64,
+    pub status_delivered: u64,
+    pub status_deferred: u64,
+    /// Times the drain cap held a batch back, and for how long in all.
+    pub throttled: u64,
+    pub throttled_ms: u64,
+    /// Times a first try was spread over `retry_spread_ms`.
+    pub spread_waits: u64,
 }
 
 impl ShippingCounts {
@@ -119,7 +135,23 @@ impl ShippingCounts {
             template_installs: load(&ship.template_installs),
             template_forbidden: load(&ship.template_forbidden) != 0,
             dead_letter_rotations: load(&ship.dead_letter_rotations),
+            fleet: FleetCounts {
+                status_delivered: load(&ship.status_delivered),
+                throttled: load(&ship.throttled),
+                throttled_ms: load(&ship.throttled_ms),
+                spread_waits: load(&ship.spread_waits),
+                ..FleetCounts::default()
+            },
         }
+    }
+
+    /// With the status reporter's counters, when it runs.
+    pub fn with_fleet(mut self, fleet: Option<&crate::fleet::FleetStats>) -> Self {
+        if let Some(fleet) = fleet {
+            self.fleet.status_written = fleet.written.load(Ordering::Relaxed);
+            self.fleet.status_deferred = fleet.deferred.load(Ordering::Relaxed);
+        }
+        self
     }
 
     /// For `/health` and the status line: the disk refuses the spool's writes.
@@ -503,6 +535,44 @@ pub fn render(snapshot: &Snapshot) -> String {
             "edge_agent_last_ship_timestamp_seconds",
             &[],
             ship.last_success_ms as f64 / 1000.0,
+        );
+
+        // Fleet status documents and fleet-safe catch-up.
+        let fleet = &ship.fleet;
+        out.counter(
+            "edge_agent_status_documents_written_total",
+            "Fleet status documents spooled (start, changes, periodic, stop).",
+            fleet.status_written,
+        );
+        out.counter(
+            "edge_agent_status_documents_delivered_total",
+            "Fleet status documents the cluster acknowledged (part of documents shipped).",
+            fleet.status_delivered,
+        );
+        out.counter(
+            "edge_agent_status_changes_deferred_total",
+            "Change-driven status documents held back by their bound (sent later).",
+            fleet.status_deferred,
+        );
+        out.counter(
+            "edge_agent_drain_throttled_total",
+            "Times the drain cap ([elasticsearch] drain_max_docs_per_sec) held a batch back.",
+            fleet.throttled,
+        );
+        out.family(
+            "edge_agent_drain_throttled_seconds_total",
+            "counter",
+            "Time the drain cap held batches back.",
+        );
+        out.float(
+            "edge_agent_drain_throttled_seconds_total",
+            &[],
+            fleet.throttled_ms as f64 / 1000.0,
+        );
+        out.counter(
+            "edge_agent_retry_spread_waits_total",
+            "First tries after a failure (or at a start with a backlog) spread over retry_spread_ms.",
+            fleet.spread_waits,
         );
     }
 

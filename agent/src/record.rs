@@ -71,7 +71,9 @@ impl VerdictRecord {
     }
 }
 
-fn id_part(text: &str) -> String {
+/// `text` escaped to `[A-Za-z0-9_-]` (`~xx` per other byte) and cut to [`ID_PART_MAX_BYTES`]:
+/// one part of a document id that cannot run into the next (the fleet status ids use it too).
+pub fn id_part(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(ID_PART_MAX_BYTES));
     for byte in text.bytes() {
         let escaped_len = if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-') {

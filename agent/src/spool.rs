@@ -20,6 +20,12 @@
 //! - An entry that does not decode is moved to the quarantine file and skipped; a database
 //!   that does not open as one is moved aside and a new one started.
 //!
+//! Each entry carries its [`Destination`] (the verdict index, or the fleet status index),
+//! so one spool, one shipper and one set of promises serve both. A verdict is stored as
+//! the first version stored everything, so a spool written before destinations existed
+//! drains unchanged (its entries are verdicts); other destinations use a tagged form that
+//! the first version's reader cannot mistake for a verdict (see `encode`).
+//!
 //! A change to what is stored per entry goes in `encode`/`decode`; a new counter in
 //! [`SpoolCounts`], `Meta` and `publish`.
 
@@ -36,7 +42,7 @@ use thiserror::Error;
 
 use crate::support::wake::Wake;
 
-/// Sequence number → `id length (u16 LE) ‖ id ‖ JSON document`.
+/// Sequence number → an entry, see `encode`.
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 /// Counters that must survive a restart.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -96,13 +102,47 @@ pub enum WhenFull {
     DropNewest,
 }
 
+/// Where a spooled document is shipped. The shipper maps each to an index (or data
+/// stream) of its configuration at the time it ships, as it always did for verdicts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// A verdict: `[elasticsearch] index`. Every entry of a spool written before
+    /// destinations existed is one.
+    #[default]
+    Verdicts,
+    /// A fleet status document: `[fleet] index`.
+    Status,
+}
+
+impl Destination {
+    /// The code stored in a tagged entry; `Verdicts` is stored untagged.
+    fn code(self) -> u8 {
+        match self {
+            Destination::Verdicts => 0,
+            Destination::Status => 1,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Destination::Verdicts),
+            1 => Some(Destination::Status),
+            _ => None,
+        }
+    }
+}
+
 /// One document waiting to be shipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub seq: u64,
     pub id: String,
     pub document: Vec<u8>,
+    pub destination: Destination,
 }
+
+/// A document as handed to the spool: where it goes, its `_id`, its JSON.
+type Pending = (Destination, String, Vec<u8>);
 
 /// The spool's state at one instant; the document counters add up:
 /// `appended = delivered + dead_lettered + dropped + depth`.
@@ -208,7 +248,7 @@ pub struct Spool {
     when_full: WhenFull,
     stats: SpoolStats,
     /// Documents the disk refused, oldest first.
-    pending: Mutex<VecDeque<(String, Vec<u8>)>>,
+    pending: Mutex<VecDeque<Pending>>,
     last_reopen: Mutex<Option<Instant>>,
     /// The size the last compaction left when that was still above the bound, else 0.
     compacted_to: Mutex<u64>,
@@ -420,13 +460,27 @@ impl Spool {
     /// these, by policy). On a disk error the documents wait in memory (bounded) and the
     /// error is returned for the caller to report; they go in with the next append.
     pub fn append(&self, documents: &[(String, Vec<u8>)]) -> Result<u64, SpoolError> {
+        self.append_to(Destination::Verdicts, documents)
+    }
+
+    /// [`Spool::append`] for documents bound for `destination`; the same bounds and
+    /// promises, counted together.
+    pub fn append_to(
+        &self,
+        destination: Destination,
+        documents: &[(String, Vec<u8>)],
+    ) -> Result<u64, SpoolError> {
         for (id, _) in documents {
             if u16::try_from(id.len()).is_err() {
                 return Err(SpoolError::IdTooLong(id.len()));
             }
         }
         let mut pending = lock(&self.pending);
-        pending.extend(documents.iter().cloned());
+        pending.extend(
+            documents
+                .iter()
+                .map(|(id, document)| (destination, id.clone(), document.clone())),
+        );
         let overflow = pending.len().saturating_sub(PENDING_MAX);
         if overflow > 0 {
             pending.drain(..overflow);
@@ -439,7 +493,7 @@ impl Spool {
         if pending.is_empty() {
             return Ok(0);
         }
-        let batch: Vec<(String, Vec<u8>)> = pending.iter().cloned().collect();
+        let batch: Vec<Pending> = pending.iter().cloned().collect();
         match self.with_db(|db| self.commit_append(db, &batch)) {
             Ok(dropped) => {
                 pending.clear();
@@ -459,19 +513,15 @@ impl Spool {
         self.append(&[])
     }
 
-    fn commit_append(
-        &self,
-        db: &Database,
-        documents: &[(String, Vec<u8>)],
-    ) -> Result<u64, SpoolError> {
+    fn commit_append(&self, db: &Database, documents: &[Pending]) -> Result<u64, SpoolError> {
         let txn = db.begin_write().map_err(classify)?;
         let (depth, meta, dropped_now) = {
             let mut entries = txn.open_table(ENTRIES).map_err(classify)?;
             let mut table = txn.open_table(META).map_err(classify)?;
             let mut meta = Meta::read(&table)?;
             let mut dropped = 0u64;
-            for (id, document) in documents {
-                let value = encode(id, document)?;
+            for (destination, id, document) in documents {
+                let value = encode(*destination, id, document)?;
                 let size = value.len() as u64;
                 while meta.bytes.saturating_add(size) > self.payload_budget
                     && self.when_full == WhenFull::DropOldest
@@ -554,7 +604,7 @@ impl Spool {
                     break;
                 }
                 let (seq, value) = item.map_err(classify)?;
-                let Some((id, document)) = decode(value.value()) else {
+                let Some((destination, id, document)) = decode(value.value()) else {
                     corrupt.push((seq.value(), value.value().to_vec()));
                     continue;
                 };
@@ -566,6 +616,7 @@ impl Spool {
                     seq: seq.value(),
                     id,
                     document,
+                    destination,
                 });
             }
             Ok((batch, corrupt))
@@ -747,17 +798,39 @@ fn unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn encode(id: &str, document: &[u8]) -> Result<Vec<u8>, SpoolError> {
+/// The first bytes of a tagged entry: an id length of 0, which no verdict has (an empty
+/// id does not decode), then the tagged form's version.
+const TAGGED: [u8; 3] = [0, 0, 1];
+
+/// A verdict: `id length (u16 LE) ‖ id ‖ JSON document`, as every version stored it. Any
+/// other destination: `0 0 1 ‖ destination code ‖ the same`. A reader that knows only the
+/// first form quarantines a tagged entry (an empty id) rather than ship it as a verdict.
+fn encode(destination: Destination, id: &str, document: &[u8]) -> Result<Vec<u8>, SpoolError> {
     let id_len = u16::try_from(id.len()).map_err(|_| SpoolError::IdTooLong(id.len()))?;
-    let mut value = Vec::with_capacity(2 + id.len() + document.len());
+    let mut value = Vec::with_capacity(TAGGED.len() + 3 + id.len() + document.len());
+    if destination != Destination::Verdicts {
+        value.extend_from_slice(&TAGGED);
+        value.push(destination.code());
+    }
     value.extend_from_slice(&id_len.to_le_bytes());
     value.extend_from_slice(id.as_bytes());
     value.extend_from_slice(document);
     Ok(value)
 }
 
-/// `None` for an entry that is not what `encode` wrote.
-fn decode(value: &[u8]) -> Option<(String, Vec<u8>)> {
+/// `None` for an entry that is not what `encode` wrote (an unknown destination too).
+fn decode(value: &[u8]) -> Option<(Destination, String, Vec<u8>)> {
+    let (destination, value) = match value.strip_prefix(&TAGGED) {
+        Some(rest) => {
+            let (code, rest) = rest.split_first()?;
+            match Destination::from_code(*code)? {
+                // Verdicts are never tagged: a tagged one is not what `encode` writes.
+                Destination::Verdicts => return None,
+                other => (other, rest),
+            }
+        }
+        None => (Destination::Verdicts, value),
+    };
     let (len, rest) = value.split_first_chunk::<2>()?;
     let len = u16::from_le_bytes(*len) as usize;
     let id = String::from_utf8(rest.get(..len)?.to_vec()).ok()?;
@@ -765,7 +838,7 @@ fn decode(value: &[u8]) -> Option<(String, Vec<u8>)> {
     if id.is_empty() || serde_json::from_slice::<serde::de::IgnoredAny>(document).is_err() {
         return None;
     }
-    Some((id, document.to_vec()))
+    Some((destination, id, document.to_vec()))
 }
 
 #[cfg(test)]
@@ -850,6 +923,84 @@ mod tests {
         assert_eq!(kept.len() as u64 + dropped, 10);
         assert!(spool.stats().snapshot().bytes <= 70);
         adds_up(&spool);
+    }
+
+    /// A spool file as the version before destinations wrote it: entries put in with that
+    /// version's encoding, byte for byte, and its counters.
+    #[test]
+    fn a_spool_written_before_destinations_drains_as_verdicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut entries = txn.open_table(ENTRIES).unwrap();
+                let mut bytes = 0u64;
+                for seq in 0..3u64 {
+                    let id = format!("pi.bme680.0000000000000001.{seq}");
+                    let document = format!("{{\"seq\":{seq}}}");
+                    let mut value = (id.len() as u16).to_le_bytes().to_vec();
+                    value.extend_from_slice(id.as_bytes());
+                    value.extend_from_slice(document.as_bytes());
+                    bytes += value.len() as u64;
+                    entries.insert(seq, value.as_slice()).unwrap();
+                }
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert(NEXT_SEQ, 3).unwrap();
+                meta.insert(BYTES, bytes).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let spool = Spool::open(&path, 1 << 20, WhenFull::DropOldest).unwrap();
+        spool
+            .append_to(
+                Destination::Status,
+                &[("status-1".into(), b"{\"s\":1}".to_vec())],
+            )
+            .unwrap();
+        let batch = spool.peek(10, usize::MAX).unwrap();
+        let seen: Vec<(&str, Destination)> = batch
+            .iter()
+            .map(|e| (e.id.as_str(), e.destination))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("pi.bme680.0000000000000001.0", Destination::Verdicts),
+                ("pi.bme680.0000000000000001.1", Destination::Verdicts),
+                ("pi.bme680.0000000000000001.2", Destination::Verdicts),
+                ("status-1", Destination::Status),
+            ]
+        );
+        assert_eq!(batch[3].document, b"{\"s\":1}");
+        spool
+            .remove(&batch.iter().map(|e| e.seq).collect::<Vec<_>>())
+            .unwrap();
+        let counts = adds_up(&spool);
+        assert_eq!(
+            (counts.depth, counts.delivered, counts.quarantined),
+            (0, 4, 0)
+        );
+    }
+
+    #[test]
+    fn a_tagged_entry_never_reads_as_a_verdict_of_the_old_form() {
+        let tagged = encode(Destination::Status, "a", b"{}").unwrap();
+        // The old reader: id length first. It reads 0: an empty id, which does not decode.
+        assert_eq!(u16::from_le_bytes([tagged[0], tagged[1]]), 0);
+        assert_eq!(
+            decode(&tagged),
+            Some((Destination::Status, "a".into(), b"{}".to_vec()))
+        );
+        assert_eq!(
+            decode(&encode(Destination::Verdicts, "a", b"{}").unwrap()),
+            Some((Destination::Verdicts, "a".into(), b"{}".to_vec()))
+        );
+        // An unknown destination, or a tagged verdict, is not ours: quarantined.
+        assert_eq!(decode(&[0, 0, 1, 9, 1, 0, b'a', b'{', b'}']), None);
+        assert_eq!(decode(&[0, 0, 1, 0, 1, 0, b'a', b'{', b'}']), None);
+        assert_eq!(decode(&[0, 0, 2, 1, 1, 0, b'a', b'{', b'}']), None);
     }
 
     #[test]

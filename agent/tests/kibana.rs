@@ -1,6 +1,7 @@
-//! `deploy/kibana/edge-agent.ndjson`: every line is a saved object Kibana can import, every
-//! field the data view, the visualisations, the saved search and their queries use is a
-//! field the shipper writes (a key of a serialised `VerdictRecord`), and every reference
+//! `deploy/kibana/edge-agent.ndjson` (verdicts) and `deploy/kibana/edge-fleet.ndjson` (fleet
+//! status): every line is a saved object Kibana can import, every field the data view, the
+//! visualisations, the saved search and their queries use is a field the agent writes (a
+//! key of a serialised `VerdictRecord`, or of a `StatusDocument`), and every reference
 //! between the objects resolves inside the file.
 
 use std::collections::BTreeSet;
@@ -10,8 +11,11 @@ use edge_agent::sensor::Sample;
 use edge_function::Verdict;
 use serde_json::Value;
 
-fn saved_objects() -> Vec<Value> {
-    let path = edge_tests::workspace().join("deploy/kibana/edge-agent.ndjson");
+const VERDICTS: &str = "edge-agent.ndjson";
+const FLEET: &str = "edge-fleet.ndjson";
+
+fn saved_objects(file: &str) -> Vec<Value> {
+    let path = edge_tests::workspace().join("deploy/kibana").join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.ends_with('\n'));
     text.lines()
@@ -95,7 +99,7 @@ fn collect_fields(value: &Value, into: &mut BTreeSet<String>) {
             }
             for (key, inner) in map {
                 match (key.as_str(), inner) {
-                    ("sourceField" | "field" | "fieldName" | "timeFieldName" | "timeField", Value::String(name))
+                    ("sourceField" | "sortField" | "field" | "fieldName" | "timeFieldName" | "timeField", Value::String(name))
                         // Lens' stand-in for "count of documents", not a field.
                         if name != "___records___" =>
                     {
@@ -126,9 +130,102 @@ fn collect_fields(value: &Value, into: &mut BTreeSet<String>) {
     }
 }
 
+/// Every key a status document can have: one with every optional field set.
+fn status_fields() -> BTreeSet<String> {
+    use edge_agent::fleet::status::{Report, ReportKind, ReporterIdentity};
+    use edge_agent::fleet::{Observed, StatusDocument};
+    let observed = Observed {
+        rollout: edge_agent::registry::RolloutStatus {
+            group: Some("lab".into()),
+            manifest_version: Some(3),
+            target_sha256: Some("ab".into()),
+            reason: Some("r".into()),
+            ..Default::default()
+        },
+        last_delivery_ms: 1_764_000_000_000,
+        ..Observed::default()
+    };
+    let identity = ReporterIdentity {
+        host_id: "pi".into(),
+        sensor_id: "bme680".into(),
+        run_id: edge_agent::sensor::RunId::from_raw(1),
+    };
+    let document = StatusDocument::new(
+        Report {
+            identity: &identity,
+            seq: 0,
+            kind: ReportKind::Change,
+            changed: vec!["function"],
+            interval_secs: 300,
+            uptime_secs: 1,
+            unix_ms: 1_764_000_000_000,
+        },
+        &observed,
+    );
+    let value = serde_json::to_value(&document).unwrap();
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+fn used_fields(objects: &[Value]) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    for object in objects {
+        collect_fields(object, &mut used);
+    }
+    used
+}
+
+#[test]
+fn every_field_the_fleet_dashboard_uses_is_one_a_status_document_has() {
+    let used = used_fields(&saved_objects(FLEET));
+    let written = status_fields();
+    let unknown: Vec<&String> = used.difference(&written).collect();
+    assert!(
+        unknown.is_empty(),
+        "fields no status document has: {unknown:?}"
+    );
+    // Not vacuous: versions, states, last seen, the changes.
+    for field in [
+        "@timestamp",
+        "host_id",
+        "function_sha256",
+        "manifest_version",
+        "rollout_state",
+        "rollout_reason",
+        "report",
+        "interval_secs",
+    ] {
+        assert!(
+            used.contains(field),
+            "the fleet dashboard does not use {field}"
+        );
+    }
+}
+
+#[test]
+fn the_fleet_objects_are_importable_and_read_the_default_status_index() {
+    let objects = saved_objects(FLEET);
+    check_importable(&objects, "edge-fleet*");
+    // The default status index is inside the fleet data view and outside the verdicts'.
+    let index = edge_agent::fleet::DEFAULT_STATUS_INDEX;
+    assert!(index.starts_with("edge-fleet"));
+    assert!(!index.starts_with("edge-agent"));
+    // The fleet's three questions are on the dashboard.
+    let titles: BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|o| o["attributes"]["title"].as_str())
+        .collect();
+    for title in [
+        "Versions in use",
+        "Agents by rollout state",
+        "Agents silent for longest",
+    ] {
+        assert!(titles.contains(title), "{title} is missing: {titles:?}");
+    }
+}
+
 #[test]
 fn every_field_the_dashboard_uses_is_one_the_shipper_writes() {
-    let objects = saved_objects();
+    let objects = saved_objects(VERDICTS);
     let mut used = BTreeSet::new();
     for object in &objects {
         collect_fields(object, &mut used);
@@ -155,7 +252,10 @@ fn every_field_the_dashboard_uses_is_one_the_shipper_writes() {
 
 #[test]
 fn the_objects_are_importable_and_their_references_resolve() {
-    let objects = saved_objects();
+    check_importable(&saved_objects(VERDICTS), "edge-agent*");
+}
+
+fn check_importable(objects: &[Value], data_view_title: &str) {
     let ids: BTreeSet<(String, String)> = objects
         .iter()
         .map(|o| {
@@ -177,10 +277,10 @@ fn the_objects_are_importable_and_their_references_resolve() {
         .iter()
         .find(|o| o["type"] == "index-pattern")
         .expect("a data view");
-    assert_eq!(data_view["attributes"]["title"], "edge-agent*");
+    assert_eq!(data_view["attributes"]["title"], data_view_title);
     assert_eq!(data_view["attributes"]["timeFieldName"], "@timestamp");
 
-    for object in &objects {
+    for object in objects {
         for reference in object["references"].as_array().expect("references") {
             let target = (
                 reference["type"].as_str().unwrap().to_owned(),

@@ -112,9 +112,13 @@ fn the_running_agent_ships_every_verdict() {
         ],
     );
     agent.until_log("index template for kitchen installed");
-    agent.until_log("spooled");
-    // Windows come every 16 samples (240 ms at 200x), so the shipper can catch up between.
-    agent.until_log("caught up");
+    // Windows come every 16 samples (240 ms at 200x), so the shipper can catch up between;
+    // caught up after verdicts were spooled (the start's status document may come first).
+    agent.until_logs("caught up after verdicts", |logs| {
+        logs.iter()
+            .position(|l| l.contains("spooled") && l.contains("documents:"))
+            .is_some_and(|first| logs[first..].iter().any(|l| l.contains("caught up")))
+    });
     let (status, verdicts, logs) = agent.stop();
     assert!(status.success(), "{}", logs.join("\n"));
     assert!(
@@ -123,12 +127,19 @@ fn the_running_agent_ships_every_verdict() {
     );
     let samples: u64 = number_before(&logs, "stopped in", " samples");
     let left: u64 = number_before(&logs, "shipping stopped", " left in the spool");
+    // The spool holds the agent's status documents too (the last one, of the stop, at
+    // least): each is logged as it is spooled.
+    let status = logs
+        .iter()
+        .filter(|l| l.contains("status document") && l.contains("spooled"))
+        .count() as u64;
     assert!(samples > 0);
+    assert!(status >= 2, "a start and a stop");
     assert!(server.count("kitchen") > 0);
     assert_eq!(
-        server.count("kitchen") + left,
-        samples,
-        "every sample shipped or still spooled"
+        server.count("kitchen") + server.count("edge-fleet") + left,
+        samples + status,
+        "every sample and status document shipped or still spooled"
     );
     let hits = server.get("/kitchen/_search?size=1");
     let document = &hits["hits"]["hits"][0]["_source"];

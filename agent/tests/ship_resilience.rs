@@ -69,11 +69,13 @@ fn key_of(id: &str) -> Key {
     key(id).expect("ids end with <run>.<seq>")
 }
 
-/// `window`: (size, hop); the function's period is a quarter of the size.
+/// `window`: (size, hop); the function's period is a quarter of the size. Verdicts only:
+/// the ids and log lines counted here are theirs; status documents travel the same spool
+/// (`ship_catchup.rs`, `fleet_status.rs`).
 fn write_config(dir: &Path, sensor: &str, window: (usize, usize), elasticsearch: &str) -> PathBuf {
     let path = dir.join("agent.toml");
     std::fs::write(&path, format!(
-        "[sensor]\nstate_dir = \"{state}\"\n{sensor}\n[function]\npath = \"{function}\"\n[function.params]\nperiod = {period}\n[window]\nsize = {size}\nhop = {hop}\n[elasticsearch]\n{elasticsearch}\nbatch_max_delay_ms = 50\nretry_initial_ms = 20\nretry_max_ms = 200\n",
+        "[sensor]\nstate_dir = \"{state}\"\n{sensor}\n[function]\npath = \"{function}\"\n[function.params]\nperiod = {period}\n[window]\nsize = {size}\nhop = {hop}\n[elasticsearch]\n{elasticsearch}\nbatch_max_delay_ms = 50\nretry_initial_ms = 20\nretry_max_ms = 200\n[fleet]\nenabled = false\n",
         state = dir.join("state").display(),
         function = anomaly_wasm().display(),
         period = window.0 / 4,

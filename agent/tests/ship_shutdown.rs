@@ -37,7 +37,7 @@ fn sigterm_does_not_wait_for_a_hanging_upstream() {
     )
     .unwrap();
     let mut agent = Agent::simulated(binary(), &config, "200", &[]);
-    agent.until_log("spooled");
+    agent.until_log(" documents: ");
     assert!(
         server.wait_until(PATIENCE, |requests, _| requests >= 2),
         "a _bulk request is hanging"

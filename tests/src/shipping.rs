@@ -25,6 +25,10 @@ pub struct ShipOptions {
     pub fast: bool,
     /// The dead-letter file's bound before rotation.
     pub dead_letter_max_bytes: u64,
+    /// Fleet-safe catch-up: the drain cap (0: none) and the first retry's spread (none by
+    /// default here, so the other tests' timings are the backoff's alone).
+    pub drain_max_docs_per_sec: u32,
+    pub retry_spread: Duration,
 }
 
 impl Default for ShipOptions {
@@ -39,6 +43,8 @@ impl Default for ShipOptions {
             timeout: Duration::from_secs(5),
             fast: true,
             dead_letter_max_bytes: 16 << 20,
+            drain_max_docs_per_sec: 0,
+            retry_spread: Duration::ZERO,
         }
     }
 }
@@ -80,6 +86,8 @@ impl Shipping {
             install_template: options.install_template,
             batch_max_docs: options.batch_max_docs,
             dead_letter_max_bytes: options.dead_letter_max_bytes,
+            drain_max_docs_per_sec: options.drain_max_docs_per_sec,
+            retry_spread: options.retry_spread,
             ..defaults
         };
         if options.fast {

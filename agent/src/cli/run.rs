@@ -16,6 +16,7 @@ use anyhow::{Context, Result, anyhow};
 use super::args::{ArgList, UsageError};
 use edge_agent::config::AgentConfig;
 use edge_agent::config::{ElasticsearchSection, MetricsListen, ShipWhat};
+use edge_agent::fleet::{self, FleetStats, Observed, Reporter, ReporterHandle};
 use edge_agent::function::SwapStats;
 use edge_agent::function::last_good::{self, LastGood};
 use edge_agent::health::{Health, HealthCell, Liveness, Progress, StallThresholds};
@@ -24,6 +25,7 @@ use edge_agent::metrics::{
     MetricsServer, PipelineCounts, ShippingCounts, Snapshot, resident_memory_bytes,
 };
 use edge_agent::pipeline::{Identity, Pipeline, PipelineStats};
+use edge_agent::registry::RolloutCell;
 use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
 use edge_agent::sensor::{ScaledClock, SharedClock, SystemClock, sample_queue};
@@ -213,6 +215,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         config.agent.sensor_id
     );
 
+    // The registry poller writes it; until it runs, it says `Off`.
+    let rollout = RolloutCell::default();
+    let reporter = match &upstream {
+        Some(upstream) if config.fleet.enabled => Some(start_reporter(
+            &config, &identity, &stats, &sampler, upstream, &rollout,
+        )?),
+        _ => None,
+    };
     let health = Arc::new(HealthCell::default());
     let metrics = match metrics_listener {
         Some(listener) => Some(serve_metrics(
@@ -226,8 +236,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut pipeline = Pipeline::new(identity, spec, function, candidates_rx, sink, stats.clone())
-        .with_last_good(last_good);
+    let mut pipeline = Pipeline::new(
+        identity.clone(),
+        spec,
+        function,
+        candidates_rx,
+        sink,
+        stats.clone(),
+    )
+    .with_last_good(last_good);
     let history_path = config.sensor.state_dir.join(HISTORY_FILE);
     match HistoryStore::open(&history_path, spec, &config.agent.sensor_id) {
         Ok((store, resumed)) => pipeline = pipeline.with_history(store, resumed),
@@ -329,6 +346,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // No guest needs to run any more: a candidate the watcher is still starting ends now.
     edge_agent::function::abandon_guests();
     drop(watcher);
+    // Its last document (a clean stop) goes in the spool before shipping stops.
+    if let Some(reporter) = reporter {
+        reporter.stop();
+    }
     if let Some(upstream) = upstream {
         // The shipper kept shipping while the pipeline drained; a request hanging since
         // the signal has had that time already, so the graces overlap rather than add up.
@@ -396,14 +417,14 @@ fn serve_metrics(
         .map(|d| d.as_secs_f64())
         .unwrap_or_default();
     let (stats, sampler, health) = (stats.clone(), sampler.monitor().clone(), health.clone());
-    let shipping = upstream.map(|u| (u.stats.clone(), u.spool.clone()));
+    let shipping = upstream.map(|u| (u.stats.clone(), u.spool.clone(), u.fleet.clone()));
     let server = MetricsServer::start(listener, move || Snapshot {
         health: health.get(),
         sampler: sampler.stats(),
         pipeline: PipelineCounts::of(&stats),
-        shipping: shipping
-            .as_ref()
-            .map(|(ship, spool)| ShippingCounts::of(ship, spool.stats())),
+        shipping: shipping.as_ref().map(|(ship, spool, fleet)| {
+            ShippingCounts::of(ship, spool.stats()).with_fleet(Some(fleet))
+        }),
         resident_memory_bytes: resident_memory_bytes(),
         start_time_seconds,
     })?;
@@ -420,6 +441,8 @@ struct Upstream {
     only_anomalies: bool,
     stats: Arc<ShipStats>,
     shipper: ShipperHandle,
+    /// The status reporter's counters (zero while it does not run).
+    fleet: Arc<FleetStats>,
 }
 
 impl Upstream {
@@ -493,7 +516,8 @@ fn start_shipping(config: &AgentConfig, es: &ElasticsearchSection) -> Result<Ups
         es.gzip,
         Duration::from_millis(es.timeout_ms),
     )?;
-    let settings = es.shipper_settings(&config.sensor.state_dir);
+    let mut settings = es.shipper_settings(&config.sensor.state_dir);
+    config.fleet.apply(&mut settings);
     let stats = Arc::new(ShipStats::default());
     let stopper = Arc::new(Stopper::default());
     let shipper = Shipper::new(client, spool.clone(), settings, stats.clone(), stopper).spawn()?;
@@ -509,7 +533,63 @@ fn start_shipping(config: &AgentConfig, es: &ElasticsearchSection) -> Result<Ups
         only_anomalies: es.ship == ShipWhat::Anomalies,
         stats,
         shipper,
+        fleet: Arc::new(FleetStats::default()),
     })
+}
+
+/// Starts the fleet status reporter: what it observes is read from the stages' own
+/// counters and the rollout cell, nothing of its own.
+fn start_reporter(
+    config: &AgentConfig,
+    identity: &Identity,
+    stats: &Arc<PipelineStats>,
+    sampler: &edge_agent::sensor::SamplerHandle,
+    upstream: &Upstream,
+    rollout: &RolloutCell,
+) -> Result<ReporterHandle> {
+    let monitor = sampler.monitor().clone();
+    let reporter = Reporter::new(
+        fleet::status::ReporterIdentity {
+            host_id: identity.host_id.clone(),
+            sensor_id: identity.sensor_id.clone(),
+            run_id: monitor.run_id(),
+        },
+        config.fleet.interval(),
+        edge_agent::support::log_rate::monotonic_now(),
+    );
+    let (stats, rollout, ship, spool) = (
+        stats.clone(),
+        rollout.clone(),
+        upstream.stats.clone(),
+        upstream.spool.clone(),
+    );
+    let observe = move || {
+        let sampler = monitor.stats();
+        Observed {
+            function_sha256: stats.function_sha256(),
+            rollout: rollout.snapshot(),
+            windows: stats.windows.load(Ordering::Relaxed),
+            failed_windows: stats.failed_windows.load(Ordering::Relaxed),
+            swaps: stats.swap.swaps.load(Ordering::Relaxed),
+            swaps_rolled_back: stats.swap.rolled_back.load(Ordering::Relaxed),
+            sensor_faults: sampler.failures,
+            sensor_failing: sampler.consecutive_failures > 0,
+            spool_depth: spool.depth(),
+            last_delivery_ms: ship.last_success_ms.load(Ordering::Relaxed),
+            clock_synced: edge_agent::sensor::clock::system_clock_sync().is_synced(),
+        }
+    };
+    info!(
+        "fleet status into {} every {:?} and on every change",
+        config.fleet.index,
+        config.fleet.interval()
+    );
+    Ok(fleet::reporter::spawn(
+        reporter,
+        observe,
+        upstream.spool.clone(),
+        upstream.fleet.clone(),
+    )?)
 }
 
 /// The configuration with the command line's overrides; errors are configuration errors.

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use super::Auth;
-use crate::spool::Entry;
+use crate::spool::{Destination, Entry};
 
 /// The most of a response body the agent reads: a `_bulk` answer for the largest batch
 /// (10,000 documents, each with an error) is about 5 MiB. A longer body is not an answer.
@@ -169,13 +169,19 @@ impl Client {
         }
     }
 
-    /// Installs (or replaces) the index template for `index`.
+    /// Installs (or replaces) the verdict index template for `index`.
     pub fn install_template(&self, index: &str, data_stream: bool) -> Result<(), ClientError> {
+        self.install_template_body(index, &template_body(index, data_stream))
+    }
+
+    /// Installs (or replaces) the template for `index` with `body` (the fleet status
+    /// index brings its own).
+    pub fn install_template_body(&self, index: &str, body: &Value) -> Result<(), ClientError> {
         let url = format!("{}/_index_template/{}", self.base, template_name(index));
         let response = self
             .authorised(self.http.put(url))
             .header(CONTENT_TYPE, "application/json")
-            .body(template_body(index, data_stream).to_string())
+            .body(body.to_string())
             .send()
             .map_err(|e| ClientError::Request(describe(&e)))?;
         let status = response.status();
@@ -205,11 +211,26 @@ impl Client {
         }
     }
 
-    /// Sends `entries` as `create` actions into `index`.
+    /// Sends `entries` as `create` actions into `index`, all of them, whatever their
+    /// destination (tools and tests).
     pub fn bulk(&self, index: &str, entries: &[Entry]) -> BulkOutcome {
+        self.bulk_routed(&Routes::all_to(index), entries)
+    }
+
+    /// Sends `entries` as `create` actions, each into its destination's index: the
+    /// request goes to the verdict index's `_bulk` (as it always did, so a key limited to
+    /// that index still works for verdicts), and an entry bound elsewhere names its
+    /// `_index` in its action line.
+    pub fn bulk_routed(&self, routes: &Routes, entries: &[Entry]) -> BulkOutcome {
+        let index = routes.verdicts.as_str();
         let mut body = Vec::with_capacity(entries.iter().map(|e| e.document.len() + 64).sum());
         for entry in entries {
-            let action = json!({ "create": { "_id": entry.id } });
+            let action = match routes.index_of(entry.destination) {
+                other if other != index => {
+                    json!({ "create": { "_index": other, "_id": entry.id } })
+                }
+                _ => json!({ "create": { "_id": entry.id } }),
+            };
             // Writing into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut body, &action);
             body.push(b'\n');
@@ -251,6 +272,30 @@ impl Client {
             }
         };
         classify_response(status.as_u16(), &text, entries.len())
+    }
+}
+
+/// Which index (or data stream) each [`Destination`] is shipped to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routes {
+    pub verdicts: String,
+    pub status: String,
+}
+
+impl Routes {
+    /// Every destination into `index`.
+    pub fn all_to(index: &str) -> Self {
+        Self {
+            verdicts: index.to_owned(),
+            status: index.to_owned(),
+        }
+    }
+
+    pub fn index_of(&self, destination: Destination) -> &str {
+        match destination {
+            Destination::Verdicts => &self.verdicts,
+            Destination::Status => &self.status,
+        }
     }
 }
 

@@ -6,8 +6,12 @@
 //! no retry can fix), retried with backoff, or paused (authorisation, a block, a missing
 //! index, misrouting) with the spool kept.
 //!
+//! Each spooled entry names its destination ([`crate::spool::Destination`]): verdicts go
+//! to `index`, fleet status documents to their own index ([`Routes`]), in the same
+//! requests. Fleet-safe catch-up (a spread first try, a drain cap) is the shipper's.
+//!
 //! `client.rs` is the HTTP side and the rule, `shipper.rs` the thread acting on it,
-//! `auth.rs` the credentials, `rate.rs` log lines at a bounded rate.
+//! `auth.rs` the credentials; log lines at a bounded rate come from `support::log_rate`.
 
 mod auth;
 pub mod client;
@@ -15,7 +19,7 @@ mod shipper;
 
 pub use auth::{Auth, AuthError, SECRET_FILE_MAX_BYTES};
 pub use client::{
-    BulkOutcome, Client, ClientError, ItemOutcome, Pause, RESPONSE_MAX_BYTES, redact_url,
+    BulkOutcome, Client, ClientError, ItemOutcome, Pause, RESPONSE_MAX_BYTES, Routes, redact_url,
     template_body,
 };
 pub use shipper::{

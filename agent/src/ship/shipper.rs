@@ -5,6 +5,12 @@
 //! no retry can fix, back off on what a retry may fix, pause on what a person or the cluster
 //! must fix. The index template is installed at start and again whenever it or the index
 //! is found missing. A new outcome goes in the client's rule first, then in `ship`/`settle`.
+//!
+//! Fleet-safe catch-up lives here too, so it holds for every document whatever its
+//! destination: the first try after a failure (and the first request of an agent that
+//! starts with a backlog) waits a random share of `retry_spread`, so agents that lost the
+//! cluster together do not come back together; and the drain can be capped at
+//! `drain_max_docs_per_sec` (a [`TokenBucket`] of documents, `batch_max_docs` of burst).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -17,15 +23,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use log::{error, info, warn};
 use serde_json::{Value, json};
 
-use super::client::{ClientError, Pause, TemplateState};
+use super::client::{ClientError, Pause, Routes, TemplateState, template_body};
 use super::{BulkOutcome, Client, ItemOutcome};
-use crate::spool::{Entry, Spool, rotate_if_full};
+use crate::spool::{Destination, Entry, Spool, rotate_if_full};
 use crate::support::backoff::{Backoff, Jitter};
-use crate::support::log_rate::LogRate;
+use crate::support::log_rate::{LogRate, TokenBucket, monotonic_now};
 
 /// How often the template is looked for while all is well: a cluster recreated without a
 /// connection error in between is noticed within this.
 const TEMPLATE_RECHECK: Duration = Duration::from_secs(600);
+
+/// Shippers made in this process, a salt for their jitter.
+static SHIPPERS: AtomicU64 = AtomicU64::new(0);
 
 /// Counters for status lines and metrics.
 #[derive(Debug, Default)]
@@ -51,6 +60,14 @@ pub struct ShipStats {
     pub template_forbidden: AtomicU64,
     /// Dead-letter file rotations.
     pub dead_letter_rotations: AtomicU64,
+    /// Fleet status documents stored by the cluster (or already there): part of
+    /// `shipped` and `duplicates`.
+    pub status_delivered: AtomicU64,
+    /// Times the drain cap held a batch back, and for how long in all (ms).
+    pub throttled: AtomicU64,
+    pub throttled_ms: AtomicU64,
+    /// Times the first try after a failure, or at a start with a backlog, was spread.
+    pub spread_waits: AtomicU64,
 }
 
 /// The code [`ShipStats::paused`] holds for each reason.
@@ -93,6 +110,16 @@ pub struct ShipperSettings {
     pub dead_letter: PathBuf,
     /// Rotated to `.1` past this size.
     pub dead_letter_max_bytes: u64,
+    /// Where fleet status documents go ([`Destination::Status`]).
+    pub status_index: String,
+    /// The status index's template, installed beside the verdicts' when templates are
+    /// managed; `None` when status documents are not written.
+    pub status_template: Option<Value>,
+    /// Documents per second at most, retries included; 0 for no cap.
+    pub drain_max_docs_per_sec: u32,
+    /// The first try after a failure, and the first request of a start with a backlog of
+    /// a batch or more, waits a uniformly random share of this (at most `retry_max`).
+    pub retry_spread: Duration,
 }
 
 /// Stops the shipper and interrupts its waits.
@@ -133,6 +160,9 @@ pub struct Shipper {
     jitter: Jitter,
     dead_letter_log: LogRate,
     spool_log: LogRate,
+    routes: Routes,
+    /// The drain cap, if any.
+    cap: Option<TokenBucket>,
 }
 
 /// The running shipper.
@@ -183,6 +213,18 @@ impl Shipper {
         } else {
             Template::Unmanaged
         };
+        let routes = Routes {
+            verdicts: settings.index.clone(),
+            status: settings.status_index.clone(),
+        };
+        // The burst is a full batch: the cap spaces requests out rather than shrinking
+        // them, and the cluster would rather take a few large bulks than many small ones.
+        let cap = (settings.drain_max_docs_per_sec > 0).then(|| {
+            TokenBucket::per_second(
+                settings.drain_max_docs_per_sec,
+                u32::try_from(settings.batch_max_docs).unwrap_or(u32::MAX),
+            )
+        });
         Self {
             client,
             spool,
@@ -191,10 +233,45 @@ impl Shipper {
             stopper,
             health: Health::Up,
             template,
-            jitter: Jitter::seeded(0),
+            // Salted with the process and the shipper: agents started by the same power cut
+            // (or shippers of one process, in a benchmark) still draw apart.
+            jitter: Jitter::seeded(
+                u64::from(std::process::id()) ^ SHIPPERS.fetch_add(1, Ordering::Relaxed) << 32,
+            ),
             dead_letter_log: LogRate::every(Duration::from_secs(60)),
             spool_log: LogRate::every(Duration::from_secs(60)),
+            routes,
+            cap,
         }
+    }
+
+    /// A uniformly random share of the spread window (`retry_spread`, at most `retry_max`).
+    fn spread(&mut self) -> Duration {
+        let window = self.settings.retry_spread.min(self.settings.retry_max);
+        if window.is_zero() {
+            return Duration::ZERO;
+        }
+        self.stats.spread_waits.fetch_add(1, Ordering::Relaxed);
+        window.mul_f64(self.jitter.fraction())
+    }
+
+    /// How long the drain cap holds the next batch back, counted; zero without a cap.
+    fn throttle(&mut self) -> Duration {
+        let depth = usize::try_from(self.spool.depth()).unwrap_or(usize::MAX);
+        let want =
+            u32::try_from(self.settings.batch_max_docs.min(depth).max(1)).unwrap_or(u32::MAX);
+        let Some(cap) = self.cap.as_mut() else {
+            return Duration::ZERO;
+        };
+        let wait = cap.wait_for(want, monotonic_now());
+        if !wait.is_zero() {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            self.stats.throttled_ms.fetch_add(
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        }
+        wait
     }
 
     pub fn spawn(self) -> std::io::Result<ShipperHandle> {
@@ -217,6 +294,16 @@ impl Shipper {
     }
 
     fn run(mut self) {
+        let backlog = usize::try_from(self.spool.depth()).unwrap_or(usize::MAX);
+        if backlog >= self.settings.batch_max_docs {
+            let wait = self.spread();
+            info!(
+                "{backlog} documents queued at start: the first request waits {wait:.1?} (spread over [elasticsearch] retry_spread_ms)"
+            );
+            if self.stopper.sleep(wait) {
+                return;
+            }
+        }
         while !self.stopper.is_stopped() {
             if self.spool.pending() > 0
                 && let Err(e) = self.spool.flush_pending()
@@ -237,6 +324,13 @@ impl Shipper {
             {
                 return;
             }
+            let throttle = self.throttle();
+            if !throttle.is_zero() {
+                if self.stopper.sleep(throttle) {
+                    return;
+                }
+                continue;
+            }
             let flow = match self.ensure_template() {
                 Flow::Continue => self.next_batch(),
                 other => other,
@@ -253,12 +347,26 @@ impl Shipper {
     }
 
     fn next_batch(&mut self) -> Flow {
-        match self
-            .spool
-            .peek(self.settings.batch_max_docs, self.settings.batch_max_bytes)
-        {
+        let now = monotonic_now();
+        let max_docs = match self.cap.as_mut() {
+            Some(cap) => self
+                .settings
+                .batch_max_docs
+                .min(usize::try_from(cap.available(now)).unwrap_or(usize::MAX)),
+            None => self.settings.batch_max_docs,
+        };
+        if max_docs == 0 {
+            return Flow::Continue;
+        }
+        match self.spool.peek(max_docs, self.settings.batch_max_bytes) {
             Ok(batch) if batch.is_empty() => Flow::Continue,
-            Ok(batch) => self.ship(&batch),
+            Ok(batch) => {
+                if let Some(cap) = self.cap.as_mut() {
+                    // Never more than `available`: peek took at most that many.
+                    let _ = cap.try_take(u32::try_from(batch.len()).unwrap_or(u32::MAX), now);
+                }
+                self.ship(&batch)
+            }
             Err(e) => {
                 if let Some(suppressed) = self.spool_log.allow() {
                     error!("cannot read the spool: {e}{}", LogRate::note(suppressed));
@@ -269,7 +377,21 @@ impl Shipper {
         }
     }
 
-    /// Puts the template in place when it is needed or due for a look.
+    /// The templates the shipper manages: the verdicts', and the status index's when
+    /// status documents are written.
+    fn templates(&self) -> Vec<(String, Value)> {
+        let index = &self.settings.index;
+        let mut templates = vec![(
+            index.clone(),
+            template_body(index, self.settings.data_stream),
+        )];
+        if let Some(body) = &self.settings.status_template {
+            templates.push((self.settings.status_index.clone(), body.clone()));
+        }
+        templates
+    }
+
+    /// Puts the templates in place when they are needed or due for a look.
     fn ensure_template(&mut self) -> Flow {
         let due = match &self.template {
             Template::Unmanaged | Template::Forbidden => return Flow::Continue,
@@ -278,68 +400,70 @@ impl Shipper {
             Template::Installed { checked } if checked.elapsed() >= TEMPLATE_RECHECK => false,
             Template::Installed { .. } => return Flow::Continue,
         };
+        let templates = self.templates();
         let install = due
-            || match self.client.template_state(&self.settings.index) {
-                Ok(TemplateState::Present) => {
-                    self.template = Template::Installed {
-                        checked: Instant::now(),
-                    };
-                    return Flow::Continue;
+            || {
+                let mut missing = false;
+                for (index, _) in &templates {
+                    match self.client.template_state(index) {
+                        Ok(TemplateState::Present) => {}
+                        Ok(TemplateState::Missing) => {
+                            warn!(
+                                "the index template for {index} is missing (a new cluster?): installing it again"
+                            );
+                            missing = true;
+                        }
+                        // A key that may not even read templates: install, and learn from that.
+                        Err(ClientError::Status {
+                            status: 401 | 403, ..
+                        }) => missing = true,
+                        Err(e) => {
+                            self.failed(&format!("cannot look for the index template: {e}"));
+                            return Flow::Pause;
+                        }
+                    }
                 }
-                Ok(TemplateState::Missing) => {
-                    warn!(
-                        "the index template for {} is missing (a new cluster?): installing it again",
-                        self.settings.index
-                    );
-                    true
-                }
-                // A key that may not even read templates: install, and learn from that.
-                Err(ClientError::Status {
-                    status: 401 | 403, ..
-                }) => true,
-                Err(e) => {
-                    self.failed(&format!("cannot look for the index template: {e}"));
-                    return Flow::Pause;
-                }
+                missing
             };
         if !install {
+            self.template = Template::Installed {
+                checked: Instant::now(),
+            };
             return Flow::Continue;
         }
-        match self
-            .client
-            .install_template(&self.settings.index, self.settings.data_stream)
-        {
-            Ok(()) => {
-                info!("index template for {} installed", self.settings.index);
-                self.stats.template_installs.fetch_add(1, Ordering::Relaxed);
-                self.stats.template_forbidden.store(0, Ordering::Relaxed);
-                self.template = Template::Installed {
-                    checked: Instant::now(),
-                };
-                Flow::Continue
-            }
-            Err(ClientError::Status {
-                status: status @ (401 | 403),
-                reason,
-            }) => {
-                warn!(
-                    "no privilege to install the index template for {} (HTTP {status}: {reason}); shipping anyway, with whatever mappings the cluster has",
-                    self.settings.index
-                );
-                self.stats.template_forbidden.store(1, Ordering::Relaxed);
-                self.template = Template::Forbidden;
-                Flow::Continue
-            }
-            Err(e) => {
-                self.failed(&format!("cannot install the index template: {e}"));
-                Flow::Pause
+        for (index, body) in &templates {
+            match self.client.install_template_body(index, body) {
+                Ok(()) => {
+                    info!("index template for {index} installed");
+                    self.stats.template_installs.fetch_add(1, Ordering::Relaxed);
+                    self.stats.template_forbidden.store(0, Ordering::Relaxed);
+                }
+                Err(ClientError::Status {
+                    status: status @ (401 | 403),
+                    reason,
+                }) => {
+                    warn!(
+                        "no privilege to install the index template for {index} (HTTP {status}: {reason}); shipping anyway, with whatever mappings the cluster has"
+                    );
+                    self.stats.template_forbidden.store(1, Ordering::Relaxed);
+                    self.template = Template::Forbidden;
+                    return Flow::Continue;
+                }
+                Err(e) => {
+                    self.failed(&format!("cannot install the index template: {e}"));
+                    return Flow::Pause;
+                }
             }
         }
+        self.template = Template::Installed {
+            checked: Instant::now(),
+        };
+        Flow::Continue
     }
 
     fn ship(&mut self, batch: &[Entry]) -> Flow {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        match self.client.bulk(&self.settings.index, batch) {
+        match self.client.bulk_routed(&self.routes, batch) {
             BulkOutcome::Items(items) => self.settle(batch, items),
             BulkOutcome::Retry(reason) => {
                 self.stats
@@ -414,6 +538,15 @@ impl Shipper {
                 self.stats
                     .duplicates
                     .fetch_add(removed(&already), Ordering::Relaxed);
+                let status = batch
+                    .iter()
+                    .filter(|e| {
+                        e.destination == Destination::Status && settled.removed.contains(&e.seq)
+                    })
+                    .count() as u64;
+                self.stats
+                    .status_delivered
+                    .fetch_add(status, Ordering::Relaxed);
             }
             Err(e) => error!("cannot remove delivered documents from the spool: {e}"),
         }
@@ -561,14 +694,19 @@ impl Shipper {
         self.health = Health::Up;
     }
 
-    /// Exponential backoff with jitter (half to all of the step), capped; a pause waits
-    /// `auth_retry`.
+    /// Exponential backoff with jitter (half to all of the step), capped; the first try
+    /// after a failure waits at least a random share of the spread window, so a fleet that
+    /// lost the cluster at once does not retry at once; a pause waits `auth_retry`.
     fn pause(&mut self) -> Duration {
         let failures = match self.health {
             Health::Up => return Duration::ZERO,
             Health::Paused(_) => return self.settings.auth_retry,
             Health::Down { failures } => failures,
         };
+        if failures <= 1 {
+            let initial = self.settings.retry_initial;
+            return self.spread().max(self.jitter.spread(initial));
+        }
         let step =
             Backoff::new(self.settings.retry_initial, self.settings.retry_max).delay(failures);
         self.jitter.spread(step)
@@ -580,4 +718,78 @@ fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ElasticsearchSection;
+    use crate::spool::WhenFull;
+
+    fn shipper(dir: &std::path::Path, spread: Duration) -> Shipper {
+        let client = Client::new(
+            "http://127.0.0.1:9",
+            super::super::Auth::None,
+            None,
+            false,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let spool =
+            Arc::new(Spool::open(&dir.join("s.redb"), 1 << 20, WhenFull::DropOldest).unwrap());
+        let settings = ShipperSettings {
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+            retry_spread: spread,
+            ..ElasticsearchSection::default().shipper_settings(dir)
+        };
+        Shipper::new(
+            client,
+            spool,
+            settings,
+            Arc::new(ShipStats::default()),
+            Arc::new(Stopper::default()),
+        )
+    }
+
+    #[test]
+    fn the_first_retry_is_spread_over_the_window_and_later_ones_back_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shipper = shipper(dir.path(), Duration::from_secs(30));
+        shipper.health = Health::Down { failures: 1 };
+        let firsts: Vec<Duration> = (0..2000).map(|_| shipper.pause()).collect();
+        let secs = |d: &Duration| d.as_secs_f64();
+        assert!(firsts.iter().all(|d| secs(d) >= 0.25 && secs(d) <= 30.0));
+        // Uniform over 30 s: each tenth of the window gets about 200 of 2000.
+        for tenth in 0..10 {
+            let low = f64::from(tenth) * 3.0;
+            let n = firsts
+                .iter()
+                .filter(|d| secs(d) >= low && secs(d) < low + 3.0)
+                .count();
+            assert!((100..=300).contains(&n), "{n} in [{low}, {}) s", low + 3.0);
+        }
+        assert_eq!(
+            shipper.stats.spread_waits.load(Ordering::Relaxed),
+            2000,
+            "counted"
+        );
+        // Later retries: the backoff's own half-to-all jitter.
+        shipper.health = Health::Down { failures: 3 };
+        let third = shipper.pause();
+        assert!(third >= Duration::from_secs(1) && third <= Duration::from_secs(2));
+        // Without a spread the first retry is the backoff's first step.
+        let mut plain = self::shipper(dir.path().join("b").as_path(), Duration::ZERO);
+        plain.health = Health::Down { failures: 1 };
+        assert!(plain.pause() <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_spread_never_exceeds_retry_max() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shipper = shipper(dir.path(), Duration::from_secs(3600));
+        shipper.settings.retry_max = Duration::from_secs(2);
+        shipper.health = Health::Down { failures: 1 };
+        assert!((0..500).all(|_| shipper.pause() <= Duration::from_secs(2)));
+    }
 }

@@ -28,13 +28,19 @@ impl Backoff {
 pub struct Jitter(u64);
 
 impl Jitter {
-    /// Seeded from the clock and `salt` (e.g. a host name's hash), never zero.
+    /// Seeded from the clock and `salt` (e.g. a host name's hash), never zero. The seed is
+    /// mixed (splitmix64's finaliser) first: xorshift's first outputs from seeds that differ
+    /// in a few low bits (clocks read nanoseconds apart) agree in their high bits, and
+    /// [`Jitter::fraction`] reads those, so agents started together would draw one value.
     pub fn seeded(salt: u64) -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
             .unwrap_or(0x9e37_79b9);
-        Self((nanos ^ salt.rotate_left(17)) | 1)
+        let mut z = (nanos ^ salt.rotate_left(17)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Self((z ^ (z >> 31)) | 1)
     }
 
     fn next(&mut self) -> u64 {
@@ -68,6 +74,15 @@ mod tests {
         assert_eq!(backoff.delay(4), Duration::from_millis(800));
         assert_eq!(backoff.delay(100), Duration::from_secs(30));
         assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn jitters_seeded_together_draw_apart() {
+        // Fifty seeded in a row (nanoseconds apart, one salt): their first draws spread
+        // over [0, 1) rather than agreeing.
+        let firsts: Vec<f64> = (0..50).map(|_| Jitter::seeded(7).fraction()).collect();
+        let low = firsts.iter().filter(|f| **f < 0.5).count();
+        assert!((10..=40).contains(&low), "{firsts:?}");
     }
 
     #[test]
