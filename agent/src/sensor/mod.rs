@@ -57,6 +57,7 @@ pub mod datasheet;
 pub mod driver;
 pub mod error;
 pub mod identity;
+pub mod lines;
 #[cfg(target_os = "linux")]
 pub mod linux_bus;
 pub mod queue;
