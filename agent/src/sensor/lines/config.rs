@@ -49,6 +49,8 @@ pub enum Format {
     Csv,
     /// One JSON object per line.
     Ndjson,
+    /// Either, line by line: a line starting with `{` is JSON, any other CSV.
+    Auto,
 }
 
 /// How the time field is read.
@@ -244,7 +246,7 @@ impl SourceConfig {
         for column in &self.columns {
             check_name(column).map_err(|reason| ("columns", reason))?;
         }
-        if self.format == Format::Csv {
+        if self.format != Format::Ndjson {
             if self.transport == Transport::Udp && self.columns.is_empty() {
                 return Err((
                     "columns",

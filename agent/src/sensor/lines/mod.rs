@@ -70,6 +70,12 @@ impl LinesHandle {
         self.stats.counts(self.transport.name())
     }
 
+    /// Reads the counts later, from another thread (the metrics server).
+    pub fn counter(&self) -> impl Fn() -> LinesCounts + Send + Sync + 'static {
+        let (stats, transport) = (self.stats.clone(), self.transport.name());
+        move || stats.counts(transport)
+    }
+
     /// A finite stream (standard input) has ended: every line of it is in the queue or
     /// counted as refused.
     pub fn ended(&self) -> bool {

@@ -173,6 +173,8 @@ impl LineParser {
         match self.format {
             Format::Csv => self.parse_csv(line),
             Format::Ndjson => self.parse_json(line),
+            Format::Auto if line.trim_start().starts_with('{') => self.parse_json(line),
+            Format::Auto => self.parse_csv(line),
         }
     }
 
@@ -527,6 +529,15 @@ mod tests {
             ..config(Format::Csv, &["timestamp", "value"])
         });
         assert_eq!(rfc.parse("1000,1"), Err(Refused::BadTime));
+    }
+
+    #[test]
+    fn auto_tells_json_from_csv_line_by_line() {
+        let mut parser = LineParser::new(&config(Format::Auto, &[]));
+        assert_eq!(parser.parse("sensor_id,value"), Ok(Parsed::Header));
+        assert_eq!(reading(parser.parse("a,1")).value, 1.0);
+        assert_eq!(reading(parser.parse(r#" {"value":2}"#)).value, 2.0);
+        assert_eq!(reading(parser.parse("b,3")).sensor.as_deref(), Some("b"));
     }
 
     #[test]
