@@ -1,6 +1,7 @@
-//! `Sample`: one reading (of the BME680, or a line from another sensor) as the rest of the pipeline sees it, with the identity and
-//! the clock state fixed when it was taken. Plain data; a change to its fields is a change
-//! to the records (`record.rs`) and to the Elasticsearch template (`ship/client.rs`).
+//! `Sample`: one reading (of the BME680, or a line from another sensor) as the rest of the
+//! pipeline sees it, with the identity and the clock state fixed when it was taken. Plain
+//! data; a change to its fields is a change to the records (`record.rs`) and to the
+//! Elasticsearch template (`ship/client.rs`).
 
 use std::sync::Arc;
 
