@@ -13,11 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::{debug, warn};
 
 use crate::sensor::lines::config::SourceConfig;
 use crate::sensor::lines::feed::{Feed, LinesStats, WhenFull};
 use crate::sensor::lines::parse::{LineParser, Parsed, Refused};
+use crate::support::log_rate::LogRate;
 use crate::support::wake::Stop;
 
 /// How long a blocking read or accept waits before it looks at the stop flag and the
@@ -203,6 +204,8 @@ pub fn serve_tcp(
         return;
     }
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    // A client reconnecting in a loop must not flood the log.
+    let mut turned_away_log = LogRate::new(5, Duration::from_secs(60));
     while !stop.is_stopped() {
         LinesStats::count(&stats.heartbeat);
         match listener.accept() {
@@ -210,10 +213,13 @@ pub fn serve_tcp(
                 connections.retain(|c| !c.is_finished());
                 if connections.len() >= config.max_connections {
                     LinesStats::count(&stats.connections_refused);
-                    warn!(
-                        "lines over TCP: {peer} turned away, {} clients connected already",
-                        config.max_connections
-                    );
+                    if let Some(suppressed) = turned_away_log.allow() {
+                        warn!(
+                            "lines over TCP: {peer} turned away, {} clients connected already{}",
+                            config.max_connections,
+                            LogRate::note(suppressed)
+                        );
+                    }
                     drop(stream);
                     continue;
                 }
@@ -284,7 +290,7 @@ fn serve_client(
     let mut buffer = LineBuffer::new(config.max_line_bytes);
     let mut line_no: u64 = 0;
     let mut last_data = Instant::now();
-    info!("{origin}: connected");
+    debug!("{origin}: connected");
     loop {
         if stop.is_stopped() {
             return;
@@ -309,7 +315,7 @@ fn serve_client(
                 too_long(feed, &origin, line_no);
             }
             Ok(LineEvent::End) => {
-                info!("{origin}: closed by the client after {line_no} lines");
+                debug!("{origin}: closed by the client after {line_no} lines");
                 return;
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -319,12 +325,12 @@ fn serve_client(
                 }
                 if last_data.elapsed() >= idle {
                     LinesStats::count(&stats.connections_idle);
-                    info!("{origin}: closed after {idle:?} without a line");
+                    debug!("{origin}: closed after {idle:?} without a line");
                     return;
                 }
             }
             Err(e) => {
-                warn!("{origin}: {e}; closed after {line_no} lines");
+                debug!("{origin}: {e}; closed after {line_no} lines");
                 return;
             }
         }
