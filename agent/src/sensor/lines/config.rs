@@ -153,7 +153,8 @@ pub mod bounds {
     pub const FIELD_BYTES: RangeInclusive<usize> = 0..=64;
     pub const COLUMNS: RangeInclusive<usize> = 0..=256;
     /// Samples all sensors' windows may hold together (`max_sensors` × `[window] size`):
-    /// about 72 bytes each, so 150 MiB at the bound, within a Pi 3's RAM.
+    /// 64 bytes each (`size_of::<Sample>()` on 64-bit), so 128 MiB at the bound, within a
+    /// Pi 3's RAM; the default 100 × 1024 is 6.4 MB (`benches/lines.rs` measures it).
     pub const WINDOWED_SAMPLES: usize = 1 << 21;
 }
 
