@@ -41,6 +41,8 @@ pub struct AgentConfig {
     pub metrics: MetricsSection,
     /// Fleet status documents (with `[elasticsearch]`); see `crate::fleet`.
     pub fleet: crate::fleet::FleetSection,
+    /// Where samples come from: the BME680, or lines from other sensors.
+    pub source: crate::sensor::lines::SourceConfig,
 }
 
 /// Who is measuring.
@@ -527,6 +529,9 @@ impl AgentConfig {
             .find(|k| spans.line_of(k).is_some())
             .unwrap_or_else(|| format!("sensor.{first}"));
             return Err(invalid(&key, detail.to_owned()));
+        }
+        if let Err((key, reason)) = self.source.check(self.window.size) {
+            return Err(invalid(&format!("source.{key}"), reason));
         }
         if let Some(path) = self.output.path.as_deref().filter(|p| *p != Path::new("-")) {
             check_parent("output.path", path).map_err(|r| invalid("output.path", r))?;

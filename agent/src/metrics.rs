@@ -54,6 +54,9 @@ pub struct PipelineCounts {
     /// Fuel of the latest window that ran to the end.
     pub fuel_last: u64,
     pub function_sha256: String,
+    /// Sensors with windows now, and windows closed to make room at the bound.
+    pub sensors_active: u64,
+    pub sensors_evicted: u64,
 }
 
 impl PipelineCounts {
@@ -78,6 +81,8 @@ impl PipelineCounts {
             fuel: stats.fuel.snapshot(),
             fuel_last: load(&stats.fuel_last),
             function_sha256: stats.function_sha256(),
+            sensors_active: load(&stats.sensors_active),
+            sensors_evicted: load(&stats.sensors_evicted),
         }
     }
 }
@@ -168,6 +173,8 @@ pub struct Snapshot {
     pub pipeline: PipelineCounts,
     /// `None` without `[elasticsearch]`: no spool, no shipper.
     pub shipping: Option<ShippingCounts>,
+    /// `None` unless `[source] kind = "lines"`.
+    pub lines: Option<crate::sensor::lines::LinesCounts>,
     /// `None` where `/proc/self/status` cannot be read.
     pub resident_memory_bytes: Option<u64>,
     /// Unix seconds when the agent started.
@@ -576,6 +583,90 @@ pub fn render(snapshot: &Snapshot) -> String {
         );
     }
 
+    // --- sensors' windows, and the lines source (`[source] kind = "lines"`) ---
+    out.family(
+        "edge_agent_window_sensors",
+        "gauge",
+        "Sensors whose windows the pipeline keeps now.",
+    );
+    out.sample("edge_agent_window_sensors", &[], p.sensors_active);
+    out.counter(
+        "edge_agent_window_sensors_evicted_total",
+        "Sensors' windows closed (their pending samples judged) to make room for a new sensor.",
+        p.sensors_evicted,
+    );
+    if let Some(lines) = &snapshot.lines {
+        let source = [("source", lines.transport)];
+        let counters = [
+            (
+                "edge_agent_lines_read_total",
+                "Lines read from the source (blank ones aside), accepted or not.",
+                lines.lines,
+            ),
+            (
+                "edge_agent_lines_accepted_total",
+                "Lines that became a sample in the queue.",
+                lines.accepted,
+            ),
+            (
+                "edge_agent_lines_connections_total",
+                "TCP clients accepted.",
+                lines.connections,
+            ),
+            (
+                "edge_agent_lines_connections_refused_total",
+                "TCP clients turned away at max_connections.",
+                lines.connections_refused,
+            ),
+            (
+                "edge_agent_lines_connections_idle_closed_total",
+                "TCP clients closed after idle_timeout_s without a line.",
+                lines.connections_idle,
+            ),
+            (
+                "edge_agent_lines_sensors_expired_total",
+                "Sensors forgotten after sensor_idle_s of silence.",
+                lines.sensors_expired,
+            ),
+            (
+                "edge_agent_lines_queue_waits_total",
+                "Times a stream waited for room in the full queue (the client slowed down, nothing lost).",
+                lines.queue_waits,
+            ),
+        ];
+        for (name, help, value) in counters {
+            out.family(name, "counter", help);
+            out.sample(name, &source, value);
+        }
+        out.family(
+            "edge_agent_lines_refused_total",
+            "counter",
+            "Lines dropped, by reason.",
+        );
+        for (reason, n) in &lines.refused {
+            out.sample(
+                "edge_agent_lines_refused_total",
+                &[("source", lines.transport), ("reason", reason)],
+                *n,
+            );
+        }
+        for (name, help, value) in [
+            (
+                "edge_agent_lines_connections_open",
+                "TCP clients connected now.",
+                lines.connections_open,
+            ),
+            (
+                "edge_agent_lines_sensors_active",
+                "Sensors the source knows now (at most max_sensors).",
+                lines.sensors_active,
+            ),
+        ] {
+            out.family(name, "gauge", help);
+            out.sample(name, &source, value);
+        }
+    }
+
     if let Some(bytes) = snapshot.resident_memory_bytes {
         out.family(
             "edge_agent_resident_memory_bytes",
@@ -670,6 +761,7 @@ mod tests {
                 function_sha256: "ab\"c\\d".into(),
                 ..PipelineCounts::default()
             },
+            lines: None,
             shipping: Some(ShippingCounts {
                 last_success_ms: 1_700_000_000_123,
                 ..ShippingCounts::default()

@@ -6,8 +6,16 @@
 //! them fail it is rolled back to the function it replaced (or the last good copy); if
 //! not, it becomes the last good one (`function::last_good`). The swap policy is
 //! `take_candidates`, `canary` and `review_probation`.
+//!
+//! Windows are kept per sensor ([`Sample::sensor_id`], the configured one when a sample
+//! names none): each sensor has its own [`Windower`] and history, so a sample is judged
+//! once, in its own sensor's series, and its records name that sensor. The number of
+//! series is bounded ([`Pipeline::with_max_sensors`]); at the bound the series seen least
+//! recently is finished (its undecided samples decided by a last window) and dropped,
+//! counted in `PipelineStats::sensors_evicted`. The function, its swaps and probation are
+//! shared by every series. A change to how series are kept goes in `accept` / `series_for`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -30,6 +38,9 @@ use crate::window::{WindowPlan, WindowSpec, Windower};
 
 /// Longest wait for a sample, so a stop request and the watchdog are served promptly.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// Series kept at once unless [`Pipeline::with_max_sensors`] says otherwise: the BME680
+/// alone needs one.
+pub const DEFAULT_MAX_SENSORS: usize = 1;
 
 mod stats;
 
@@ -54,11 +65,37 @@ pub struct Identity {
     pub sensor_id: String,
 }
 
+/// One sensor's windows: which of its samples each window holds and decides, and the
+/// newest N of them.
+struct Series {
+    windower: Windower,
+    history: VecDeque<Sample>,
+    /// The pipeline's sample count when this series last had a sample: the least recent
+    /// one goes first at the bound.
+    last_seen: u64,
+}
+
+impl Series {
+    fn new(spec: WindowSpec) -> Self {
+        Self {
+            windower: Windower::new(spec),
+            // Grows to N as samples come: a hundred sensors do not reserve a hundred
+            // full windows up front.
+            history: VecDeque::new(),
+            last_seen: 0,
+        }
+    }
+}
+
 pub struct Pipeline {
     identity: Identity,
     spec: WindowSpec,
-    windower: Windower,
-    history: VecDeque<Sample>,
+    /// The configured sensor's key: samples that name no sensor are its.
+    default_sensor: Arc<str>,
+    series: HashMap<Arc<str>, Series>,
+    max_sensors: usize,
+    /// Samples accepted so far, the clock of `Series::last_seen`.
+    accepted: u64,
     function: FunctionHost,
     candidates: Receiver<FunctionHost>,
     sink: Box<dyn Sink>,
@@ -91,11 +128,14 @@ impl Pipeline {
         stats: Arc<PipelineStats>,
     ) -> Self {
         stats.swap.set_running(function.module().sha256());
+        let default_sensor: Arc<str> = Arc::from(identity.sensor_id.as_str());
         Self {
             identity,
             spec,
-            windower: Windower::new(spec),
-            history: VecDeque::with_capacity(spec.size()),
+            default_sensor,
+            series: HashMap::new(),
+            max_sensors: DEFAULT_MAX_SENSORS,
+            accepted: 0,
             function,
             candidates,
             sink,
@@ -108,19 +148,37 @@ impl Pipeline {
         }
     }
 
-    /// Resumes the windows from `resumed` and keeps them in `store` from now on.
+    /// Keeps windows for up to `max_sensors` sensors at once (at least 1).
+    pub fn with_max_sensors(mut self, max_sensors: usize) -> Self {
+        self.max_sensors = max_sensors.max(1);
+        self
+    }
+
+    /// Resumes the configured sensor's windows from `resumed` and keeps them in `store`
+    /// from now on. Other sensors' windows are kept in memory only.
     pub fn with_history(mut self, store: HistoryStore, resumed: Resumed) -> Self {
         let keep = resumed.samples.len().min(self.spec.size());
-        let skip = resumed.samples.len() - keep;
-        self.history = resumed.samples.into_iter().skip(skip).collect();
-        self.windower = Windower::resume(self.spec, self.history.len(), resumed.undecided);
-        if !self.history.is_empty() {
+        let skip = resumed.samples.len().saturating_sub(keep);
+        let history: VecDeque<Sample> = resumed.samples.into_iter().skip(skip).collect();
+        let windower = Windower::resume(self.spec, history.len(), resumed.undecided);
+        if !history.is_empty() {
             info!(
                 "resuming the windows: {} samples of history, {} not yet decided",
-                self.history.len(),
-                resumed.undecided.min(self.history.len())
+                history.len(),
+                resumed.undecided.min(history.len())
             );
         }
+        self.series.insert(
+            self.default_sensor.clone(),
+            Series {
+                windower,
+                history,
+                last_seen: 0,
+            },
+        );
+        self.stats
+            .sensors_active
+            .store(self.series.len() as u64, Ordering::Relaxed);
         self.store = Some(store);
         self
     }
@@ -140,8 +198,13 @@ impl Pipeline {
     pub fn run(mut self, reader: &SampleReader, stop: &AtomicBool) -> Result<(), PipelineError> {
         let mut batch = Vec::new();
         // A window that was due when the agent last stopped runs before anything new.
-        if let Some(plan) = self.windower.due() {
-            self.judge(plan)?;
+        let default_sensor = self.default_sensor.clone();
+        let due = self
+            .series
+            .get_mut(&default_sensor)
+            .and_then(|series| series.windower.due());
+        if let Some(plan) = due {
+            self.judge(&default_sensor, plan)?;
         }
         loop {
             PipelineStats::count(&self.stats.heartbeat, 1);
@@ -163,30 +226,93 @@ impl Pipeline {
         self.finish()
     }
 
-    fn accept(&mut self, sample: Sample) -> Result<(), PipelineError> {
+    fn accept(&mut self, mut sample: Sample) -> Result<(), PipelineError> {
         PipelineStats::count(&self.stats.samples, 1);
-        if self.history.len() == self.spec.size() {
-            self.history.pop_front();
-        }
-        if let Some(store) = &mut self.store {
+        self.accepted = self.accepted.saturating_add(1);
+        let key = match sample.sensor_id.take() {
+            Some(key) => key,
+            None => self.default_sensor.clone(),
+        };
+        let configured = key == self.default_sensor;
+        if configured && let Some(store) = &mut self.store {
             let stored = store.push(&sample);
             self.note_store(stored);
         }
-        self.history.push_back(sample);
-        match self.windower.push() {
-            Some(plan) => self.judge(plan),
+        let plan = {
+            let (size, now) = (self.spec.size(), self.accepted);
+            let series = self.series_for(&key)?;
+            if series.history.len() >= size {
+                series.history.pop_front();
+            }
+            // Kept without its key: the series is the key, and one Arc per sample is
+            // memory a hundred full windows would feel.
+            series.history.push_back(sample);
+            series.last_seen = now;
+            series.windower.push()
+        };
+        match plan {
+            Some(plan) => self.judge(&key, plan),
+            None => Ok(()),
+        }
+    }
+
+    /// The series of sensor `key`, made if it is new; at the bound, the series seen least
+    /// recently is finished and dropped first.
+    fn series_for(&mut self, key: &Arc<str>) -> Result<&mut Series, PipelineError> {
+        if !self.series.contains_key(key) {
+            while self.series.len() >= self.max_sensors {
+                let Some(oldest) = self
+                    .series
+                    .iter()
+                    .min_by_key(|(_, series)| series.last_seen)
+                    .map(|(key, _)| key.clone())
+                else {
+                    break;
+                };
+                self.finish_series(&oldest)?;
+                self.series.remove(&oldest);
+                PipelineStats::count(&self.stats.sensors_evicted, 1);
+                info!(
+                    "windows of sensor {} closed to make room for sensor {} ({} sensors at most)",
+                    crate::support::text::untrusted(&oldest),
+                    crate::support::text::untrusted(key),
+                    self.max_sensors
+                );
+            }
+            self.series.insert(key.clone(), Series::new(self.spec));
+            self.stats
+                .sensors_active
+                .store(self.series.len() as u64, Ordering::Relaxed);
+        }
+        // Just inserted when it was missing.
+        self.series
+            .get_mut(key)
+            .ok_or_else(|| PipelineError::Sink(std::io::Error::other("series vanished")))
+    }
+
+    /// Decides the samples of sensor `key` still waiting for a window.
+    fn finish_series(&mut self, key: &Arc<str>) -> Result<(), PipelineError> {
+        let plan = self
+            .series
+            .get_mut(key)
+            .and_then(|series| series.windower.finish());
+        match plan {
+            Some(plan) => self.judge(key, plan),
             None => Ok(()),
         }
     }
 
     /// Runs the function on the window `plan` describes and emits the samples it decides.
     /// A failed window's samples are emitted all the same, marked with the error.
-    fn judge(&mut self, plan: WindowPlan) -> Result<(), PipelineError> {
-        let samples = self.history.make_contiguous();
+    fn judge(&mut self, key: &Arc<str>, plan: WindowPlan) -> Result<(), PipelineError> {
+        let Some(series) = self.series.get_mut(key) else {
+            return Ok(());
+        };
+        let samples = series.history.make_contiguous();
         let in_window = samples.len().saturating_sub(plan.len());
         let judged = judge::judge(
             &mut self.function,
-            &self.identity.sensor_id,
+            key,
             &samples[in_window..],
             plan.decided(),
         );
@@ -215,7 +341,7 @@ impl Pipeline {
         let sha = self.function.module().sha256().to_owned();
         let judgement = Judgement {
             host_id: &self.identity.host_id,
-            sensor_id: &self.identity.sensor_id,
+            sensor_id: key,
             function_sha256: &sha,
             window: judged.bounds(),
         };
@@ -229,7 +355,9 @@ impl Pipeline {
             self.latest_window = Some(window);
         }
         self.sink.emit(&records)?;
-        if let Some(store) = &mut self.store {
+        if **key == *self.default_sensor
+            && let Some(store) = &mut self.store
+        {
             store.decided_all();
         }
         Ok(())
@@ -376,8 +504,10 @@ impl Pipeline {
     /// Decides the samples still waiting for a window (judged if there are enough for
     /// the function, marked not judged if not) and flushes the sink.
     fn finish(mut self) -> Result<(), PipelineError> {
-        if let Some(plan) = self.windower.finish() {
-            self.judge(plan)?;
+        let mut keys: Vec<Arc<str>> = self.series.keys().cloned().collect();
+        keys.sort();
+        for key in &keys {
+            self.finish_series(key)?;
         }
         self.sink.flush()?;
         if let Some(store) = &mut self.store {

@@ -157,6 +157,7 @@ mod tests {
             gas_valid: true,
             heater_stable: true,
             burn_in: false,
+            sensor_id: None,
         }
     }
 

@@ -41,6 +41,7 @@ fn shipped_fields() -> BTreeSet<String> {
         gas_valid: true,
         heater_stable: true,
         burn_in: false,
+        sensor_id: None,
     };
     let judgement = Judgement {
         host_id: "pi",

@@ -328,6 +328,7 @@ fn a_snapshot_renders_as_valid_exposition() {
             function_sha256: "a\"b\\c\nd".into(),
             ..PipelineCounts::default()
         },
+        lines: None,
         shipping: Some(ShippingCounts {
             shipped: 5,
             last_success_ms: 1_764_000_000_001,

@@ -26,6 +26,7 @@ use edge_agent::metrics::{
 };
 use edge_agent::pipeline::{Identity, Pipeline, PipelineStats};
 use edge_agent::registry::RolloutCell;
+use edge_agent::sensor::lines::{self, LinesHandle, SourceKind};
 use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
 use edge_agent::sensor::{ScaledClock, SharedClock, SystemClock, sample_queue};
@@ -152,7 +153,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let metrics_listener = bind_metrics(&config)?;
 
     let (source, clock, speed) = source(&args)?;
-    let (writer, reader) = sample_queue(QUEUE_CAPACITY)?;
+    let from_lines = config.source.kind == SourceKind::Lines;
+    let (writer, reader) = sample_queue(if from_lines {
+        config.source.queue
+    } else {
+        QUEUE_CAPACITY
+    })?;
     // A read-only or full disk degrades (the spool keeps verdicts in memory, bounded); it
     // must not keep the agent from sampling.
     if let Err(e) = std::fs::create_dir_all(&config.sensor.state_dir) {
@@ -161,8 +167,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             config.sensor.state_dir.display()
         );
     }
-    let sampler = start_sampler(config.sensor.clone(), source, clock, writer)
-        .context("cannot start the sensor")?;
+    let input = if from_lines {
+        Input::Lines(lines::start(
+            &config.source,
+            &config.agent.sensor_id,
+            writer,
+        )?)
+    } else {
+        Input::Sampler(
+            start_sampler(config.sensor.clone(), source, clock, writer)
+                .context("cannot start the sensor")?,
+        )
+    };
 
     let upstream = match &config.elasticsearch {
         Some(es) => Some(start_shipping(&config, es)?),
@@ -219,7 +235,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let rollout = RolloutCell::default();
     let reporter = match &upstream {
         Some(upstream) if config.fleet.enabled => Some(start_reporter(
-            &config, &identity, &stats, &sampler, upstream, &rollout,
+            &config, &identity, &stats, &input, upstream, &rollout,
         )?),
         _ => None,
     };
@@ -228,7 +244,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Some(listener) => Some(serve_metrics(
             listener,
             &stats,
-            &sampler,
+            &input,
             upstream.as_ref(),
             &health,
         )?),
@@ -245,19 +261,29 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         stats.clone(),
     )
     .with_last_good(last_good);
-    let history_path = config.sensor.state_dir.join(HISTORY_FILE);
-    match HistoryStore::open(&history_path, spec, &config.agent.sensor_id) {
-        Ok((store, resumed)) => pipeline = pipeline.with_history(store, resumed),
-        Err(e) => warn!("{e}; the windows start empty and are kept in memory only"),
+    if from_lines {
+        // Lines' windows are kept in memory only (the history store holds one sensor).
+        pipeline = pipeline.with_max_sensors(config.source.max_sensors);
+    } else {
+        let history_path = config.sensor.state_dir.join(HISTORY_FILE);
+        match HistoryStore::open(&history_path, spec, &config.agent.sensor_id) {
+            Ok((store, resumed)) => pipeline = pipeline.with_history(store, resumed),
+            Err(e) => warn!("{e}; the windows start empty and are kept in memory only"),
+        }
     }
     let pipeline_stop = stop.clone();
     let pipeline_reader = reader.clone();
     let pipeline_done = Arc::new(Wake::new());
     let pipeline_finished = pipeline_done.clone();
+    // Set before the notification: the thread may not count as finished yet when its
+    // waiter wakes, and then no second notification would come (a 10 s stop).
+    let pipeline_ended = Arc::new(AtomicBool::new(false));
+    let pipeline_ending = pipeline_ended.clone();
     let pipeline_thread = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
             let outcome = pipeline.run(&pipeline_reader, &pipeline_stop);
+            pipeline_ending.store(true, Ordering::Release);
             pipeline_finished.notify();
             outcome
         })?;
@@ -282,7 +308,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         config.sensor.retry.backoff(u32::MAX),
     );
     let mut liveness = Liveness::new(thresholds, Instant::now());
+    let mut turns: u64 = 0;
     loop {
+        turns = turns.wrapping_add(1);
         match signal_rx.recv_timeout(tick) {
             Ok(SIGHUP) => watcher.reload(),
             Ok(signal) => {
@@ -295,11 +323,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         if pipeline_thread.is_finished() {
             break;
         }
-        let sampler_stats = sampler.stats();
+        if input.ended() {
+            info!("the input has ended: stopping");
+            break;
+        }
         let verdict = liveness.check(
             Progress {
                 pipeline: stats.heartbeat.load(Ordering::Relaxed),
-                sampler: sampler_stats.samples.saturating_add(sampler_stats.failures),
+                sampler: input.progress(turns),
             },
             Instant::now(),
         );
@@ -308,13 +339,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         let alive = verdict == Health::Alive;
         let shipping = upstream.as_ref().map(Upstream::status).unwrap_or_default();
         let status = format!(
-            "{} samples, {} windows ({} failed), {} anomalies, function {}, {} sensor faults, {} swaps ({} refused){shipping}",
+            "{} samples, {} windows ({} failed), {} anomalies, function {}, {}, {} swaps ({} refused){shipping}",
             stats.samples.load(Ordering::Relaxed),
             stats.windows.load(Ordering::Relaxed),
             stats.failed_windows.load(Ordering::Relaxed),
             stats.anomalies.load(Ordering::Relaxed),
             short_sha(&stats.function_sha256()),
-            sampler_stats.failures,
+            input.faults(),
             stats.swap.swaps.load(Ordering::Relaxed),
             stats.swap.refused.load(Ordering::Relaxed),
         );
@@ -328,13 +359,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
     health.set(Health::Stopping);
     let started = Instant::now();
-    let sampler_stats = sampler.stop();
+    let input_summary = input.stop();
     stop.store(true, Ordering::Release);
     // The pipeline judges what is still queued; a slow or spinning function could make
     // that take a deadline per window. Past the grace, guest calls are abandoned (their
     // windows fail at once) so the agent exits within the unit's stop timeout.
-    pipeline_done.wait_until(STOP_GRACE, || pipeline_thread.is_finished());
-    if !pipeline_thread.is_finished() {
+    pipeline_done.wait_until(STOP_GRACE, || pipeline_ended.load(Ordering::Acquire));
+    if !pipeline_ended.load(Ordering::Acquire) {
         warn!(
             "the function is still judging queued windows after {STOP_GRACE:?}; abandoning it so the agent stops in time"
         );
@@ -364,13 +395,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     drop(metrics);
     outcome.context("the pipeline stopped")?;
     info!(
-        "stopped in {:.0?}: {} samples ({} sensor faults, {} overwritten in the ring), {} windows, {} verdicts, {} anomalies",
+        "stopped in {:.0?}: {input_summary}, {} windows, {} verdicts, {} anomalies",
         started.elapsed(),
-        sampler_stats.samples,
-        sampler_stats.failures,
-        sampler_stats
-            .overwritten
-            .saturating_add(sampler_stats.dropped),
         stats.windows.load(Ordering::Relaxed),
         stats.verdicts.load(Ordering::Relaxed),
         stats.anomalies.load(Ordering::Relaxed),
@@ -408,7 +434,7 @@ fn bind_metrics(config: &AgentConfig) -> Result<Option<MetricsListener>> {
 fn serve_metrics(
     listener: MetricsListener,
     stats: &Arc<PipelineStats>,
-    sampler: &edge_agent::sensor::SamplerHandle,
+    input: &Input,
     upstream: Option<&Upstream>,
     health: &Arc<HealthCell>,
 ) -> Result<MetricsServer> {
@@ -416,11 +442,16 @@ fn serve_metrics(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default();
-    let (stats, sampler, health) = (stats.clone(), sampler.monitor().clone(), health.clone());
+    let (stats, health) = (stats.clone(), health.clone());
+    let (sampler, lines) = match input {
+        Input::Sampler(sampler) => (Some(sampler.monitor().clone()), None),
+        Input::Lines(source) => (None, Some(source.counter())),
+    };
     let shipping = upstream.map(|u| (u.stats.clone(), u.spool.clone(), u.fleet.clone()));
     let server = MetricsServer::start(listener, move || Snapshot {
         health: health.get(),
-        sampler: sampler.stats(),
+        sampler: sampler.as_ref().map(|s| s.stats()).unwrap_or_default(),
+        lines: lines.as_ref().map(|count| count()),
         pipeline: PipelineCounts::of(&stats),
         shipping: shipping.as_ref().map(|(ship, spool, fleet)| {
             ShippingCounts::of(ship, spool.stats()).with_fleet(Some(fleet))
@@ -433,6 +464,70 @@ fn serve_metrics(
         addr = server.local_addr()
     );
     Ok(server)
+}
+
+/// What fills the ring: the BME680's sampler, or the lines source (`[source]`).
+enum Input {
+    Sampler(edge_agent::sensor::SamplerHandle),
+    Lines(LinesHandle),
+}
+
+impl Input {
+    /// The watchdog's sign of life: reads and failures of the sampler, turns of the
+    /// lines listener; standard input blocks while its writer is quiet, so the run
+    /// loop's own `turns` stand in for it.
+    fn progress(&self, turns: u64) -> u64 {
+        match self {
+            Input::Sampler(sampler) => {
+                let stats = sampler.stats();
+                stats.samples.saturating_add(stats.failures)
+            }
+            Input::Lines(source) => source.progress().unwrap_or(turns),
+        }
+    }
+
+    /// For the status line.
+    fn faults(&self) -> String {
+        match self {
+            Input::Sampler(sampler) => format!("{} sensor faults", sampler.stats().failures),
+            Input::Lines(source) => {
+                let counts = source.counts();
+                let refused: u64 = counts.refused.iter().map(|(_, n)| n).sum();
+                format!(
+                    "{} lines ({} refused), {} sensors",
+                    counts.lines, refused, counts.sensors_active
+                )
+            }
+        }
+    }
+
+    /// Standard input has ended: the agent stops once the queue is judged.
+    fn ended(&self) -> bool {
+        matches!(self, Input::Lines(source) if source.ended())
+    }
+
+    /// Stops it; answers a summary for the last log line.
+    fn stop(self) -> String {
+        match self {
+            Input::Sampler(sampler) => {
+                let stats = sampler.stop();
+                format!(
+                    "{} samples ({} sensor faults, {} overwritten in the ring)",
+                    stats.samples,
+                    stats.failures,
+                    stats.overwritten.saturating_add(stats.dropped)
+                )
+            }
+            Input::Lines(source) => {
+                let counts = source.stop();
+                let refused: u64 = counts.refused.iter().map(|(_, n)| n).sum();
+                format!(
+                    "{} lines ({} accepted, {} refused, {} waits for a full queue)",
+                    counts.lines, counts.accepted, refused, counts.queue_waits
+                )
+            }
+        }
+    }
 }
 
 /// The spool and the thread draining it.
@@ -543,16 +638,36 @@ fn start_reporter(
     config: &AgentConfig,
     identity: &Identity,
     stats: &Arc<PipelineStats>,
-    sampler: &edge_agent::sensor::SamplerHandle,
+    input: &Input,
     upstream: &Upstream,
     rollout: &RolloutCell,
 ) -> Result<ReporterHandle> {
-    let monitor = sampler.monitor().clone();
+    // What the source says of itself: the sampler's faults, or the lines it refused (a
+    // lines source has a run per sensor; the agent's own run names its reports).
+    let (run_id, source_faults): (_, Box<dyn Fn() -> (u64, bool) + Send>) = match input {
+        Input::Sampler(sampler) => {
+            let monitor = sampler.monitor().clone();
+            let run_id = monitor.run_id();
+            let faults = move || {
+                let stats = monitor.stats();
+                (stats.failures, stats.consecutive_failures > 0)
+            };
+            (run_id, Box::new(faults))
+        }
+        Input::Lines(source) => {
+            let counts = source.counter();
+            let faults = move || {
+                let refused = counts().refused.iter().map(|(_, n)| *n).sum::<u64>();
+                (refused, false)
+            };
+            (edge_agent::sensor::RunId::generate()?, Box::new(faults))
+        }
+    };
     let reporter = Reporter::new(
         fleet::status::ReporterIdentity {
             host_id: identity.host_id.clone(),
             sensor_id: identity.sensor_id.clone(),
-            run_id: monitor.run_id(),
+            run_id,
         },
         config.fleet.interval(),
         edge_agent::support::log_rate::monotonic_now(),
@@ -564,7 +679,7 @@ fn start_reporter(
         upstream.spool.clone(),
     );
     let observe = move || {
-        let sampler = monitor.stats();
+        let (sensor_faults, sensor_failing) = source_faults();
         Observed {
             function_sha256: stats.function_sha256(),
             rollout: rollout.snapshot(),
@@ -572,8 +687,8 @@ fn start_reporter(
             failed_windows: stats.failed_windows.load(Ordering::Relaxed),
             swaps: stats.swap.swaps.load(Ordering::Relaxed),
             swaps_rolled_back: stats.swap.rolled_back.load(Ordering::Relaxed),
-            sensor_faults: sampler.failures,
-            sensor_failing: sampler.consecutive_failures > 0,
+            sensor_faults,
+            sensor_failing,
             spool_depth: spool.depth(),
             last_delivery_ms: ship.last_success_ms.load(Ordering::Relaxed),
             clock_synced: edge_agent::sensor::clock::system_clock_sync().is_synced(),
@@ -604,6 +719,11 @@ fn configure(args: &RunArgs) -> Result<AgentConfig> {
         if !config.function.path.exists() && Path::new(CHECKOUT_FUNCTION).exists() {
             config.function.path = PathBuf::from(CHECKOUT_FUNCTION);
         }
+    }
+    if args.simulate && config.source.kind == SourceKind::Lines {
+        return Err(anyhow!(
+            "--simulate samples a simulated BME680, but [source] kind is \"lines\""
+        ));
     }
     if let Some(function) = &args.function {
         config.function.path = function.clone();

@@ -90,6 +90,10 @@ pub struct PipelineStats {
     /// Fuel burnt by each window the function judged, and by the latest one.
     pub fuel: FuelHistogram,
     pub fuel_last: AtomicU64,
+    /// Sensors with windows kept now (a gauge), and series closed to make room for a new
+    /// sensor at the bound.
+    pub sensors_active: AtomicU64,
+    pub sensors_evicted: AtomicU64,
 }
 
 impl PipelineStats {

@@ -1,4 +1,5 @@
-//! The BME680: the real driver on Linux I2C or on a simulated chip, air quality, the sampler.
+//! Where samples come from: the BME680 (the real driver on Linux I2C or a simulated chip,
+//! air quality, the sampler), or lines from sensors that are not on the bus.
 //!
 //! # Driver choice: `bosch-bme680` 1.0.4 on `linux-embedded-hal` 0.5
 //!
@@ -39,14 +40,16 @@
 //! the wall clock is synchronised · [`timeline`] timestamps that never go back, and clock
 //! steps · [`simulator`] the register-level chip · [`air_quality`] the score · [`baseline`]
 //! its persistence · [`queue`] the ring buffer · [`sampler`] the thread · [`source`] hardware
-//! or simulator, for the binary.
+//! or simulator, for the binary · [`lines`] sensors that are not on the bus: samples as
+//! lines over TCP, UDP or standard input, into the same ring (its own module doc says more).
 //!
 //! Imports inside `sensor/` run one way. Leaves (nothing of the stage): `datasheet`,
 //! `clock`, `identity`, `baseline`. Then `timeline` → `clock`; `sample` →
 //! `identity`; `bus_guard` → `clock`; `config` → `datasheet`; `error` → `config`, `identity`;
 //! `driver` → `bus_guard`, `clock`, `config`, `datasheet`, `error`; `air_quality` →
 //! `baseline`, `config`, `datasheet`, `driver` (its `Reading`); `simulator` → `clock`,
-//! `datasheet`, `driver` (its `BusFactory`), `error`; `sampler` and `source` sit on top.
+//! `datasheet`, `driver` (its `BusFactory`), `error`; `sampler` and `source` sit on top;
+//! `lines` uses only `identity`, `clock`, `sample` and `queue`.
 
 pub mod air_quality;
 pub mod baseline;
@@ -57,6 +60,7 @@ pub mod datasheet;
 pub mod driver;
 pub mod error;
 pub mod identity;
+pub mod lines;
 #[cfg(target_os = "linux")]
 pub mod linux_bus;
 pub mod queue;

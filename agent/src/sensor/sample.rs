@@ -1,6 +1,9 @@
-//! `Sample`: one BME680 reading as the rest of the pipeline sees it, with the identity and
-//! the clock state fixed when it was taken. Plain data; a change to its fields is a change
-//! to the records (`record.rs`) and to the Elasticsearch template (`ship/client.rs`).
+//! `Sample`: one reading (of the BME680, or a line from another sensor) as the rest of the
+//! pipeline sees it, with the identity and the clock state fixed when it was taken. Plain
+//! data; a change to its fields is a change to the records (`record.rs`) and to the
+//! Elasticsearch template (`ship/client.rs`).
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -45,6 +48,11 @@ pub struct Sample {
     pub heater_stable: bool,
     /// The gas baseline is still being learnt: `air_quality` is provisional.
     pub burn_in: bool,
+    /// The sensor that took it, when a source feeds several (`[source] kind = "lines"`);
+    /// `None` is the configured `[agent] sensor_id`. Not serialised: the records name the
+    /// sensor themselves, and the window history is kept per sensor.
+    #[serde(skip)]
+    pub sensor_id: Option<Arc<str>>,
 }
 
 impl Sample {
@@ -64,6 +72,7 @@ impl Sample {
             gas_valid: true,
             heater_stable: true,
             burn_in: false,
+            sensor_id: None,
         }
     }
 
@@ -113,6 +122,7 @@ mod tests {
             gas_valid: true,
             heater_stable: true,
             burn_in: false,
+            sensor_id: None,
         };
         let json = serde_json::to_value(&sample).unwrap();
         assert!(json["humidity"].is_null() && json["pressure"].is_null());

@@ -631,6 +631,7 @@ impl<F: BusFactory> Sampler<F> {
             gas_valid: reading.gas_valid,
             heater_stable: reading.heater_stable,
             burn_in: assessment.burn_in,
+            sensor_id: None,
         };
         let unusable = !sample.gas_usable();
         if unusable != self.gas_unusable {

@@ -1,0 +1,459 @@
+//! Where parsed lines become samples: the table of sensors (each its own run id and
+//! sequence, so `_id` = host.sensor.run.seq stays unique, and its last time, so time never
+//! goes back within a sensor), bounded by `max_sensors`, and the one ring writer every
+//! connection shares. The queue policy is here: a stream (TCP, standard input) waits for
+//! room, which stops reading its socket and lets TCP's flow control slow the client; a
+//! datagram is dropped and counted. The counters every transport keeps are here too.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use log::warn;
+
+use crate::sensor::clock::system_clock_sync;
+use crate::sensor::identity::RunId;
+use crate::sensor::lines::parse::{Reading, Refused};
+use crate::sensor::queue::SampleWriter;
+use crate::sensor::sample::Sample;
+use crate::support::log_rate::LogRate;
+use crate::support::text;
+use crate::support::wake::Stop;
+
+/// How often a stream waiting for room in a full queue looks again. The ring has no
+/// "room" signal; this bounds a waiting client's extra latency, not a test's.
+const ROOM_POLL: Duration = Duration::from_millis(2);
+/// At most this often is the sensor table swept for idle sensors (only at its bound).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Refused lines logged at once, then one a second; the rest are counted.
+const LOG_BURST: u32 = 10;
+/// Bytes of a refused line quoted in the log.
+const LOG_LINE_BYTES: usize = 120;
+
+/// What to do with a line when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Wait for room (streams: the client is slowed by TCP, never dropped).
+    Wait,
+    /// Drop it, counted as [`Refused::QueueFull`] (datagrams).
+    Drop,
+}
+
+/// The source's counters, written by its threads, read by `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct LinesStats {
+    /// Lines read (blank ones aside), accepted or not.
+    pub lines: AtomicU64,
+    /// Lines that became a sample in the queue.
+    pub accepted: AtomicU64,
+    /// Lines dropped, by [`Refused::index`].
+    pub refused: [AtomicU64; Refused::ALL.len()],
+    /// TCP clients accepted, turned away at `max_connections`, closed when idle.
+    pub connections: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub connections_idle: AtomicU64,
+    /// TCP clients connected now (a gauge).
+    pub connections_open: AtomicU64,
+    /// Sensors in the table now (a gauge), and sensors forgotten after `sensor_idle_s`.
+    pub sensors_active: AtomicU64,
+    pub sensors_expired: AtomicU64,
+    /// Times a stream waited for room in a full queue.
+    pub queue_waits: AtomicU64,
+    /// Refused-line log lines left out by the rate limit.
+    pub log_suppressed: AtomicU64,
+    /// Moves while the listener thread turns (at least every 200 ms): its sign of life.
+    pub heartbeat: AtomicU64,
+}
+
+/// The counters at one instant, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinesCounts {
+    /// `tcp`, `udp` or `stdin`: the `source` label.
+    pub transport: &'static str,
+    pub lines: u64,
+    pub accepted: u64,
+    pub refused: Vec<(&'static str, u64)>,
+    pub connections: u64,
+    pub connections_refused: u64,
+    pub connections_idle: u64,
+    pub connections_open: u64,
+    pub sensors_active: u64,
+    pub sensors_expired: u64,
+    pub queue_waits: u64,
+}
+
+impl LinesStats {
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn refused(&self, reason: Refused) -> u64 {
+        self.refused[reason.index()].load(Ordering::Relaxed)
+    }
+
+    pub fn counts(&self, transport: &'static str) -> LinesCounts {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        LinesCounts {
+            transport,
+            lines: load(&self.lines),
+            accepted: load(&self.accepted),
+            refused: Refused::ALL
+                .iter()
+                .map(|r| (r.name(), self.refused(*r)))
+                .collect(),
+            connections: load(&self.connections),
+            connections_refused: load(&self.connections_refused),
+            connections_idle: load(&self.connections_idle),
+            connections_open: load(&self.connections_open),
+            sensors_active: load(&self.sensors_active),
+            sensors_expired: load(&self.sensors_expired),
+            queue_waits: load(&self.queue_waits),
+        }
+    }
+}
+
+/// One sensor's place in the table.
+#[derive(Debug)]
+struct SensorState {
+    /// The key the pipeline's series is found by: one allocation per sensor, shared.
+    key: Arc<str>,
+    run_id: RunId,
+    next_seq: u64,
+    last_ms: i64,
+    last_seen: Instant,
+}
+
+struct Inner {
+    writer: SampleWriter,
+    capacity: usize,
+    sensors: HashMap<Arc<str>, SensorState>,
+    last_sweep: Option<Instant>,
+    /// Counts admissions: with `fallback_run`, a run id when the kernel gives no random.
+    admitted: u64,
+}
+
+/// The shared end every connection feeds.
+pub struct Feed {
+    inner: Mutex<Inner>,
+    stats: Arc<LinesStats>,
+    stop: Arc<Stop>,
+    default_sensor: Arc<str>,
+    max_sensors: usize,
+    sensor_idle: Duration,
+    fallback_run: RunId,
+    log: Mutex<LogRate>,
+}
+
+impl Feed {
+    pub fn new(
+        writer: SampleWriter,
+        default_sensor: &str,
+        max_sensors: usize,
+        sensor_idle: Duration,
+        stats: Arc<LinesStats>,
+        stop: Arc<Stop>,
+    ) -> Self {
+        let capacity = writer.capacity();
+        let fallback_run = RunId::generate().unwrap_or_else(|_| {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            RunId::from_raw(nanos as u64)
+        });
+        Self {
+            inner: Mutex::new(Inner {
+                writer,
+                capacity,
+                sensors: HashMap::new(),
+                last_sweep: None,
+                admitted: 0,
+            }),
+            stats,
+            stop,
+            default_sensor: Arc::from(default_sensor),
+            max_sensors: max_sensors.max(1),
+            sensor_idle,
+            fallback_run,
+            log: Mutex::new(LogRate::new(LOG_BURST, Duration::from_secs(1))),
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<LinesStats> {
+        &self.stats
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Turns `reading` into the next sample of its sensor and queues it.
+    pub fn offer(&self, reading: &Reading<'_>, when_full: WhenFull) -> Result<(), Refused> {
+        let mut waited = false;
+        loop {
+            let mut inner = self.lock();
+            if inner.writer.len() >= inner.capacity {
+                drop(inner);
+                if when_full == WhenFull::Drop || self.stop.is_stopped() {
+                    return Err(Refused::QueueFull);
+                }
+                if !waited {
+                    waited = true;
+                    LinesStats::count(&self.stats.queue_waits);
+                }
+                self.stop.sleep(ROOM_POLL);
+                continue;
+            }
+            return self.queue(&mut inner, reading);
+        }
+    }
+
+    fn queue(&self, inner: &mut Inner, reading: &Reading<'_>) -> Result<(), Refused> {
+        let name: &str = reading.sensor.as_deref().unwrap_or(&self.default_sensor);
+        let now = Instant::now();
+        if !inner.sensors.contains_key(name) {
+            self.admit(inner, name, now)?;
+        }
+        let Inner {
+            writer, sensors, ..
+        } = inner;
+        // Admitted just above when it was missing.
+        let state = sensors.get_mut(name).ok_or(Refused::TooManySensors)?;
+        let (timestamp, clock_synced) = match reading.time_ms {
+            Some(ms) if ms < state.last_ms => return Err(Refused::TimeWentBack),
+            // The sender's clock: whether it was synchronised is the sender's to know.
+            Some(ms) => (ms, true),
+            None => (
+                unix_ms().max(state.last_ms),
+                system_clock_sync().is_synced(),
+            ),
+        };
+        let sample = Sample {
+            timestamp,
+            run_id: state.run_id,
+            seq: state.next_seq,
+            clock_synced,
+            temperature: reading.temperature,
+            humidity: reading.humidity,
+            pressure: reading.pressure,
+            gas_resistance: reading.gas_resistance,
+            air_quality: reading.value,
+            gas_valid: true,
+            heater_stable: true,
+            burn_in: false,
+            sensor_id: Some(state.key.clone()),
+        };
+        // Room was checked under this lock and only this writer adds: it is stored.
+        writer.push(sample);
+        state.next_seq = state.next_seq.saturating_add(1);
+        state.last_ms = timestamp;
+        state.last_seen = now;
+        LinesStats::count(&self.stats.accepted);
+        Ok(())
+    }
+
+    /// Makes room for and enters a new sensor, or refuses it at the bound.
+    fn admit(&self, inner: &mut Inner, name: &str, now: Instant) -> Result<(), Refused> {
+        if inner.sensors.len() >= self.max_sensors {
+            let due = inner
+                .last_sweep
+                .is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY);
+            if due {
+                inner.last_sweep = Some(now);
+                let before = inner.sensors.len();
+                let idle = self.sensor_idle;
+                inner
+                    .sensors
+                    .retain(|_, s| now.saturating_duration_since(s.last_seen) < idle);
+                let expired = before.saturating_sub(inner.sensors.len()) as u64;
+                self.stats
+                    .sensors_expired
+                    .fetch_add(expired, Ordering::Relaxed);
+            }
+            if inner.sensors.len() >= self.max_sensors {
+                return Err(Refused::TooManySensors);
+            }
+        }
+        inner.admitted = inner.admitted.wrapping_add(1);
+        // A fresh run per admission: a sensor forgotten and seen again restarts its
+        // sequence at 0, and must not reuse the `_id`s of its first run.
+        let run_id = RunId::generate().unwrap_or_else(|_| {
+            RunId::from_raw(self.fallback_run.raw().wrapping_add(inner.admitted))
+        });
+        let key: Arc<str> = Arc::from(name);
+        inner.sensors.insert(
+            key.clone(),
+            SensorState {
+                key,
+                run_id,
+                next_seq: 0,
+                last_ms: i64::MIN,
+                last_seen: now,
+            },
+        );
+        self.stats
+            .sensors_active
+            .store(inner.sensors.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Counts a refused line and logs it within the rate limit: where it came from, its
+    /// line number, why, and the start of it, escaped.
+    pub fn refuse(&self, reason: Refused, origin: &str, line_no: u64, line: &[u8]) {
+        LinesStats::count(&self.stats.refused[reason.index()]);
+        let admitted = self.log.lock().map(|mut log| log.allow()).unwrap_or(None);
+        match admitted {
+            Some(suppressed) => {
+                let shown = String::from_utf8_lossy(&line[..line.len().min(LOG_LINE_BYTES)]);
+                warn!(
+                    "{origin} line {line_no}: refused ({}): {}{}",
+                    reason.name(),
+                    text::untrusted(&shown),
+                    LogRate::note(suppressed)
+                );
+            }
+            None => LinesStats::count(&self.stats.log_suppressed),
+        }
+    }
+}
+
+fn unix_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sensor::queue::sample_queue;
+    use std::borrow::Cow;
+
+    fn reading(sensor: &str, time_ms: Option<i64>, value: f32) -> Reading<'_> {
+        Reading {
+            sensor: Some(Cow::Borrowed(sensor)),
+            time_ms,
+            value,
+            temperature: f32::NAN,
+            humidity: f32::NAN,
+            pressure: f32::NAN,
+            gas_resistance: f32::NAN,
+        }
+    }
+
+    fn feed(capacity: usize, max_sensors: usize) -> (Feed, crate::sensor::SampleReader) {
+        let (writer, reader) = sample_queue(capacity).unwrap();
+        let feed = Feed::new(
+            writer,
+            "default",
+            max_sensors,
+            Duration::from_secs(3600),
+            Arc::default(),
+            Arc::default(),
+        );
+        (feed, reader)
+    }
+
+    #[test]
+    fn each_sensor_has_its_own_run_and_sequence() {
+        let (feed, reader) = feed(16, 4);
+        for (sensor, value) in [("a", 1.0), ("b", 2.0), ("a", 3.0)] {
+            feed.offer(&reading(sensor, Some(5), value), WhenFull::Drop)
+                .unwrap();
+        }
+        let mut none = reading("", None, 4.0);
+        none.sensor = None;
+        feed.offer(&none, WhenFull::Drop).unwrap();
+        let mut samples = Vec::new();
+        reader.drain_into(&mut samples);
+        let keys: Vec<(&str, u64)> = samples
+            .iter()
+            .map(|s| (s.sensor_id.as_deref().unwrap(), s.seq))
+            .collect();
+        assert_eq!(keys, [("a", 0), ("b", 0), ("a", 1), ("default", 0)]);
+        assert_eq!(samples[0].run_id, samples[2].run_id);
+        assert_ne!(samples[0].run_id, samples[1].run_id);
+        assert!(samples[3].timestamp > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn time_going_back_is_refused_per_sensor() {
+        let (feed, _reader) = feed(16, 4);
+        feed.offer(&reading("a", Some(100), 1.0), WhenFull::Drop)
+            .unwrap();
+        assert_eq!(
+            feed.offer(&reading("a", Some(99), 1.0), WhenFull::Drop),
+            Err(Refused::TimeWentBack)
+        );
+        // Another sensor has its own clock; the same time again is not going back.
+        feed.offer(&reading("b", Some(50), 1.0), WhenFull::Drop)
+            .unwrap();
+        feed.offer(&reading("a", Some(100), 1.0), WhenFull::Drop)
+            .unwrap();
+    }
+
+    #[test]
+    fn the_sensor_bound_refuses_new_sensors_and_a_full_queue_drops_datagrams() {
+        let (feed, reader) = feed(3, 2);
+        feed.offer(&reading("a", None, 1.0), WhenFull::Drop)
+            .unwrap();
+        feed.offer(&reading("b", None, 1.0), WhenFull::Drop)
+            .unwrap();
+        assert_eq!(
+            feed.offer(&reading("c", None, 1.0), WhenFull::Drop),
+            Err(Refused::TooManySensors)
+        );
+        feed.offer(&reading("a", None, 1.0), WhenFull::Drop)
+            .unwrap();
+        assert_eq!(
+            feed.offer(&reading("a", None, 1.0), WhenFull::Drop),
+            Err(Refused::QueueFull)
+        );
+        assert_eq!(reader.len(), 3);
+        assert_eq!(feed.stats().sensors_active.load(Ordering::Relaxed), 2);
+        assert_eq!(feed.stats().accepted.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn idle_sensors_are_forgotten_at_the_bound() {
+        let (writer, _reader) = sample_queue(8).unwrap();
+        let feed = Feed::new(
+            writer,
+            "default",
+            1,
+            Duration::ZERO,
+            Arc::default(),
+            Arc::default(),
+        );
+        feed.offer(&reading("a", None, 1.0), WhenFull::Drop)
+            .unwrap();
+        feed.offer(&reading("b", None, 1.0), WhenFull::Drop)
+            .unwrap();
+        assert_eq!(feed.stats().sensors_expired.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_stream_waits_for_room_until_the_reader_makes_some() {
+        let (feed, reader) = feed(1, 2);
+        let feed = Arc::new(feed);
+        feed.offer(&reading("a", None, 1.0), WhenFull::Wait)
+            .unwrap();
+        let writer = {
+            let feed = feed.clone();
+            std::thread::spawn(move || feed.offer(&reading("a", None, 2.0), WhenFull::Wait))
+        };
+        // The second offer cannot finish before the first sample is taken out.
+        let first = loop {
+            if feed.stats().queue_waits.load(Ordering::Relaxed) == 1 {
+                break reader.pop().unwrap();
+            }
+            std::thread::yield_now();
+        };
+        assert_eq!(writer.join().unwrap(), Ok(()));
+        assert_eq!(first.air_quality, 1.0);
+        assert_eq!(reader.pop().map(|s| s.air_quality), Some(2.0));
+    }
+}
