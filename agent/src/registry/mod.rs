@@ -3,10 +3,52 @@
 //! version when its cohort is in the rollout, and hands the module to the pipeline as a
 //! swap candidate, like the file watcher does. [`RolloutStatus`] is what it reports:
 //! the fleet status document (`fleet`) and the metrics read it.
+//!
+//! `manifest` is what a manifest says and how its signature and cohort are checked,
+//! `source` reads a location (HTTP(S) or file, conditional, bounded), `state` is what
+//! survives a restart, `poller` the thread deciding what to take, `config` the
+//! `[registry]` section. The README's "Fleet: registry" section is the user's view.
 
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use thiserror::Error;
+
+pub mod config;
+pub mod manifest;
+mod poller;
+pub mod source;
+mod state;
+
+pub use config::RegistrySection;
+pub use manifest::{Manifest, TrustedKeys, cohort_point, in_cohort, verify};
+pub use poller::{Poller, PollerConfig};
+pub use state::FILE_NAME as STATE_FILE;
+
+/// Why a manifest or module is not used.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    /// The registry could not be read (network, HTTP status, missing file): try again.
+    #[error("registry unreachable: {0}")]
+    Unreachable(String),
+    #[error("{what} is larger than {max_bytes} bytes")]
+    TooLarge { what: String, max_bytes: u64 },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    /// The signature does not verify with a trusted key.
+    #[error("bad signature: {0}")]
+    Signature(String),
+    /// Signed, but not a manifest this agent can use.
+    #[error("bad manifest: {0}")]
+    Manifest(String),
+}
+
+impl RegistryError {
+    /// Worth asking again at the next poll, as opposed to a refusal of what was served.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::Client(_))
+    }
+}
 
 /// Where this agent stands with the registry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -47,6 +89,11 @@ pub struct RolloutStatus {
     pub refused: u64,
     /// Versions rolled back on this agent since start.
     pub rolled_back: u64,
+    /// Requests for the manifest since start, those answered "not modified" (304, or an
+    /// unchanged file), and those that failed (network, HTTP status).
+    pub requests: u64,
+    pub not_modified: u64,
+    pub fetch_errors: u64,
 }
 
 /// The rollout status shared between the registry poller (writes) and the reporters

@@ -1,0 +1,615 @@
+//! The registry poller: one thread that asks for the manifest (conditionally, at a
+//! jittered interval, backing off on errors), believes it only once its signature verifies
+//! and its version has not gone down, and, when this agent's group names a module this
+//! agent has not run, has not seen fail, and whose cohort includes this agent, fetches it,
+//! checks it against the signed sha256 and size, and hands it to the pipeline as a swap
+//! candidate, as the file watcher does. It then watches [`SwapStats`]' outcomes to learn
+//! whether the pipeline's canary and probation passed it (kept, [`RolloutState::Current`])
+//! or not (rolled back, remembered, never tried again here). Whatever the registry does,
+//! the agent keeps running what it runs; every decision is in [`RolloutCell`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use edge_function::Params;
+use log::{error, info, warn};
+
+use super::manifest::{
+    MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, TrustedKeys, cohort_point, in_cohort, sha256_hex,
+    verify,
+};
+use super::source::{Fetched, Location, Source, Validators};
+use super::state::{Accepted, Persisted};
+use super::{RegistryError, RegistrySection, RolloutCell, RolloutState};
+use crate::function::last_good::LastGood;
+use crate::function::{
+    FunctionHost, FunctionModule, Limits, MAX_MODULE_BYTES, OutcomeKind, SwapStats,
+};
+use crate::support::backoff::{Backoff, Jitter};
+use crate::support::text::{short_sha, untrusted};
+use crate::support::wake::Stop;
+
+/// How often the poller looks at the pipeline's verdict on a module it handed over.
+const OUTCOME_TICK: Duration = Duration::from_millis(250);
+
+/// Everything the poller needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct PollerConfig {
+    pub registry: RegistrySection,
+    /// `host_id/sensor_id`: what the cohort hash is drawn from.
+    pub identity: String,
+    pub state_dir: PathBuf,
+    /// The configured window size: an entry needing longer windows is refused.
+    pub window_size: usize,
+    pub limits: Limits,
+}
+
+/// The running poller; dropping it stops the thread.
+pub struct Poller {
+    stop: Arc<Stop>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Poller {
+    /// Starts polling. Before any request it hands over the module it last took from the
+    /// registry (from the last-good copy), so an agent without network runs it.
+    pub fn spawn(
+        config: PollerConfig,
+        candidates: Sender<FunctionHost>,
+        swap: Arc<SwapStats>,
+        cell: RolloutCell,
+    ) -> Result<Self, RegistryError> {
+        let keys = config.registry.keys().map_err(RegistryError::Manifest)?;
+        let manifest = Location::parse(&config.registry.url).map_err(RegistryError::Manifest)?;
+        let ca = config.registry.ca_pem().map_err(RegistryError::Client)?;
+        let source = Source::new(ca.as_deref(), config.registry.timeout())?;
+        let stop = Arc::new(Stop::new());
+        let thread_stop = stop.clone();
+        let mut worker = Worker::new(config, keys, manifest, source, candidates, swap, cell);
+        let thread = std::thread::Builder::new()
+            .name("registry".into())
+            .spawn(move || worker.run(&thread_stop))
+            .map_err(|e| RegistryError::Client(format!("cannot start the poller: {e}")))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.stop();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            error!("the registry poller ended with a panic");
+        }
+    }
+}
+
+/// A module handed to the pipeline, waiting for its verdict.
+struct Pending {
+    sha256: String,
+    params: std::collections::BTreeMap<String, String>,
+    manifest_version: u64,
+    /// Outcomes numbered above this are about this hand-over.
+    after_seq: u64,
+}
+
+/// What processing a manifest came to.
+enum Processed {
+    /// Nothing more to do for these bytes until they change.
+    Settled,
+    /// Ask again at the next poll even if the manifest is unchanged (a module that could
+    /// not be fetched, or did not match: it may be fixed in place).
+    Retry,
+}
+
+struct Worker {
+    config: PollerConfig,
+    keys: TrustedKeys,
+    manifest: Location,
+    source: Source,
+    candidates: Sender<FunctionHost>,
+    swap: Arc<SwapStats>,
+    cell: RolloutCell,
+    state: Persisted,
+    validators: Validators,
+    pending: Option<Pending>,
+    /// The manifest and signature last processed to a settled end, to skip them.
+    settled: Option<String>,
+    /// The last refusal counted, so one bad manifest or module counts once.
+    last_refusal: Option<String>,
+    failures: u32,
+    jitter: Jitter,
+    backoff: Backoff,
+}
+
+impl Worker {
+    fn new(
+        config: PollerConfig,
+        keys: TrustedKeys,
+        manifest: Location,
+        source: Source,
+        candidates: Sender<FunctionHost>,
+        swap: Arc<SwapStats>,
+        cell: RolloutCell,
+    ) -> Self {
+        let state = Persisted::load(&config.state_dir).unwrap_or_else(|e| {
+            error!(
+                "cannot read the registry state in {}: {e}; starting without it (an older manifest is refused again only once a newer one is seen)",
+                config.state_dir.display()
+            );
+            Persisted::default()
+        });
+        let salt = u64::from_be_bytes(
+            sha256_hex(config.identity.as_bytes())
+                .as_bytes()
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 8]),
+        );
+        let interval = config.registry.poll_interval();
+        let backoff = Backoff::new(interval, config.registry.retry_max().max(interval));
+        Self {
+            config,
+            keys,
+            manifest,
+            source,
+            candidates,
+            swap,
+            cell,
+            state,
+            validators: Validators::default(),
+            pending: None,
+            settled: None,
+            last_refusal: None,
+            failures: 0,
+            jitter: Jitter::seeded(salt),
+            backoff,
+        }
+    }
+
+    fn run(&mut self, stop: &Stop) {
+        let group = self.config.registry.group.clone();
+        let (version, target) = (
+            self.state.highest_version,
+            self.state.accepted.as_ref().map(|a| a.sha256.clone()),
+        );
+        self.cell.update(|s| {
+            s.state = RolloutState::Waiting;
+            s.group = Some(group);
+            s.manifest_version = version;
+            s.target_sha256 = target;
+        });
+        self.start_offline();
+        info!(
+            "polling the function registry {} every {:?} at most, as group {}",
+            self.manifest,
+            self.config.registry.poll_interval(),
+            untrusted(&self.config.registry.group)
+        );
+        let mut next_poll = Instant::now();
+        loop {
+            let wait = next_poll.saturating_duration_since(Instant::now());
+            let wait = if self.pending.is_some() {
+                wait.min(OUTCOME_TICK)
+            } else {
+                wait
+            };
+            if !wait.is_zero() {
+                stop.sleep(wait);
+            }
+            if stop.is_stopped() {
+                return;
+            }
+            self.check_pending();
+            if Instant::now() >= next_poll {
+                let delay = self.poll();
+                next_poll = Instant::now()
+                    .checked_add(delay)
+                    .unwrap_or_else(Instant::now);
+            }
+        }
+    }
+
+    /// Hands over the module last taken from the registry, if it is the last-good copy
+    /// and not what already runs.
+    fn start_offline(&mut self) {
+        let Some(accepted) = self.state.accepted.clone() else {
+            return;
+        };
+        if self.swap.running() == accepted.sha256 {
+            self.cell.update(|s| s.state = RolloutState::Current);
+            return;
+        }
+        let last_good = LastGood::in_dir(&self.config.state_dir);
+        if last_good.sha256() != Some(accepted.sha256.as_str()) {
+            return;
+        }
+        match last_good.host(params(&accepted.params), self.config.limits) {
+            Ok(host) => {
+                info!(
+                    "starting the registry's function {} (manifest version {}) from the last good copy",
+                    short_sha(&accepted.sha256),
+                    accepted.manifest_version
+                );
+                self.hand_over(host, accepted.params, accepted.manifest_version);
+            }
+            Err(e) => warn!(
+                "the registry's function {} does not start from the last good copy: {e}",
+                short_sha(&accepted.sha256)
+            ),
+        }
+    }
+
+    /// One request for the manifest; answers the wait until the next.
+    fn poll(&mut self) -> Duration {
+        let interval = self.config.registry.poll_interval();
+        self.cell
+            .update(|s| s.requests = s.requests.saturating_add(1));
+        let result = self
+            .source
+            .get(&self.manifest, &self.validators, MAX_MANIFEST_BYTES)
+            .and_then(|fetched| match fetched {
+                Fetched::NotModified => Ok(None),
+                Fetched::Body { bytes, validators } => {
+                    let signature = match self.source.get(
+                        &self.manifest.signature(),
+                        &Validators::default(),
+                        MAX_SIGNATURE_BYTES,
+                    )? {
+                        Fetched::Body { bytes, .. } => bytes,
+                        Fetched::NotModified => Vec::new(),
+                    };
+                    Ok(Some((bytes, signature, validators)))
+                }
+            });
+        match result {
+            Ok(None) => {
+                self.failures = 0;
+                self.cell
+                    .update(|s| s.not_modified = s.not_modified.saturating_add(1));
+            }
+            Ok(Some((bytes, signature, validators))) => {
+                self.failures = 0;
+                let key = format!("{}{}", sha256_hex(&bytes), sha256_hex(&signature));
+                if self.settled.as_deref() != Some(key.as_str()) {
+                    match self.process(&bytes, &signature) {
+                        Processed::Settled => {
+                            self.settled = Some(key);
+                            self.validators = validators;
+                        }
+                        Processed::Retry => {
+                            self.settled = None;
+                            self.validators = Validators::default();
+                        }
+                    }
+                } else {
+                    self.validators = validators;
+                }
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                let reason = e.to_string();
+                if self.failures == 1 {
+                    warn!("{reason}; keeping the running function, asking again later");
+                }
+                self.cell.update(|s| {
+                    s.fetch_errors = s.fetch_errors.saturating_add(1);
+                    if s.state == RolloutState::Waiting {
+                        s.reason = Some(reason);
+                    }
+                });
+                return self.jitter.spread(self.backoff.delay(self.failures));
+            }
+        }
+        self.jitter.spread(interval)
+    }
+
+    /// Decides what a fetched manifest means for this agent.
+    fn process(&mut self, bytes: &[u8], signature: &[u8]) -> Processed {
+        let digest = sha256_hex(bytes);
+        let manifest = match verify(bytes, signature, &self.keys) {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                self.refuse(&format!("manifest {}", short_sha(&digest)), &e.to_string());
+                return Processed::Settled;
+            }
+        };
+        if let Some(highest) = self.state.highest_version {
+            if manifest.version < highest {
+                self.refuse(
+                    &digest,
+                    &format!(
+                        "manifest version {} is older than version {highest}, already accepted (a replay?)",
+                        manifest.version
+                    ),
+                );
+                return Processed::Settled;
+            }
+            if manifest.version == highest
+                && self
+                    .state
+                    .manifest_sha256
+                    .as_deref()
+                    .is_some_and(|known| known != digest)
+            {
+                self.refuse(
+                    &digest,
+                    &format!(
+                        "manifest version {highest} was accepted with other contents; a change needs a higher version"
+                    ),
+                );
+                return Processed::Settled;
+            }
+        }
+        if self.state.highest_version != Some(manifest.version) {
+            self.state.highest_version = Some(manifest.version);
+            self.state.manifest_sha256 = Some(digest.clone());
+            self.save();
+        }
+        let version = manifest.version;
+        self.cell.update(|s| s.manifest_version = Some(version));
+
+        let group = self.config.registry.group.clone();
+        let Some(entry) = manifest.groups.get(&group) else {
+            self.settle(
+                RolloutState::NotInCohort,
+                None,
+                format!("manifest version {version} names nothing for this group"),
+            );
+            return Processed::Settled;
+        };
+        let target = entry.module.sha256.clone();
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|pending| pending.sha256 == target)
+        {
+            return Processed::Settled;
+        }
+        if self.state.has_failed(&target) {
+            self.settle(
+                RolloutState::RolledBack,
+                Some(&target),
+                format!(
+                    "{} failed here before and is not tried again",
+                    short_sha(&target)
+                ),
+            );
+            return Processed::Settled;
+        }
+        if self.swap.running() == target {
+            self.settle(
+                RolloutState::Current,
+                Some(&target),
+                format!("running manifest version {version}"),
+            );
+            return Processed::Settled;
+        }
+        let point = cohort_point(&self.config.identity, &group, &target);
+        if !in_cohort(point, entry.fraction) {
+            self.settle(
+                RolloutState::NotInCohort,
+                Some(&target),
+                format!(
+                    "{} is rolled out to {:.1} % of the group; this agent is at {:.1} %",
+                    short_sha(&target),
+                    entry.fraction * 100.0,
+                    point * 100.0
+                ),
+            );
+            return Processed::Settled;
+        }
+        if entry.min_window > self.config.window_size {
+            self.refuse(
+                &target,
+                &format!(
+                    "{} needs windows of {} samples; this agent's are {}",
+                    short_sha(&target),
+                    entry.min_window,
+                    self.config.window_size
+                ),
+            );
+            return Processed::Settled;
+        }
+        let location = match self.manifest.join(&entry.module.url) {
+            Ok(location) => location,
+            Err(e) => {
+                self.refuse(&target, &untrusted(&e));
+                return Processed::Settled;
+            }
+        };
+        let cap = entry.module.size.min(MAX_MODULE_BYTES);
+        let bytes = match self.source.get(&location, &Validators::default(), cap) {
+            Ok(Fetched::Body { bytes, .. }) => bytes,
+            Ok(Fetched::NotModified) => return Processed::Retry,
+            Err(e) if e.is_transient() => {
+                warn!("cannot fetch the module {}: {e}", short_sha(&target));
+                self.cell.update(|s| {
+                    s.fetch_errors = s.fetch_errors.saturating_add(1);
+                    s.reason = Some(e.to_string());
+                });
+                return Processed::Retry;
+            }
+            Err(e) => {
+                self.refuse(&target, &e.to_string());
+                return Processed::Retry;
+            }
+        };
+        let got = sha256_hex(&bytes);
+        if u64::try_from(bytes.len()).ok() != Some(entry.module.size) || got != target {
+            self.refuse(
+                &format!("{target}{got}"),
+                &format!(
+                    "the module at {location} is {} bytes with sha256 {}; the signed manifest says {} bytes, {}",
+                    bytes.len(),
+                    short_sha(&got),
+                    entry.module.size,
+                    short_sha(&target)
+                ),
+            );
+            return Processed::Retry;
+        }
+        let host = FunctionModule::from_bytes(&bytes).and_then(|module| {
+            FunctionHost::new(module, params(&entry.params), self.config.limits)
+        });
+        match host {
+            Ok(host) => {
+                info!(
+                    "registry: manifest version {version} rolls {} out to this agent; handing it to the pipeline",
+                    short_sha(&target)
+                );
+                self.hand_over(host, entry.params.clone(), version);
+            }
+            Err(e) => {
+                // Signed but unusable: a failure like a canary's, not tried again.
+                let reason = format!("{} does not start: {e}", short_sha(&target));
+                self.fail(&target, &reason);
+            }
+        }
+        Processed::Settled
+    }
+
+    fn hand_over(
+        &mut self,
+        host: FunctionHost,
+        params: std::collections::BTreeMap<String, String>,
+        manifest_version: u64,
+    ) {
+        let sha256 = host.module().sha256().to_owned();
+        let after_seq = self.swap.outcome_seq();
+        if self.candidates.send(host).is_err() {
+            return;
+        }
+        let target = sha256.clone();
+        self.cell.update(|s| {
+            s.state = RolloutState::Trying;
+            s.target_sha256 = Some(target);
+            s.reason = Some(format!(
+                "on canary and probation (manifest version {manifest_version})"
+            ));
+        });
+        self.pending = Some(Pending {
+            sha256,
+            params,
+            manifest_version,
+            after_seq,
+        });
+    }
+
+    /// Reads the pipeline's verdict on the module handed over, if there is one yet.
+    fn check_pending(&mut self) {
+        let Some(pending) = &self.pending else {
+            return;
+        };
+        let verdict = self
+            .swap
+            .outcomes_after(pending.after_seq)
+            .into_iter()
+            .find(|o| o.sha256 == pending.sha256);
+        let Some(outcome) = verdict else {
+            return;
+        };
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        match outcome.kind {
+            OutcomeKind::Passed => {
+                info!(
+                    "registry: {} passed its probation; running manifest version {}",
+                    short_sha(&pending.sha256),
+                    pending.manifest_version
+                );
+                self.state.accepted = Some(Accepted {
+                    sha256: pending.sha256.clone(),
+                    params: pending.params,
+                    manifest_version: pending.manifest_version,
+                });
+                self.save();
+                self.settle(
+                    RolloutState::Current,
+                    Some(&pending.sha256),
+                    format!("running manifest version {}", pending.manifest_version),
+                );
+            }
+            OutcomeKind::Refused | OutcomeKind::RolledBack => {
+                let reason = format!(
+                    "{} {}: {}",
+                    short_sha(&pending.sha256),
+                    if outcome.kind == OutcomeKind::Refused {
+                        "failed its canary"
+                    } else {
+                        "failed its probation and was rolled back"
+                    },
+                    outcome.reason
+                );
+                self.fail(&pending.sha256, &reason);
+            }
+        }
+    }
+
+    /// A version that failed here: remembered, never tried again, reported.
+    fn fail(&mut self, sha256: &str, reason: &str) {
+        error!("registry: {reason}; it is not tried again on this agent");
+        self.state.mark_failed(sha256);
+        self.save();
+        let (target, reason) = (sha256.to_owned(), reason.to_owned());
+        self.cell.update(|s| {
+            s.state = RolloutState::RolledBack;
+            s.target_sha256 = Some(target);
+            s.reason = Some(reason);
+            s.rolled_back = s.rolled_back.saturating_add(1);
+        });
+    }
+
+    /// Something the registry offered and this agent refuses; counted once per `key`.
+    fn refuse(&mut self, key: &str, reason: &str) {
+        if self.last_refusal.as_deref() == Some(key) {
+            return;
+        }
+        self.last_refusal = Some(key.to_owned());
+        error!(
+            "registry: refusing {reason}; keeping {}",
+            short_sha(&self.swap.running())
+        );
+        let reason = reason.to_owned();
+        self.cell.update(|s| {
+            s.state = RolloutState::Refused;
+            s.reason = Some(reason);
+            s.refused = s.refused.saturating_add(1);
+        });
+    }
+
+    fn settle(&mut self, state: RolloutState, target: Option<&str>, reason: String) {
+        let target = target.map(str::to_owned);
+        self.cell.update(|s| {
+            if s.state != state {
+                info!("registry: {reason}");
+            }
+            s.state = state;
+            if target.is_some() {
+                s.target_sha256 = target;
+            }
+            s.reason = Some(reason);
+        });
+    }
+
+    fn save(&self) {
+        if let Err(e) = self.state.save(&self.config.state_dir) {
+            warn!(
+                "cannot keep the registry state in {}: {e}; it lasts until the agent stops",
+                self.config.state_dir.display()
+            );
+        }
+    }
+}
+
+fn params(map: &std::collections::BTreeMap<String, String>) -> Params {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
