@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
-use cli::{check, replay, run};
+use cli::{check, manifest, replay, run};
 // `check` names it from the crate root.
 pub(crate) use cli::parse_param;
 
@@ -27,8 +27,12 @@ enum Command {
     Run(run::RunArgs),
     /// Replay a CSV series (`timestamp,value`) through a function; NDJSON verdicts out.
     Replay(replay::ReplayArgs),
-    /// Check a function module before deploying it: load it, run it on a synthetic window.
+    /// Check a function module before deploying it: load it, run it on a synthetic window;
+    /// or, with --manifest, a registry manifest, its signature and its modules.
     Check(check::CheckArgs),
+    /// Print a registry manifest naming a function module for a group (sign it with
+    /// `minisign -Sm manifest.json`).
+    Manifest(manifest::ManifestArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::replay(args),
         Command::Check(args) => check::check(args),
+        Command::Manifest(args) => manifest::manifest(args),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 //! lives in the library, where it is tested.
 
 pub mod check;
+pub mod manifest;
 pub mod replay;
 pub mod run;
 

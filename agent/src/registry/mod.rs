@@ -41,6 +41,42 @@ pub enum RegistryError {
     /// Signed, but not a manifest this agent can use.
     #[error("bad manifest: {0}")]
     Manifest(String),
+    /// The module served is not the one the signed manifest names.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// The module `entry` names, fetched relative to the manifest at `manifest` and checked
+/// against the signed size and sha256 (read no further than the signed size): what the
+/// poller and `edge-agent check --manifest` both do before a module is used.
+pub fn fetch_module(
+    source: &source::Source,
+    manifest: &source::Location,
+    entry: &manifest::GroupEntry,
+) -> Result<Vec<u8>, RegistryError> {
+    let location = manifest
+        .join(&entry.module.url)
+        .map_err(RegistryError::Manifest)?;
+    let cap = entry.module.size.min(crate::function::MAX_MODULE_BYTES);
+    let bytes = match source.get(&location, &source::Validators::default(), cap)? {
+        source::Fetched::Body { bytes, .. } => bytes,
+        source::Fetched::NotModified => {
+            return Err(RegistryError::Unreachable(format!(
+                "{location}: not modified, without having been read"
+            )));
+        }
+    };
+    let got = manifest::sha256_hex(&bytes);
+    if u64::try_from(bytes.len()).ok() != Some(entry.module.size) || got != entry.module.sha256 {
+        return Err(RegistryError::Mismatch(format!(
+            "the module at {location} is {} bytes with sha256 {}; the signed manifest says {} bytes, {}",
+            bytes.len(),
+            crate::support::text::short_sha(&got),
+            entry.module.size,
+            crate::support::text::short_sha(&entry.module.sha256)
+        )));
+    }
+    Ok(bytes)
 }
 
 impl RegistryError {
@@ -71,6 +107,31 @@ pub enum RolloutState {
     /// The registry offered something this agent refuses (bad signature, sha256 or size
     /// mismatch, an older version, a window it cannot give): it keeps what it runs.
     Refused,
+}
+
+impl RolloutState {
+    pub const ALL: [RolloutState; 7] = [
+        Self::Off,
+        Self::Waiting,
+        Self::NotInCohort,
+        Self::Trying,
+        Self::Current,
+        Self::RolledBack,
+        Self::Refused,
+    ];
+
+    /// The name in metrics and status documents (as serialised).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Waiting => "waiting",
+            Self::NotInCohort => "not_in_cohort",
+            Self::Trying => "trying",
+            Self::Current => "current",
+            Self::RolledBack => "rolled_back",
+            Self::Refused => "refused",
+        }
+    }
 }
 
 /// A snapshot of the rollout, as reported.
@@ -109,6 +170,21 @@ impl RolloutCell {
     pub fn update(&self, change: impl FnOnce(&mut RolloutStatus)) {
         if let Ok(mut status) = self.0.lock() {
             change(&mut status);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_the_serialised_names() {
+        for state in RolloutState::ALL {
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::Value::String(state.label().into())
+            );
         }
     }
 }

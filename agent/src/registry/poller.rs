@@ -25,9 +25,7 @@ use super::source::{Fetched, Location, Source, Validators};
 use super::state::{Accepted, Persisted};
 use super::{RegistryError, RegistrySection, RolloutCell, RolloutState};
 use crate::function::last_good::LastGood;
-use crate::function::{
-    FunctionHost, FunctionModule, Limits, MAX_MODULE_BYTES, OutcomeKind, SwapStats,
-};
+use crate::function::{FunctionHost, FunctionModule, Limits, OutcomeKind, SwapStats};
 use crate::support::backoff::{Backoff, Jitter};
 use crate::support::text::{short_sha, untrusted};
 use crate::support::wake::Stop;
@@ -418,17 +416,8 @@ impl Worker {
             );
             return Processed::Settled;
         }
-        let location = match self.manifest.join(&entry.module.url) {
-            Ok(location) => location,
-            Err(e) => {
-                self.refuse(&target, &untrusted(&e));
-                return Processed::Settled;
-            }
-        };
-        let cap = entry.module.size.min(MAX_MODULE_BYTES);
-        let bytes = match self.source.get(&location, &Validators::default(), cap) {
-            Ok(Fetched::Body { bytes, .. }) => bytes,
-            Ok(Fetched::NotModified) => return Processed::Retry,
+        let bytes = match super::fetch_module(&self.source, &self.manifest, entry) {
+            Ok(bytes) => bytes,
             Err(e) if e.is_transient() => {
                 warn!("cannot fetch the module {}: {e}", short_sha(&target));
                 self.cell.update(|s| {
@@ -438,24 +427,11 @@ impl Worker {
                 return Processed::Retry;
             }
             Err(e) => {
-                self.refuse(&target, &e.to_string());
+                // Counted once for this manifest; asked again, as it may be fixed in place.
+                self.refuse(&format!("{digest}{target}"), &e.to_string());
                 return Processed::Retry;
             }
         };
-        let got = sha256_hex(&bytes);
-        if u64::try_from(bytes.len()).ok() != Some(entry.module.size) || got != target {
-            self.refuse(
-                &format!("{target}{got}"),
-                &format!(
-                    "the module at {location} is {} bytes with sha256 {}; the signed manifest says {} bytes, {}",
-                    bytes.len(),
-                    short_sha(&got),
-                    entry.module.size,
-                    short_sha(&target)
-                ),
-            );
-            return Processed::Retry;
-        }
         let host = FunctionModule::from_bytes(&bytes).and_then(|module| {
             FunctionHost::new(module, params(&entry.params), self.config.limits)
         });

@@ -234,6 +234,12 @@ fn get_file(path: &Path, known: &Validators, max_bytes: u64) -> Result<Fetched, 
     if known.etag.as_deref() == Some(stamp.as_str()) {
         return Ok(Fetched::NotModified);
     }
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > max_bytes) {
+        return Err(RegistryError::TooLarge {
+            what: shown.to_string(),
+            max_bytes,
+        });
+    }
     let bytes = read_regular_capped(path, max_bytes)
         .map_err(|e| RegistryError::Unreachable(format!("{shown}: {}", clip(&e, 512))))?;
     Ok(Fetched::Body {
@@ -318,7 +324,10 @@ mod tests {
             source.get(&location, &validators, 100).unwrap(),
             Fetched::Body { bytes, .. } if bytes == b"two!"
         ));
-        assert!(source.get(&location, &Validators::default(), 3).is_err());
+        assert!(matches!(
+            source.get(&location, &Validators::default(), 3),
+            Err(RegistryError::TooLarge { .. })
+        ));
         assert!(matches!(
             source.get(&Location::File(dir.path().join("gone")), &validators, 100),
             Err(RegistryError::Unreachable(_))
