@@ -315,8 +315,10 @@ impl Worker {
         let manifest = match verify(bytes, signature, &self.keys) {
             Ok(manifest) => manifest,
             Err(e) => {
-                self.refuse(&format!("manifest {}", short_sha(&digest)), &e.to_string());
-                return Processed::Settled;
+                // Asked for in full again: a publisher may have uploaded the manifest
+                // before its signature, and the pair read here was torn.
+                self.refuse(&format!("manifest {digest}"), &e.to_string());
+                return Processed::Retry;
             }
         };
         if let Some(highest) = self.state.highest_version {
