@@ -163,11 +163,13 @@ impl Fleet {
 
     /// Asks every agent's `/metrics` until `done(agent, view)` holds for all of them.
     fn until(&self, what: &str, done: impl Fn(usize, &View) -> bool) -> Vec<View> {
-        let deadline = Instant::now() + PATIENCE;
+        let started = Instant::now();
+        let deadline = started + PATIENCE;
         loop {
             let views = self.views();
             let waiting: Vec<usize> = (0..views.len()).filter(|&n| !done(n, &views[n])).collect();
             if waiting.is_empty() {
+                println!("all agents {what} ({:.1?})", started.elapsed());
                 return views;
             }
             assert!(
@@ -260,6 +262,9 @@ fn a_fleet_takes_signed_versions_by_cohort_rolls_back_and_refuses_tampering() {
         .collect();
     let taking = cohort.iter().filter(|c| **c).count();
     println!("cohort at 10 %: {taking} of {count}");
+    if count >= 20 {
+        assert!(taking > 0 && taking < count / 2, "{taking} of {count}");
+    }
     let (old_manifest, old_signature) = publisher.publish(&server, 1, "v1.wasm", &v1, 0.1);
     let views = fleet.until("settle on manifest 1", |n, v| {
         v.version == 1

@@ -122,6 +122,8 @@ struct Worker {
     settled: Option<String>,
     /// The last refusal counted, so one bad manifest or module counts once.
     last_refusal: Option<String>,
+    /// The last manifest whose signature verified: its sha256 and contents.
+    verified: Option<(String, super::Manifest)>,
     failures: u32,
     jitter: Jitter,
     backoff: Backoff,
@@ -166,6 +168,7 @@ impl Worker {
             pending: None,
             settled: None,
             last_refusal: None,
+            verified: None,
             failures: 0,
             jitter: Jitter::seeded(salt),
             backoff,
@@ -312,8 +315,18 @@ impl Worker {
     /// Decides what a fetched manifest means for this agent.
     fn process(&mut self, bytes: &[u8], signature: &[u8]) -> Processed {
         let digest = sha256_hex(bytes);
-        let manifest = match verify(bytes, signature, &self.keys) {
-            Ok(manifest) => manifest,
+        // Bytes already verified need no signature again: a signature file replaced
+        // before its manifest (a publish half done) must not make a good manifest bad.
+        let known = self
+            .verified
+            .as_ref()
+            .filter(|(known, _)| *known == digest)
+            .map(|(_, manifest)| manifest.clone());
+        let manifest = match known.map_or_else(|| verify(bytes, signature, &self.keys), Ok) {
+            Ok(manifest) => {
+                self.verified = Some((digest.clone(), manifest.clone()));
+                manifest
+            }
             Err(e) => {
                 // Asked for in full again: a publisher may have uploaded the manifest
                 // before its signature, and the pair read here was torn.
