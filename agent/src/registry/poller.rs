@@ -28,7 +28,7 @@ use crate::function::last_good::LastGood;
 use crate::function::{FunctionHost, FunctionModule, Limits, OutcomeKind, SwapStats};
 use crate::support::backoff::{Backoff, Jitter};
 use crate::support::text::{short_sha, untrusted};
-use crate::support::wake::Stop;
+use crate::support::wake::{Stop, Wake};
 
 /// How often the poller looks at the pipeline's verdict on a module it handed over.
 const OUTCOME_TICK: Duration = Duration::from_millis(250);
@@ -48,8 +48,13 @@ pub struct PollerConfig {
 /// The running poller; dropping it stops the thread.
 pub struct Poller {
     stop: Arc<Stop>,
+    done: Arc<Wake>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// How long a stop waits for a request in flight (up to `timeout_ms`) before leaving the
+/// thread to end with the process: the unit's stop timeout is for the spool and shipper.
+const STOP_GRACE: Duration = Duration::from_millis(500);
 
 impl Poller {
     /// Starts polling. Before any request it hands over the module it last took from the
@@ -65,14 +70,19 @@ impl Poller {
         let ca = config.registry.ca_pem().map_err(RegistryError::Client)?;
         let source = Source::new(ca.as_deref(), config.registry.timeout())?;
         let stop = Arc::new(Stop::new());
-        let thread_stop = stop.clone();
+        let done = Arc::new(Wake::new());
+        let (thread_stop, thread_done) = (stop.clone(), done.clone());
         let mut worker = Worker::new(config, keys, manifest, source, candidates, swap, cell);
         let thread = std::thread::Builder::new()
             .name("registry".into())
-            .spawn(move || worker.run(&thread_stop))
+            .spawn(move || {
+                worker.run(&thread_stop);
+                thread_done.notify();
+            })
             .map_err(|e| RegistryError::Client(format!("cannot start the poller: {e}")))?;
         Ok(Self {
             stop,
+            done,
             thread: Some(thread),
         })
     }
@@ -81,9 +91,13 @@ impl Poller {
 impl Drop for Poller {
     fn drop(&mut self) {
         self.stop.stop();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        self.done.wait_until(STOP_GRACE, || thread.is_finished());
+        if !thread.is_finished() {
+            warn!("a registry request is still in flight at the stop: abandoned");
+        } else if thread.join().is_err() {
             error!("the registry poller ended with a panic");
         }
     }
