@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod fault_server;
+pub mod fleet;
 pub mod osmem;
 pub mod shipping;
 pub mod static_server;

@@ -19,6 +19,8 @@ struct Files {
     files: BTreeMap<String, Vec<u8>>,
     /// (path, status) → answers.
     answers: BTreeMap<(String, u16), u64>,
+    /// (path, status) → bytes read (request head) and written (head and body).
+    bytes: BTreeMap<(String, u16), (u64, u64)>,
 }
 
 /// The running server.
@@ -77,6 +79,15 @@ impl StaticServer {
             .unwrap_or(0)
     }
 
+    /// Bytes read and written for `path` answered with `status`, over all such answers.
+    pub fn bytes(&self, path: &str, status: u16) -> (u64, u64) {
+        self.lock()
+            .bytes
+            .get(&(path.to_owned(), status))
+            .copied()
+            .unwrap_or((0, 0))
+    }
+
     /// Every answer so far, by (path, status).
     pub fn all_answers(&self) -> BTreeMap<(String, u16), u64> {
         self.lock().answers.clone()
@@ -129,6 +140,7 @@ fn serve(stream: TcpStream, state: &(Mutex<Files>, Condvar)) {
     if reader.read_line(&mut line).is_err() {
         return;
     }
+    let mut read = line.len();
     let mut parts = line.split_whitespace();
     let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
         return;
@@ -140,6 +152,7 @@ fn serve(stream: TcpStream, state: &(Mutex<Files>, Condvar)) {
         if reader.read_line(&mut header).is_err() {
             return;
         }
+        read += header.len();
         let header = header.trim_end();
         if header.is_empty() {
             break;
@@ -150,7 +163,7 @@ fn serve(stream: TcpStream, state: &(Mutex<Files>, Condvar)) {
             if_none_match = Some(value.trim().to_owned());
         }
     }
-    let (status, body, etag) = {
+    let (status, body, etag, path) = {
         let mut files = state.0.lock().unwrap_or_else(|p| p.into_inner());
         let found = files.files.get(&path).cloned();
         let (status, body, etag) = match (method.as_str(), found) {
@@ -165,8 +178,8 @@ fn serve(stream: TcpStream, state: &(Mutex<Files>, Condvar)) {
             ("GET", None) => (404, b"not found".to_vec(), None),
             _ => (405, Vec::new(), None),
         };
-        *files.answers.entry((path, status)).or_default() += 1;
-        (status, body, etag)
+        *files.answers.entry((path.clone(), status)).or_default() += 1;
+        (status, body, etag, path)
     };
     state.1.notify_all();
     let reason = match status {
@@ -186,6 +199,12 @@ fn serve(stream: TcpStream, state: &(Mutex<Files>, Condvar)) {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
+    {
+        let mut files = state.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = files.bytes.entry((path, status)).or_default();
+        entry.0 += read as u64;
+        entry.1 += (head.len() + body.len()) as u64;
+    }
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(&body);
     let _ = stream.flush();
