@@ -32,6 +32,8 @@ use crate::support::wake::{Stop, Wake};
 
 /// How often the poller looks at the pipeline's verdict on a module it handed over.
 const OUTCOME_TICK: Duration = Duration::from_millis(250);
+/// The first poll after a start comes within this (or the poll interval, if shorter).
+const FIRST_POLL_SPREAD: Duration = Duration::from_secs(30);
 
 /// Everything the poller needs from the configuration.
 #[derive(Clone, Debug)]
@@ -208,7 +210,17 @@ impl Worker {
             self.config.registry.poll_interval(),
             untrusted(&self.config.registry.group)
         );
-        let mut next_poll = Instant::now();
+        // The first poll within the first interval (at most half a minute): a building's
+        // worth of agents powered on together does not ask in the same second.
+        let first = self
+            .config
+            .registry
+            .poll_interval()
+            .min(FIRST_POLL_SPREAD)
+            .mul_f64(self.jitter.fraction());
+        let mut next_poll = Instant::now()
+            .checked_add(first)
+            .unwrap_or_else(Instant::now);
         loop {
             let wait = next_poll.saturating_duration_since(Instant::now());
             let wait = if self.pending.is_some() {
@@ -617,4 +629,200 @@ impl Worker {
 
 fn params(map: &std::collections::BTreeMap<String, String>) -> Params {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::mpsc::{Receiver, channel};
+
+    use super::*;
+    use crate::registry::RolloutStatus;
+
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// A module answering windows of 64; `marker` makes its sha256 its own.
+    fn module(marker: &str) -> Vec<u8> {
+        wat::parse_str(format!(
+            r#"(module (memory (export "memory") 2)
+              (data (i32.const 4096) "\00\01")
+              (data (i32.const 8192) "\00\40")
+              (data (i32.const 12288) "{marker}")
+              (func (export "edge_abi_version") (result i32) i32.const 1)
+              (func (export "alloc") (param i32) (result i32) i32.const 16384)
+              (func (export "dealloc") (param i32 i32))
+              (func (export "init") (param i32 i32) (result i64) i64.const 0x0000100000000002)
+              (func (export "execute") (param i32 i32) (result i64) i64.const 0x0000200000000082))"#
+        ))
+        .unwrap()
+    }
+
+    struct Registry {
+        dir: PathBuf,
+        key: minisign::KeyPair,
+    }
+
+    impl Registry {
+        /// Writes `module` and a manifest naming it (with `sha` instead of its own if
+        /// given), signed; answers the manifest and signature.
+        fn publish(&self, version: u64, module: &[u8], sha: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+            let name = format!("m{version}.wasm");
+            std::fs::write(self.dir.join(&name), module).unwrap();
+            let manifest = serde_json::to_vec(&serde_json::json!({
+                "format": 1, "version": version,
+                "groups": {"lab": {
+                    "module": {"url": name, "sha256": sha.map_or_else(|| sha256_hex(module), str::to_owned), "size": module.len()},
+                    "params": {"k": "v"}, "min_window": 1, "fraction": 1.0}}
+            }))
+            .unwrap();
+            let signature = minisign::sign(
+                Some(&self.key.pk),
+                &self.key.sk,
+                manifest.as_slice(),
+                None,
+                None,
+            )
+            .unwrap()
+            .to_string()
+            .into_bytes();
+            self.put(&manifest, &signature);
+            (manifest, signature)
+        }
+
+        fn put(&self, manifest: &[u8], signature: &[u8]) {
+            std::fs::write(self.dir.join("manifest.json.minisig"), signature).unwrap();
+            // A rename, so a poll sees the old file or the new one, never half of one.
+            std::fs::write(self.dir.join("manifest.new"), manifest).unwrap();
+            std::fs::rename(
+                self.dir.join("manifest.new"),
+                self.dir.join("manifest.json"),
+            )
+            .unwrap();
+        }
+    }
+
+    fn spawn(
+        registry: &Registry,
+        state: &Path,
+        swap: &Arc<SwapStats>,
+    ) -> (Poller, Receiver<FunctionHost>, RolloutCell) {
+        let (tx, rx) = channel();
+        let cell = RolloutCell::default();
+        let config = PollerConfig {
+            registry: RegistrySection {
+                url: registry.dir.join("manifest.json").display().to_string(),
+                group: "lab".into(),
+                public_keys: vec![registry.key.pk.to_base64()],
+                poll_interval_ms: 100,
+                retry_max_ms: 200,
+                ..RegistrySection::default()
+            },
+            identity: "host/sensor".into(),
+            state_dir: state.to_owned(),
+            window_size: 64,
+            limits: Limits::default(),
+        };
+        let poller = Poller::spawn(config, tx, swap.clone(), cell.clone()).unwrap();
+        (poller, rx, cell)
+    }
+
+    /// Polls the status until `done` (the cell has no notification; WAIT is the guard).
+    fn until(
+        cell: &RolloutCell,
+        what: &str,
+        done: impl Fn(&RolloutStatus) -> bool,
+    ) -> RolloutStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status = cell.snapshot();
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "never {what}: {status:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn takes_verified_versions_remembers_failures_refuses_the_rest_and_starts_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry {
+            dir: dir.path().join("registry"),
+            key: minisign::KeyPair::generate_unencrypted_keypair().unwrap(),
+        };
+        std::fs::create_dir_all(&registry.dir).unwrap();
+        let state = dir.path().join("state");
+        let swap = Arc::new(SwapStats::default());
+        swap.set_running("base");
+        let (poller, rx, cell) = spawn(&registry, &state, &swap);
+        until(&cell, "wait for a registry", |s| {
+            s.state == RolloutState::Waiting && s.fetch_errors >= 1
+        });
+
+        // v1: handed over with the signed parameters; the pipeline passes it.
+        let good = module("good");
+        let (v1_manifest, v1_signature) = registry.publish(1, &good, None);
+        let candidate = rx.recv_timeout(WAIT).unwrap();
+        assert_eq!(candidate.module().sha256(), sha256_hex(&good));
+        assert_eq!(candidate.params().raw("k"), Some("v"));
+        assert_eq!(cell.snapshot().state, RolloutState::Trying);
+        swap.set_running(&sha256_hex(&good));
+        swap.note_outcome(&sha256_hex(&good), OutcomeKind::Passed, "");
+        until(&cell, "run v1", |s| {
+            s.state == RolloutState::Current && s.manifest_version == Some(1)
+        });
+        // The pipeline keeps a passed module as the last good copy; here the test does.
+        LastGood::in_dir(&state)
+            .save(&FunctionModule::from_bytes(&good).unwrap())
+            .unwrap();
+
+        // v2 fails its probation: rolled back, remembered, never handed over again.
+        let bad = module("bad");
+        registry.publish(2, &bad, None);
+        let candidate = rx.recv_timeout(WAIT).unwrap();
+        assert_eq!(candidate.module().sha256(), sha256_hex(&bad));
+        swap.note_outcome(&sha256_hex(&bad), OutcomeKind::RolledBack, "failed 3 of 5");
+        let status = until(&cell, "roll back v2", |s| {
+            s.state == RolloutState::RolledBack
+        });
+        assert_eq!(status.rolled_back, 1);
+        assert!(status.reason.unwrap().contains("failed 3 of 5"));
+        registry.publish(3, &bad, None);
+        until(&cell, "decline v2's module again", |s| {
+            s.manifest_version == Some(3)
+        });
+        assert!(rx.try_recv().is_err(), "a failed module is not tried again");
+
+        // Refused and counted once each: a replayed v1, bytes that are not the signed ones.
+        registry.put(&v1_manifest, &v1_signature);
+        until(&cell, "refuse a replay", |s| {
+            s.refused == 1 && s.state == RolloutState::Refused
+        });
+        registry.publish(4, &module("other"), Some(&"ab".repeat(32)));
+        let status = until(&cell, "refuse a mismatch", |s| {
+            s.refused == 2 && s.manifest_version == Some(4)
+        });
+        assert!(status.reason.unwrap().contains("the signed manifest says"));
+        assert!(rx.try_recv().is_err());
+        let requests = cell.snapshot().requests;
+        until(&cell, "poll on", |s| s.requests > requests + 2);
+        assert_eq!(cell.snapshot().refused, 2, "each refusal counted once");
+        drop(poller);
+
+        let saved = Persisted::load(&state).unwrap();
+        assert_eq!(saved.highest_version, Some(4));
+        assert_eq!(saved.failed, vec![sha256_hex(&bad)]);
+        assert_eq!(saved.accepted.as_ref().unwrap().sha256, sha256_hex(&good));
+
+        // A restart without the registry: v1 from the last good copy, before any answer.
+        std::fs::remove_dir_all(&registry.dir).unwrap();
+        let swap = Arc::new(SwapStats::default());
+        swap.set_running("base");
+        let (_poller, rx, cell) = spawn(&registry, &state, &swap);
+        let candidate = rx.recv_timeout(WAIT).unwrap();
+        assert_eq!(candidate.module().sha256(), sha256_hex(&good));
+        assert_eq!(candidate.params().raw("k"), Some("v"));
+        let status = until(&cell, "fail to reach the registry", |s| s.fetch_errors >= 1);
+        assert_eq!(status.manifest_version, Some(4));
+    }
 }
