@@ -10,9 +10,16 @@ use std::process::{Command, Output};
 use edge_tests::fleet::module;
 use edge_tests::sha256_hex;
 
+/// Runs the binary; `check` runs the module on windows of 64, the test module's size.
 fn edge_agent(args: &[&str]) -> Output {
+    let window: &[&str] = if args[0] == "check" {
+        &["--window", "64"]
+    } else {
+        &[]
+    };
     Command::new(env!("CARGO_BIN_EXE_edge-agent"))
         .args(args)
+        .args(window)
         .output()
         .expect("edge-agent runs")
 }
