@@ -39,6 +39,9 @@ pub struct AgentConfig {
     pub elasticsearch: Option<ElasticsearchSection>,
     /// `/metrics` and `/health` over HTTP.
     pub metrics: MetricsSection,
+    /// The signed function registry (`registry/config.rs`); without it, the function file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<crate::registry::RegistrySection>,
 }
 
 /// Who is measuring.
@@ -517,6 +520,11 @@ impl AgentConfig {
         if let Some(es) = &self.elasticsearch {
             es.check(&invalid, &range)?;
         }
+        if let Some(registry) = &self.registry {
+            registry
+                .check()
+                .map_err(|(key, reason)| invalid(key, reason))?;
+        }
         Ok(())
     }
 
@@ -891,6 +899,10 @@ mod tests {
         );
         leaves(
             &serde_json::to_value(ElasticsearchSection::default()).unwrap(),
+            &mut known,
+        );
+        leaves(
+            &serde_json::to_value(crate::registry::RegistrySection::default()).unwrap(),
             &mut known,
         );
         for key in known.iter().filter(|k| *k != "elasticsearch") {

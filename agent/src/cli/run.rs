@@ -24,6 +24,7 @@ use edge_agent::metrics::{
     MetricsServer, PipelineCounts, ShippingCounts, Snapshot, resident_memory_bytes,
 };
 use edge_agent::pipeline::{Identity, Pipeline, PipelineStats};
+use edge_agent::registry::{Poller, PollerConfig, RolloutCell};
 use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
 use edge_agent::sensor::{ScaledClock, SharedClock, SystemClock, sample_queue};
@@ -194,6 +195,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         ..PipelineStats::default()
     });
     let (candidates_tx, candidates_rx) = mpsc::channel();
+    let rollout = RolloutCell::default();
+    let registry = start_registry(&config, &identity, &candidates_tx, &stats, &rollout)?;
     let watcher = Watcher::spawn(
         WatchConfig {
             path: config.function.path.clone(),
@@ -221,6 +224,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             &sampler,
             upstream.as_ref(),
             &health,
+            registry.as_ref().map(|_| rollout.clone()),
         )?),
         None => None,
     };
@@ -329,6 +333,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // No guest needs to run any more: a candidate the watcher is still starting ends now.
     edge_agent::function::abandon_guests();
     drop(watcher);
+    drop(registry);
     if let Some(upstream) = upstream {
         // The shipper kept shipping while the pipeline drained; a request hanging since
         // the signal has had that time already, so the graces overlap rather than add up.
@@ -390,6 +395,7 @@ fn serve_metrics(
     sampler: &edge_agent::sensor::SamplerHandle,
     upstream: Option<&Upstream>,
     health: &Arc<HealthCell>,
+    rollout: Option<RolloutCell>,
 ) -> Result<MetricsServer> {
     let start_time_seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -406,12 +412,41 @@ fn serve_metrics(
             .map(|(ship, spool)| ShippingCounts::of(ship, spool.stats())),
         resident_memory_bytes: resident_memory_bytes(),
         start_time_seconds,
+        rollout: rollout.as_ref().map(RolloutCell::snapshot),
     })?;
     info!(
         "metrics on http://{addr}/metrics, health on http://{addr}/health",
         addr = server.local_addr()
     );
     Ok(server)
+}
+
+/// Starts the registry poller when `[registry]` is configured. Its candidates go to the
+/// pipeline on the watcher's channel; its state is `rollout`.
+fn start_registry(
+    config: &AgentConfig,
+    identity: &Identity,
+    candidates: &mpsc::Sender<edge_agent::function::FunctionHost>,
+    stats: &Arc<PipelineStats>,
+    rollout: &RolloutCell,
+) -> Result<Option<Poller>> {
+    let Some(registry) = &config.registry else {
+        return Ok(None);
+    };
+    let poller = Poller::spawn(
+        PollerConfig {
+            registry: registry.clone(),
+            identity: format!("{}/{}", identity.host_id, identity.sensor_id),
+            state_dir: config.sensor.state_dir.clone(),
+            window_size: config.window.size,
+            limits: config.function.limits(),
+        },
+        candidates.clone(),
+        stats.swap.clone(),
+        rollout.clone(),
+    )
+    .context("cannot start the registry poller")?;
+    Ok(Some(poller))
 }
 
 /// The spool and the thread draining it.

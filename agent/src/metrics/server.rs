@@ -324,6 +324,7 @@ mod tests {
             shipping: None,
             resident_memory_bytes: None,
             start_time_seconds: 0.0,
+            rollout: None,
         })
         .unwrap()
     }
