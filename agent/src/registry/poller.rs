@@ -511,9 +511,7 @@ impl Worker {
     ) {
         let sha256 = host.module().sha256().to_owned();
         let after_seq = self.swap.outcome_seq();
-        if self.candidates.send(host).is_err() {
-            return;
-        }
+        // Said before it is sent: whoever sees the candidate arrive sees `trying` too.
         let target = sha256.clone();
         self.cell.update(|s| {
             s.state = RolloutState::Trying;
@@ -522,6 +520,10 @@ impl Worker {
                 "on canary and probation (manifest version {manifest_version})"
             ));
         });
+        if self.candidates.send(host).is_err() {
+            // The pipeline has stopped: nobody is left to try it.
+            return;
+        }
         self.pending = Some(Pending {
             sha256,
             params,
@@ -800,6 +802,9 @@ mod tests {
         registry.publish(3, &bad, None);
         until(&cell, "decline v2's module again", |s| {
             s.manifest_version == Some(3)
+                && s.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("not tried again"))
         });
         assert!(rx.try_recv().is_err(), "a failed module is not tried again");
 
