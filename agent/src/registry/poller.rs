@@ -27,6 +27,7 @@ use super::{RegistryError, RegistrySection, RolloutCell, RolloutState};
 use crate::function::last_good::LastGood;
 use crate::function::{FunctionHost, FunctionModule, Limits, OutcomeKind, SwapStats};
 use crate::support::backoff::{Backoff, Jitter};
+use crate::support::log_rate::LogRate;
 use crate::support::text::{short_sha, untrusted};
 use crate::support::wake::{Stop, Wake};
 
@@ -140,6 +141,8 @@ struct Worker {
     last_refusal: Option<String>,
     /// The last manifest whose signature verified: its sha256 and contents.
     verified: Option<(String, super::Manifest)>,
+    /// A module that cannot be fetched is asked for at every poll; said once a minute.
+    module_errors: LogRate,
     failures: u32,
     jitter: Jitter,
     backoff: Backoff,
@@ -185,6 +188,7 @@ impl Worker {
             settled: None,
             last_refusal: None,
             verified: None,
+            module_errors: LogRate::every(Duration::from_secs(60)),
             failures: 0,
             jitter: Jitter::seeded(salt),
             backoff,
@@ -460,7 +464,13 @@ impl Worker {
         let bytes = match super::fetch_module(&self.source, &self.manifest, entry) {
             Ok(bytes) => bytes,
             Err(e) if e.is_transient() => {
-                warn!("cannot fetch the module {}: {e}", short_sha(&target));
+                if let Some(left_out) = self.module_errors.allow() {
+                    warn!(
+                        "cannot fetch the module {}: {e}; asking again at the next poll{}",
+                        short_sha(&target),
+                        LogRate::note(left_out)
+                    );
+                }
                 self.cell.update(|s| {
                     s.fetch_errors = s.fetch_errors.saturating_add(1);
                     s.reason = Some(e.to_string());
@@ -501,9 +511,7 @@ impl Worker {
     ) {
         let sha256 = host.module().sha256().to_owned();
         let after_seq = self.swap.outcome_seq();
-        if self.candidates.send(host).is_err() {
-            return;
-        }
+        // Said before it is sent: whoever sees the candidate arrive sees `trying` too.
         let target = sha256.clone();
         self.cell.update(|s| {
             s.state = RolloutState::Trying;
@@ -512,6 +520,10 @@ impl Worker {
                 "on canary and probation (manifest version {manifest_version})"
             ));
         });
+        if self.candidates.send(host).is_err() {
+            // The pipeline has stopped: nobody is left to try it.
+            return;
+        }
         self.pending = Some(Pending {
             sha256,
             params,
@@ -790,6 +802,9 @@ mod tests {
         registry.publish(3, &bad, None);
         until(&cell, "decline v2's module again", |s| {
             s.manifest_version == Some(3)
+                && s.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("not tried again"))
         });
         assert!(rx.try_recv().is_err(), "a failed module is not tried again");
 
