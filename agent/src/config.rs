@@ -43,6 +43,9 @@ pub struct AgentConfig {
     pub fleet: crate::fleet::FleetSection,
     /// Where samples come from: the BME680, or lines from other sensors.
     pub source: crate::sensor::lines::SourceConfig,
+    /// The signed function registry (`registry/config.rs`); without it, the function file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<crate::registry::RegistrySection>,
 }
 
 /// Who is measuring.
@@ -555,6 +558,11 @@ impl AgentConfig {
                 ),
             ));
         }
+        if let Some(registry) = &self.registry {
+            registry
+                .check()
+                .map_err(|(key, reason)| invalid(key, reason))?;
+        }
         Ok(())
     }
 
@@ -939,6 +947,10 @@ mod tests {
         );
         leaves(
             &serde_json::to_value(ElasticsearchSection::default()).unwrap(),
+            &mut known,
+        );
+        leaves(
+            &serde_json::to_value(crate::registry::RegistrySection::default()).unwrap(),
             &mut known,
         );
         for key in known.iter().filter(|k| *k != "elasticsearch") {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 mod cli;
 
 use cli::args::{ArgList, UsageError};
-use cli::{check, replay, run};
+use cli::{check, manifest, replay, run};
 
 const HELP: &str = "\
 Air-quality edge agent with sandboxed WebAssembly data functions
@@ -13,9 +13,11 @@ Air-quality edge agent with sandboxed WebAssembly data functions
 Usage: edge-agent <COMMAND> [OPTIONS]
 
 Commands:
-  run     Run the agent: sample, window, judge, emit verdicts, until SIGTERM or SIGINT
-  replay  Replay a CSV series (`timestamp,value`) through a function; NDJSON verdicts out
-  check   Check a function module before deploying it: load it, run it on a synthetic window
+  run       Run the agent: sample, window, judge, emit verdicts, until SIGTERM or SIGINT
+  replay    Replay a CSV series (`timestamp,value`) through a function; NDJSON verdicts out
+  check     Check a function module before deploying it: load it, run it on a synthetic
+            window; or, with --manifest, a registry manifest, its signature and its modules
+  manifest  Print a registry manifest naming a function module for a group of agents
 
 Options:
   -h, --help     Print help (`edge-agent <COMMAND> --help` for a command's options)
@@ -30,7 +32,7 @@ fn main() -> ExitCode {
     let mut argv = std::env::args_os().skip(1);
     let command = argv.next();
     let command = match command.as_ref().and_then(|c| c.to_str()) {
-        Some(command @ ("run" | "replay" | "check")) => command,
+        Some(command @ ("run" | "replay" | "check" | "manifest")) => command,
         Some("-V" | "--version") => {
             println!("edge-agent {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::replay(args),
         Command::Check(args) => check::check(args),
+        Command::Manifest(args) => manifest::manifest(args),
     };
     match result {
         Ok(code) => code,
@@ -87,12 +90,14 @@ enum Command {
     Run(run::RunArgs),
     Replay(replay::ReplayArgs),
     Check(check::CheckArgs),
+    Manifest(manifest::ManifestArgs),
 }
 
 fn usage_of(command: &str) -> String {
     match command {
         "run" => run::help(),
         "replay" => replay::help(),
+        "manifest" => manifest::help(),
         _ => check::help(),
     }
 }
@@ -101,6 +106,7 @@ fn parse(command: &str, args: ArgList) -> Result<Command, UsageError> {
     Ok(match command {
         "run" => Command::Run(run::RunArgs::parse(args)?),
         "replay" => Command::Replay(replay::ReplayArgs::parse(args)?),
+        "manifest" => Command::Manifest(manifest::ManifestArgs::parse(args)?),
         _ => Command::Check(check::CheckArgs::parse(args)?),
     })
 }

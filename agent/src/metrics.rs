@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::health::Health;
 use crate::pipeline::{HistogramSnapshot, PipelineStats};
+use crate::registry::{RolloutState, RolloutStatus};
 use crate::sensor::SamplerStats;
 use crate::ship::{Pause, ShipStats, pause_of_code};
 use crate::spool::{SpoolCounts, SpoolStats};
@@ -179,6 +180,8 @@ pub struct Snapshot {
     pub resident_memory_bytes: Option<u64>,
     /// Unix seconds when the agent started.
     pub start_time_seconds: f64,
+    /// `None` without `[registry]`.
+    pub rollout: Option<RolloutStatus>,
 }
 
 /// The resident set size of this process, from `/proc/self/status` (`VmRSS`, in KiB):
@@ -667,6 +670,55 @@ pub fn render(snapshot: &Snapshot) -> String {
         }
     }
 
+    // The function registry.
+    if let Some(rollout) = &snapshot.rollout {
+        out.family(
+            "edge_agent_registry_state",
+            "gauge",
+            "Where this agent stands with the function registry: 1 for the current state.",
+        );
+        for state in RolloutState::ALL {
+            let value = u64::from(rollout.state == state);
+            out.sample(
+                "edge_agent_registry_state",
+                &[("state", state.label())],
+                value,
+            );
+        }
+        out.family(
+            "edge_agent_registry_manifest_version",
+            "gauge",
+            "The highest signed manifest version accepted; 0 before the first.",
+        );
+        let version = rollout.manifest_version.unwrap_or(0);
+        out.sample("edge_agent_registry_manifest_version", &[], version);
+        out.counter(
+            "edge_agent_registry_refused_total",
+            "Manifests or modules refused: bad signature, older version, sha256 or size mismatch, a window too short.",
+            rollout.refused,
+        );
+        out.counter(
+            "edge_agent_registry_rollbacks_total",
+            "Registry versions that failed their canary or probation here; never tried again.",
+            rollout.rolled_back,
+        );
+        out.counter(
+            "edge_agent_registry_requests_total",
+            "Manifest requests.",
+            rollout.requests,
+        );
+        out.counter(
+            "edge_agent_registry_not_modified_total",
+            "Manifest requests answered 304 Not Modified (or an unchanged file).",
+            rollout.not_modified,
+        );
+        out.counter(
+            "edge_agent_registry_errors_total",
+            "Registry requests that failed (network, HTTP status).",
+            rollout.fetch_errors,
+        );
+    }
+
     if let Some(bytes) = snapshot.resident_memory_bytes {
         out.family(
             "edge_agent_resident_memory_bytes",
@@ -768,6 +820,7 @@ mod tests {
             }),
             resident_memory_bytes: Some(6 << 20),
             start_time_seconds: 1_700_000_000.5,
+            rollout: None,
         }
     }
 

@@ -27,7 +27,7 @@ use thiserror::Error;
 
 use crate::function::FunctionHost;
 use crate::function::last_good::LastGood;
-use crate::function::{FunctionError, SwapStats};
+use crate::function::{FunctionError, OutcomeKind, SwapStats};
 use crate::judge::{self, NotJudged};
 use crate::record::{Judgement, VerdictRecord};
 use crate::sensor::{Sample, SampleReader};
@@ -389,6 +389,7 @@ impl Pipeline {
                 }
                 Err(reason) => {
                     SwapStats::count(&self.stats.swap.refused);
+                    (self.stats.swap).note_outcome(&new_sha, OutcomeKind::Refused, &reason);
                     error!(
                         "refusing function {}: {reason}; keeping {}",
                         short_sha(&new_sha),
@@ -445,6 +446,7 @@ impl Pipeline {
             self.roll_back(previous, &sha, failed, windows);
         } else if windows >= PROBATION_WINDOWS {
             self.probation = None;
+            (self.stats.swap).note_outcome(&sha, OutcomeKind::Passed, "");
             if let Some(last_good) = &mut self.last_good {
                 match last_good.save(self.function.module()) {
                     Ok(()) => info!(
@@ -492,6 +494,8 @@ impl Pipeline {
                 );
                 self.function = fallback;
                 SwapStats::count(&self.stats.swap.rolled_back);
+                let why = format!("failed {failed} of its first {windows} windows");
+                (self.stats.swap).note_outcome(sha, OutcomeKind::RolledBack, &why);
                 self.stats.swap.set_running(&good);
             }
             Err(reason) => error!(

@@ -336,6 +336,11 @@ fn a_snapshot_renders_as_valid_exposition() {
         }),
         resident_memory_bytes: Some(1 << 22),
         start_time_seconds: 1_764_000_000.25,
+        rollout: Some(edge_agent::registry::RolloutStatus {
+            state: edge_agent::registry::RolloutState::Current,
+            refused: 2,
+            ..Default::default()
+        }),
     };
     let text = render(&snapshot);
     let parsed = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -3,8 +3,10 @@
 
 pub mod agent;
 pub mod fault_server;
+pub mod fleet;
 pub mod osmem;
 pub mod shipping;
+pub mod static_server;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,5 +3,6 @@
 
 pub mod args;
 pub mod check;
+pub mod manifest;
 pub mod replay;
 pub mod run;

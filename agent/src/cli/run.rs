@@ -25,7 +25,7 @@ use edge_agent::metrics::{
     MetricsServer, PipelineCounts, ShippingCounts, Snapshot, resident_memory_bytes,
 };
 use edge_agent::pipeline::{Identity, Pipeline, PipelineStats};
-use edge_agent::registry::RolloutCell;
+use edge_agent::registry::{Poller, PollerConfig, RolloutCell};
 use edge_agent::sensor::lines::{self, LinesHandle, SourceKind};
 use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
@@ -212,6 +212,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         ..PipelineStats::default()
     });
     let (candidates_tx, candidates_rx) = mpsc::channel();
+    let rollout = RolloutCell::default();
+    let registry = start_registry(&config, &identity, &candidates_tx, &stats, &rollout)?;
     let watcher = Watcher::spawn(
         WatchConfig {
             path: config.function.path.clone(),
@@ -231,8 +233,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         config.agent.sensor_id
     );
 
-    // The registry poller writes it; until it runs, it says `Off`.
-    let rollout = RolloutCell::default();
     let reporter = match &upstream {
         Some(upstream) if config.fleet.enabled => Some(start_reporter(
             &config, &identity, &stats, &input, upstream, &rollout,
@@ -247,6 +247,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             &input,
             upstream.as_ref(),
             &health,
+            registry.as_ref().map(|_| rollout.clone()),
         )?),
         None => None,
     };
@@ -377,6 +378,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // No guest needs to run any more: a candidate the watcher is still starting ends now.
     edge_agent::function::abandon_guests();
     drop(watcher);
+    drop(registry);
     // Its last document (a clean stop) goes in the spool before shipping stops.
     if let Some(reporter) = reporter {
         reporter.stop();
@@ -437,6 +439,7 @@ fn serve_metrics(
     input: &Input,
     upstream: Option<&Upstream>,
     health: &Arc<HealthCell>,
+    rollout: Option<RolloutCell>,
 ) -> Result<MetricsServer> {
     let start_time_seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -458,6 +461,7 @@ fn serve_metrics(
         }),
         resident_memory_bytes: resident_memory_bytes(),
         start_time_seconds,
+        rollout: rollout.as_ref().map(RolloutCell::snapshot),
     })?;
     info!(
         "metrics on http://{addr}/metrics, health on http://{addr}/health",
@@ -528,6 +532,34 @@ impl Input {
             }
         }
     }
+}
+
+/// Starts the registry poller when `[registry]` is configured. Its candidates go to the
+/// pipeline on the watcher's channel; its state is `rollout`.
+fn start_registry(
+    config: &AgentConfig,
+    identity: &Identity,
+    candidates: &mpsc::Sender<edge_agent::function::FunctionHost>,
+    stats: &Arc<PipelineStats>,
+    rollout: &RolloutCell,
+) -> Result<Option<Poller>> {
+    let Some(registry) = &config.registry else {
+        return Ok(None);
+    };
+    let poller = Poller::spawn(
+        PollerConfig {
+            registry: registry.clone(),
+            identity: format!("{}/{}", identity.host_id, identity.sensor_id),
+            state_dir: config.sensor.state_dir.clone(),
+            window_size: config.window.size,
+            limits: config.function.limits(),
+        },
+        candidates.clone(),
+        stats.swap.clone(),
+        rollout.clone(),
+    )
+    .context("cannot start the registry poller")?;
+    Ok(Some(poller))
 }
 
 /// The spool and the thread draining it.

@@ -33,4 +33,4 @@ pub use limits::{
     MAX_MODULE_BYTES, MAX_WINDOW_LEN,
 };
 pub use module::{Abi, FunctionModule};
-pub use swap_stats::SwapStats;
+pub use swap_stats::{OutcomeKind, RECENT_OUTCOMES, SwapOutcome, SwapStats};

@@ -325,6 +325,7 @@ mod tests {
             resident_memory_bytes: None,
             start_time_seconds: 0.0,
             lines: None,
+            rollout: None,
         })
         .unwrap()
     }
