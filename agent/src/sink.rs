@@ -8,7 +8,7 @@
 //! `emit` returns `Err` only for what no retry can fix (a record that does not serialise).
 
 use std::fs::OpenOptions;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,9 +26,13 @@ pub trait Sink: Send {
     fn flush(&mut self) -> io::Result<()>;
 }
 
-/// One JSON object per line.
+/// One JSON object per line. A window's records are serialised whole before any byte is
+/// written, so a failing write (a full disk) loses whole records, counted; and a line cut
+/// by one is ended before the next write, so the records after it stay readable.
 pub struct NdjsonSink {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Box<dyn Write + Send>,
+    /// The last write stopped inside a line.
+    torn: bool,
     /// Records that could not be written (a full disk, a closed pipe).
     unwritten: Arc<AtomicU64>,
     log: LogRate,
@@ -65,7 +69,8 @@ impl NdjsonSink {
 
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
-            out: BufWriter::new(out),
+            out,
+            torn: false,
             unwritten: Arc::new(AtomicU64::new(0)),
             log: LogRate::every(Duration::from_secs(60)),
         }
@@ -76,26 +81,60 @@ impl NdjsonSink {
         self.unwritten.clone()
     }
 
-    fn write(&mut self, records: &[VerdictRecord]) -> io::Result<()> {
-        for record in records {
-            serde_json::to_writer(&mut self.out, record)?;
-            self.out.write_all(b"\n")?;
+    /// Writes `records`; answers how many were written whole, and the error that stopped
+    /// the rest. `Err` only for a record that does not serialise.
+    fn write(&mut self, records: &[VerdictRecord]) -> io::Result<(usize, Option<io::Error>)> {
+        let mut text = Vec::new();
+        if self.torn {
+            text.push(b'\n');
         }
-        // A window's verdicts are few and far between: let a reader see them at once.
-        self.out.flush()
+        let mut ends = Vec::with_capacity(records.len());
+        for record in records {
+            serde_json::to_writer(&mut text, record)?;
+            text.push(b'\n');
+            ends.push(text.len());
+        }
+        let mut written = 0;
+        let mut failure = None;
+        while written < text.len() {
+            match self.out.write(&text[written..]) {
+                Ok(0) => {
+                    failure = Some(io::Error::from(io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if failure.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            failure = Some(e);
+        }
+        let whole = ends.iter().filter(|&&end| end <= written).count();
+        let prefix = usize::from(self.torn);
+        // Nothing written leaves the file as it was; otherwise the file now ends inside a
+        // line unless it ends at the prefix's newline or after a whole record.
+        if written > 0 {
+            self.torn = written != prefix && !ends.contains(&written);
+        }
+        Ok((whole, failure))
     }
 }
 
 impl Sink for NdjsonSink {
     fn emit(&mut self, records: &[VerdictRecord]) -> io::Result<()> {
-        if let Err(e) = self.write(records) {
-            self.unwritten
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
-            // The buffer (8 KiB, BufWriter's own bound) keeps what it holds for the next try.
+        let (whole, failure) = self.write(records)?;
+        if let Some(e) = failure {
+            let lost = records.len().saturating_sub(whole);
+            self.unwritten.fetch_add(lost as u64, Ordering::Relaxed);
             if let Some(suppressed) = self.log.allow() {
                 log::error!(
-                    "cannot write {} verdicts to the output: {e}{}",
-                    records.len(),
+                    "cannot write {lost} verdicts to the output: {e}{}",
                     LogRate::note(suppressed)
                 );
             }
@@ -268,6 +307,58 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Err(io::Error::from_raw_os_error(28))
         }
+    }
+
+    /// A disk with `room` bytes left, then room again when `room` is raised.
+    #[derive(Clone, Default)]
+    struct Filling {
+        written: Arc<std::sync::Mutex<Vec<u8>>>,
+        room: Arc<AtomicU64>,
+    }
+
+    impl Write for Filling {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let room = self.room.load(Ordering::SeqCst) as usize;
+            if room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = bytes.len().min(room);
+            self.written.lock().unwrap().extend_from_slice(&bytes[..n]);
+            self.room.fetch_sub(n as u64, Ordering::SeqCst);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_disk_filling_mid_record_loses_whole_records_and_no_later_line() {
+        let disk = Filling::default();
+        let mut sink = NdjsonSink::new(Box::new(disk.clone()));
+        let unwritten = sink.unwritten();
+        let first: Vec<_> = (0..3).map(|i| record(1_700_000_000_000 + i)).collect();
+        let one_line = serde_json::to_vec(&first[0]).unwrap().len() + 1;
+        // Room for one record and half of the next.
+        disk.room
+            .store((one_line + one_line / 2) as u64, Ordering::SeqCst);
+        sink.emit(&first).unwrap();
+        assert_eq!(unwritten.load(Ordering::Relaxed), 2);
+
+        disk.room.store(u64::MAX / 2, Ordering::SeqCst);
+        let second: Vec<_> = (10..12).map(|i| record(1_700_000_000_000 + i)).collect();
+        sink.emit(&second).unwrap();
+        assert_eq!(unwritten.load(Ordering::Relaxed), 2);
+
+        let text = String::from_utf8(disk.written.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        let parsed: Vec<Option<serde_json::Value>> =
+            lines.iter().map(|l| serde_json::from_str(l).ok()).collect();
+        // The first record, the torn one (unreadable, counted lost), then both of the next.
+        assert!(parsed[0].is_some() && parsed[1].is_none());
+        assert_eq!(parsed[2].as_ref().unwrap()["seq"], 1_700_000_000_010_u64);
+        assert_eq!(parsed[3].as_ref().unwrap()["seq"], 1_700_000_000_011_u64);
     }
 
     #[test]

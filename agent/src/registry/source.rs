@@ -130,25 +130,11 @@ pub struct Source {
 }
 
 impl Source {
-    /// The client as the shipper builds its own (`ship/client.rs`): rustls on ring, the
-    /// system's roots or `ca_pem`, no redirects, the whole exchange under `timeout`.
+    /// The agent's HTTP client (`support::http`): the system's roots or `ca_pem`, no
+    /// redirects (a signed manifest is what the agent trusts, not a location), the whole
+    /// exchange under `timeout`.
     pub fn new(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, RegistryError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::blocking::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            // An object store's redirects are not the registry's word; a signed manifest
-            // is what the agent trusts, so following is not needed.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("edge-agent/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = ca_pem {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| RegistryError::Client(format!("the CA file is not PEM: {e}")))?;
-            builder = builder.tls_certs_only(certificates);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| RegistryError::Client(e.to_string()))?;
+        let http = crate::support::http::client(ca_pem, timeout).map_err(RegistryError::Client)?;
         Ok(Self { http })
     }
 

@@ -135,24 +135,7 @@ impl Client {
         gzip: bool,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        // reqwest leaves the choice of crypto to us; ring is already there for rustls.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::blocking::Client::builder()
-            // The whole exchange, body included: a server that trickles is cut off.
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            // A redirect turns the POST into a GET somewhere else: that is misrouting,
-            // and must be seen as such rather than followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("edge-agent/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = ca_pem {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| ClientError::Build(format!("the CA file is not PEM: {e}")))?;
-            builder = builder.tls_certs_only(certificates);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))?;
+        let http = crate::support::http::client(ca_pem, timeout).map_err(ClientError::Build)?;
         Ok(Self {
             http,
             base: url.trim_end_matches('/').to_owned(),
