@@ -61,12 +61,13 @@ QEMU_PREFIX_thumbv7neon-unknown-linux-gnueabihf := /usr/arm-linux-gnueabihf
 pi-tools:
 	deploy/install-pi-tools
 
-## cross: release binaries for the Pi (aarch64, armv7) that run on glibc ≥ 2.31
+## cross: release binaries for the Pi (aarch64, 32-bit ARMv7 in Thumb-2) that run on glibc ≥ 2.31,
+## without `replay --plot` (the plot feature)
 cross:
 	@eval "$$(deploy/install-pi-tools zig)" && for t in $(PI_TARGETS); do \
-		echo "cargo zigbuild --release -p edge-agent --target $$t.$(PI_GLIBC)"; \
+		echo "cargo zigbuild --release -p edge-agent --no-default-features --target $$t.$(PI_GLIBC)"; \
 		CARGO_TARGET_DIR=$(PI_DIR) CARGO_ZIGBUILD_PYTHON_PATH=$$ZIG_PYTHON \
-			cargo zigbuild --release --locked --quiet -p edge-agent --target $$t.$(PI_GLIBC) || exit 1; \
+			cargo zigbuild --release --locked --quiet -p edge-agent --no-default-features --target $$t.$(PI_GLIBC) || exit 1; \
 	done
 	$(MAKE) --no-print-directory check-glibc
 	@ls -l $(PI_BINS)

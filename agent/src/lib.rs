@@ -58,6 +58,7 @@ pub mod fleet;
 pub mod health;
 pub mod metrics;
 
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod replay;
 pub mod series;

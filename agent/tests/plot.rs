@@ -1,3 +1,4 @@
+#![cfg(feature = "plot")]
 //! `edge-agent replay --plot out.svg`: an SVG document is written, well formed, with one
 //! red dot per flagged sample (as many as the NDJSON verdicts flag), with and without
 //! `--window`; a path that cannot be written is a clear error before any work.

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
-use edge_agent::plot::{PlotInput, decided_ranges, render_svg};
 use edge_agent::replay::ReplaySummary;
 use edge_agent::series::{ReadOptions, Series};
 use edge_agent::support::text::short_sha;
@@ -132,6 +131,69 @@ impl ReplayArgs {
     }
 }
 
+/// The replay as SVG (`--plot`).
+#[cfg(feature = "plot")]
+fn write_plot(
+    args: &ReplayArgs,
+    series: &Series,
+    spec: Option<WindowSpec>,
+    summary: &ReplaySummary,
+    sha256: &str,
+    path: &std::path::Path,
+    mut file: File,
+) -> Result<()> {
+    use edge_agent::plot::{PlotInput, decided_ranges, render_svg};
+
+    let decided = decided_ranges(series.len(), spec)?;
+    let title = format!(
+        "{}: {} samples, {} window{} ({}), {} anomalies; function {}",
+        args.input.file_name().map_or_else(
+            || args.input.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        ),
+        series.len(),
+        decided.len(),
+        if decided.len() == 1 { "" } else { "s" },
+        spec.map_or_else(
+            || "the whole series".to_owned(),
+            |s| format!("N={} H={}", s.size(), s.hop())
+        ),
+        summary.anomalies,
+        short_sha(sha256),
+    );
+    let input = PlotInput {
+        title,
+        timestamps: series.timestamps.clone(),
+        values: series.values.clone(),
+        anomalies: summary.flagged.iter().map(|&i| i as usize).collect(),
+        decided,
+    };
+    let svg = render_svg(&input)?;
+    file.write_all(svg.as_bytes())
+        .and_then(|()| file.flush())
+        .with_context(|| format!("cannot write the plot {}", path.display()))?;
+    eprintln!("plot: {}", path.display());
+    Ok(())
+}
+
+/// This build has no plotting (the Pi's release binaries leave it out, `make cross`).
+#[cfg(not(feature = "plot"))]
+fn write_plot(
+    _: &ReplayArgs,
+    _: &Series,
+    _: Option<WindowSpec>,
+    _: &ReplaySummary,
+    _: &str,
+    path: &std::path::Path,
+    _: File,
+) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    anyhow::bail!(
+        "this build has no plotting (the Pi's release binary leaves it out): replay with \
+         --plot on a laptop (`cargo run --release -p edge-agent -- replay ...`)"
+    )
+}
+
 pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
     let file =
         File::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
@@ -175,36 +237,16 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
     )?;
     progress.clear();
     report(&summary, host.module().sha256());
-    if let (Some(path), Some(mut file)) = (&args.plot, plot_file) {
-        let decided = decided_ranges(series.len(), spec)?;
-        let title = format!(
-            "{}: {} samples, {} window{} ({}), {} anomalies; function {}",
-            args.input.file_name().map_or_else(
-                || args.input.display().to_string(),
-                |n| n.to_string_lossy().into_owned()
-            ),
-            series.len(),
-            decided.len(),
-            if decided.len() == 1 { "" } else { "s" },
-            spec.map_or_else(
-                || "the whole series".to_owned(),
-                |s| format!("N={} H={}", s.size(), s.hop())
-            ),
-            summary.anomalies,
-            short_sha(host.module().sha256()),
-        );
-        let input = PlotInput {
-            title,
-            timestamps: series.timestamps.clone(),
-            values: series.values.clone(),
-            anomalies: summary.flagged.iter().map(|&i| i as usize).collect(),
-            decided,
-        };
-        let svg = render_svg(&input)?;
-        file.write_all(svg.as_bytes())
-            .and_then(|()| file.flush())
-            .with_context(|| format!("cannot write the plot {}", path.display()))?;
-        eprintln!("plot: {}", path.display());
+    if let (Some(path), Some(file)) = (&args.plot, plot_file) {
+        write_plot(
+            &args,
+            &series,
+            spec,
+            &summary,
+            host.module().sha256(),
+            path,
+            file,
+        )?;
     }
     Ok(if summary.failed_windows == 0 {
         ExitCode::SUCCESS
