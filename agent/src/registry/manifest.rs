@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::RegistryError;
+use super::minisign::{MinisignError, PublicKey, Signature};
 use crate::function::MAX_MODULE_BYTES;
 use crate::support::text::untrusted;
 
@@ -145,7 +146,7 @@ impl GroupEntry {
 
 /// Public keys an agent trusts, parsed from the configuration's base64 lines.
 #[derive(Clone)]
-pub struct TrustedKeys(Vec<minisign_verify::PublicKey>);
+pub struct TrustedKeys(Vec<PublicKey>);
 
 impl std::fmt::Debug for TrustedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,7 +165,7 @@ impl TrustedKeys {
                 .map(str::trim)
                 .rfind(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
                 .unwrap_or_default();
-            let key = minisign_verify::PublicKey::from_base64(line)
+            let key = PublicKey::from_base64(line)
                 .map_err(|e| format!("key {}: not a minisign public key: {e}", n + 1))?;
             parsed.push(key);
         }
@@ -185,19 +186,17 @@ pub fn verify(
 ) -> Result<Manifest, RegistryError> {
     let text = std::str::from_utf8(signature)
         .map_err(|_| RegistryError::Signature("the signature file is not text".into()))?;
-    let signature = minisign_verify::Signature::decode(text)
+    let signature = Signature::decode(text)
         .map_err(|e| RegistryError::Signature(format!("not a minisign signature: {e}")))?;
     let mut last = None;
     for key in &keys.0 {
-        match key.verify(bytes, &signature, true) {
+        match key.verify(bytes, &signature) {
             Ok(()) => return Manifest::parse(bytes),
             Err(e) => last = Some(e),
         }
     }
     Err(RegistryError::Signature(match last {
-        Some(minisign_verify::Error::UnexpectedKeyId) => {
-            "signed by a key this agent does not trust".into()
-        }
+        Some(MinisignError::OtherKey(_)) => "signed by a key this agent does not trust".into(),
         Some(e) => format!("does not verify: {e}"),
         None => "no key to verify with".into(),
     }))

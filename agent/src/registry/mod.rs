@@ -16,6 +16,7 @@ use thiserror::Error;
 
 pub mod config;
 pub mod manifest;
+mod minisign;
 mod poller;
 pub mod source;
 mod state;
