@@ -498,10 +498,15 @@ impl Pipeline {
                 (self.stats.swap).note_outcome(sha, OutcomeKind::RolledBack, &why);
                 self.stats.swap.set_running(&good);
             }
-            Err(reason) => error!(
-                "function {} failed {failed} of its first {windows} windows, but cannot be rolled back ({reason}); keeping it",
-                short_sha(sha)
-            ),
+            Err(reason) => {
+                error!(
+                    "function {} failed {failed} of its first {windows} windows, but cannot be rolled back ({reason}); keeping it",
+                    short_sha(sha)
+                );
+                let why =
+                    format!("failed {failed} of its first {windows} windows; kept, as {reason}");
+                (self.stats.swap).note_outcome(sha, OutcomeKind::FailedKept, &why);
+            }
         }
     }
 

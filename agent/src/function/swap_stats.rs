@@ -25,6 +25,9 @@ pub enum OutcomeKind {
     RolledBack,
     /// Swapped in and passed its probation.
     Passed,
+    /// Swapped in and failed its probation, but there was nothing to return to (no
+    /// previous function, no other last good one): it keeps running.
+    FailedKept,
 }
 
 /// One candidate's outcome, numbered so a reader can ask only for newer ones.

@@ -567,14 +567,14 @@ impl Worker {
                     format!("running manifest version {}", pending.manifest_version),
                 );
             }
-            OutcomeKind::Refused | OutcomeKind::RolledBack => {
+            OutcomeKind::Refused | OutcomeKind::RolledBack | OutcomeKind::FailedKept => {
                 let reason = format!(
                     "{} {}: {}",
                     short_sha(&pending.sha256),
-                    if outcome.kind == OutcomeKind::Refused {
-                        "failed its canary"
-                    } else {
-                        "failed its probation and was rolled back"
+                    match outcome.kind {
+                        OutcomeKind::Refused => "failed its canary",
+                        OutcomeKind::RolledBack => "failed its probation and was rolled back",
+                        _ => "failed its probation (nothing to roll back to)",
                     },
                     outcome.reason
                 );
