@@ -38,6 +38,7 @@ bench: toolchain
 lint: toolchain
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p edge-agent --all-targets --no-default-features -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -p edge-anomaly -p misbehave -p punch-anomaly -- -D warnings
 
 # --- Raspberry Pi: cross builds, tests under qemu, packages -------------------------------

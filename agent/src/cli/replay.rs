@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
 use edge_agent::replay::ReplaySummary;
 use edge_agent::series::{ReadOptions, Series};
-use edge_agent::support::text::short_sha;
 use edge_agent::window::WindowSpec;
 use edge_function::Params;
 
@@ -143,6 +142,7 @@ fn write_plot(
     mut file: File,
 ) -> Result<()> {
     use edge_agent::plot::{PlotInput, decided_ranges, render_svg};
+    use edge_agent::support::text::short_sha;
 
     let decided = decided_ranges(series.len(), spec)?;
     let title = format!(
