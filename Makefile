@@ -38,7 +38,7 @@ bench: toolchain
 lint: toolchain
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p edge-agent --all-targets --no-default-features -- -D warnings
+	cargo clippy -p edge-agent --lib --bins --no-default-features -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -p edge-anomaly -p misbehave -p punch-anomaly -- -D warnings
 
 # --- Raspberry Pi: cross builds, tests under qemu, packages -------------------------------
@@ -63,7 +63,7 @@ pi-tools:
 	deploy/install-pi-tools
 
 ## cross: release binaries for the Pi (aarch64, 32-bit ARMv7 in Thumb-2) that run on glibc ≥ 2.31,
-## without `replay --plot` (the plot feature)
+## without `replay --plot` or `run --simulate` (the plot and simulator features)
 cross:
 	@eval "$$(deploy/install-pi-tools zig)" && for t in $(PI_TARGETS); do \
 		echo "cargo zigbuild --release -p edge-agent --no-default-features --target $$t.$(PI_GLIBC)"; \

@@ -27,9 +27,8 @@ use edge_agent::metrics::{
 use edge_agent::pipeline::{Identity, Pipeline, PipelineStats};
 use edge_agent::registry::{Poller, PollerConfig, RolloutCell};
 use edge_agent::sensor::lines::{self, LinesHandle, SourceKind};
-use edge_agent::sensor::simulator::Scenario;
 use edge_agent::sensor::source::{SensorSource, start_sampler};
-use edge_agent::sensor::{ScaledClock, SharedClock, SystemClock, sample_queue};
+use edge_agent::sensor::{SharedClock, SystemClock, sample_queue};
 use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperHandle, Stopper};
 use edge_agent::sink::{Both, NdjsonSink, Sink, SpoolSink};
 use edge_agent::spool::Spool;
@@ -782,14 +781,30 @@ fn source(args: &RunArgs) -> Result<(SensorSource, SharedClock, f64)> {
     if !args.simulate {
         return Ok((SensorSource::Hardware, Arc::new(SystemClock::new()), 1.0));
     }
+    simulated(args)
+}
+
+#[cfg(feature = "simulator")]
+fn simulated(args: &RunArgs) -> Result<(SensorSource, SharedClock, f64)> {
+    use edge_agent::sensor::simulator::Scenario;
     let scenario: Scenario = args
         .scenario
         .parse()
         .map_err(|e| anyhow!("--scenario: {e} (one of {})", Scenario::NAMES.join(", ")))?;
     Ok((
         SensorSource::Simulated { scenario },
-        Arc::new(ScaledClock::new(args.speed)),
+        Arc::new(edge_agent::sensor::ScaledClock::new(args.speed)),
         args.speed,
+    ))
+}
+
+/// The Pi's release binaries have no simulated chip (the `simulator` feature).
+#[cfg(not(feature = "simulator"))]
+fn simulated(args: &RunArgs) -> Result<(SensorSource, SharedClock, f64)> {
+    Err(anyhow!(
+        "cannot simulate {:?}: this build has no simulated BME680 (the Pi's release binary \
+         leaves it out); try --simulate from a checkout (`make demo`)",
+        args.scenario
     ))
 }
 

@@ -66,6 +66,7 @@ pub mod linux_bus;
 pub mod queue;
 pub mod sample;
 pub mod sampler;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod source;
 pub mod timeline;

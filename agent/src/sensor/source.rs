@@ -1,12 +1,15 @@
 //! Where samples come from, for the binary: the chip on `/dev/i2c-N`, or the simulated chip
 //! running a named scenario (`edge-agent run --simulate --scenario cooking --speed 60`).
 //! Either way the same sampler, driver and air-quality code run; only the bus differs.
+//! The simulated chip is the `simulator` feature (default on; the Pi's release binaries
+//! leave it out).
 
 use crate::sensor::clock::SharedClock;
 use crate::sensor::config::SensorConfig;
 use crate::sensor::error::SensorError;
 use crate::sensor::queue::SampleWriter;
 use crate::sensor::sampler::{Sampler, SamplerHandle, spawn};
+#[cfg(feature = "simulator")]
 use crate::sensor::simulator::{Calibration, Scenario, SimulatedBme680};
 
 /// The sensor to sample.
@@ -16,6 +19,7 @@ pub enum SensorSource {
     Hardware,
     /// A simulated BME680 (Pimoroni's calibration set) playing `scenario` on the given
     /// clock: with a [`crate::sensor::ScaledClock`] the scenario runs `speed` times faster.
+    #[cfg(feature = "simulator")]
     Simulated { scenario: Scenario },
 }
 
@@ -27,6 +31,7 @@ pub fn start_sampler(
     writer: SampleWriter,
 ) -> Result<SamplerHandle, SensorError> {
     match source {
+        #[cfg(feature = "simulator")]
         SensorSource::Simulated { scenario } => {
             let chip = SimulatedBme680::new(Calibration::PIMORONI, scenario, clock.clone());
             spawn(Sampler::new(config, chip, clock, writer)?)
