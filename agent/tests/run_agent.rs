@@ -46,7 +46,8 @@ fn assert_exactly_once(verdicts: &[Value], logs: &[String]) {
     assert_eq!(
         verdicts.len() as u64,
         samples_logged(logs),
-        "a sample was lost or invented"
+        "a sample was lost or invented; the agent's last lines:\n{}",
+        logs[logs.len().saturating_sub(8)..].join("\n")
     );
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use super::fail::{Context, Result};
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
 use edge_agent::registry::source::{Fetched, Location, Source, Validators};
 use edge_agent::registry::{TrustedKeys, fetch_module, manifest, verify};
@@ -138,7 +138,7 @@ fn check_manifest(
     public_keys: &[String],
     only: Option<&str>,
 ) -> Result<ExitCode> {
-    let location = Location::parse(url).map_err(|e| anyhow!("--manifest: {e}"))?;
+    let location = Location::parse(url).map_err(|e| fail!("--manifest: {e}"))?;
     let keys = public_keys
         .iter()
         .map(|key| match std::fs::read_to_string(key) {
@@ -146,7 +146,7 @@ fn check_manifest(
             Err(_) => key.clone(),
         })
         .collect::<Vec<_>>();
-    let keys = TrustedKeys::parse(&keys).map_err(|e| anyhow!("--public-key: {e}"))?;
+    let keys = TrustedKeys::parse(&keys).map_err(|e| fail!("--public-key: {e}"))?;
     let source = Source::new(None, Duration::from_secs(30))?;
     let body = |at: &Location, max: u64| -> Result<Vec<u8>> {
         match source.get(at, &Validators::default(), max)? {

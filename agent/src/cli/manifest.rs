@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use super::fail::{Context, Result};
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
 use edge_agent::registry::Manifest;
 use edge_agent::registry::manifest::{
@@ -80,7 +80,7 @@ impl ManifestArgs {
 
 pub fn manifest(args: ManifestArgs) -> Result<ExitCode> {
     let bytes = read_regular_capped(&args.function, edge_agent::function::MAX_MODULE_BYTES)
-        .map_err(|e| anyhow!("cannot read {}: {e}", args.function.display()))?;
+        .map_err(|e| fail!("cannot read {}: {e}", args.function.display()))?;
     let module = FunctionModule::from_bytes(&bytes)
         .with_context(|| format!("refusing {}", args.function.display()))?;
     let params: BTreeMap<String, String> = args.params.iter().cloned().collect();
@@ -138,7 +138,7 @@ pub fn manifest(args: ManifestArgs) -> Result<ExitCode> {
 
 fn base(path: &Path) -> Result<Manifest> {
     let bytes = read_regular_capped(path, MAX_MANIFEST_BYTES)
-        .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+        .map_err(|e| fail!("cannot read {}: {e}", path.display()))?;
     Manifest::parse(&bytes).with_context(|| format!("{} is not a manifest", path.display()))
 }
 
@@ -146,5 +146,5 @@ fn file_name(path: &Path) -> Result<String> {
     path.file_name()
         .and_then(|n| n.to_str())
         .map(str::to_owned)
-        .ok_or_else(|| anyhow!("{} has no UTF-8 file name; give --url", path.display()))
+        .ok_or_else(|| fail!("{} has no UTF-8 file name; give --url", path.display()))
 }

@@ -2,6 +2,8 @@
 //! lives in the library, where it is tested. `args` reads the command line.
 
 pub mod args;
+#[macro_use]
+pub mod fail;
 pub mod check;
 pub mod manifest;
 pub mod replay;

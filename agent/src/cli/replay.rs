@@ -7,7 +7,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use super::fail::{Context, Result};
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
 use edge_agent::replay::ReplaySummary;
 use edge_agent::series::{ReadOptions, Series};
@@ -188,7 +188,7 @@ fn write_plot(
     _: File,
 ) -> Result<()> {
     let _ = std::fs::remove_file(path);
-    anyhow::bail!(
+    bail!(
         "this build has no plotting (the Pi's release binary leaves it out): replay with \
          --plot on a laptop (`cargo run --release -p edge-agent -- replay ...`)"
     )

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow};
+use super::fail::{Context, Result};
 
 use super::args::{ArgList, UsageError};
 use edge_agent::config::AgentConfig;
@@ -373,7 +373,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let outcome = pipeline_thread
         .join()
-        .map_err(|_| anyhow!("the pipeline thread panicked"))?;
+        .map_err(|_| fail!("the pipeline thread panicked"))?;
     // No guest needs to run any more: a candidate the watcher is still starting ends now.
     edge_agent::function::abandon_guests();
     drop(watcher);
@@ -414,7 +414,7 @@ fn bind_metrics(config: &AgentConfig) -> Result<Option<MetricsListener>> {
         Ok(MetricsListen::Configured(addr)) => (addr, true),
         Ok(MetricsListen::Default(addr)) => (addr, false),
         // AgentConfig::parse has refused a bad address already.
-        Err(e) => return Err(anyhow!("[metrics] listen: {e}")),
+        Err(e) => return Err(fail!("[metrics] listen: {e}")),
     };
     match MetricsListener::bind(addr) {
         Ok(listener) => Ok(Some(listener)),
@@ -424,10 +424,8 @@ fn bind_metrics(config: &AgentConfig) -> Result<Option<MetricsListener>> {
             );
             Ok(None)
         }
-        Err(error) => {
-            Err(anyhow!(error)
-                .context("set [metrics] listen to another address, or enabled = false"))
-        }
+        Err(error) => Err(super::fail::Fail::from(error)
+            .context("set [metrics] listen to another address, or enabled = false")),
     }
 }
 
@@ -752,7 +750,7 @@ fn configure(args: &RunArgs) -> Result<AgentConfig> {
         }
     }
     if args.simulate && config.source.kind == SourceKind::Lines {
-        return Err(anyhow!(
+        return Err(fail!(
             "--simulate samples a simulated BME680, but [source] kind is \"lines\""
         ));
     }
@@ -764,7 +762,7 @@ fn configure(args: &RunArgs) -> Result<AgentConfig> {
     }
     // Bounded so every duration scaled by it stays representable.
     if !(MIN_SPEED..=MAX_SPEED).contains(&args.speed) {
-        return Err(anyhow!(
+        return Err(fail!(
             "--speed must be between {MIN_SPEED} and {MAX_SPEED}, got {}",
             args.speed
         ));
@@ -790,7 +788,7 @@ fn simulated(args: &RunArgs) -> Result<(SensorSource, SharedClock, f64)> {
     let scenario: Scenario = args
         .scenario
         .parse()
-        .map_err(|e| anyhow!("--scenario: {e} (one of {})", Scenario::NAMES.join(", ")))?;
+        .map_err(|e| fail!("--scenario: {e} (one of {})", Scenario::NAMES.join(", ")))?;
     Ok((
         SensorSource::Simulated { scenario },
         Arc::new(edge_agent::sensor::ScaledClock::new(args.speed)),
@@ -801,7 +799,7 @@ fn simulated(args: &RunArgs) -> Result<(SensorSource, SharedClock, f64)> {
 /// The Pi's release binaries have no simulated chip (the `simulator` feature).
 #[cfg(not(feature = "simulator"))]
 fn simulated(args: &RunArgs) -> Result<(SensorSource, SharedClock, f64)> {
-    Err(anyhow!(
+    Err(fail!(
         "cannot simulate {:?}: this build has no simulated BME680 (the Pi's release binary \
          leaves it out); try --simulate from a checkout (`make demo`)",
         args.scenario
