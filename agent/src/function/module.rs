@@ -3,11 +3,10 @@
 //! dropped, its exports checked, its ABI picked from them, and identified by the sha256
 //! of its bytes. How fuel is priced (so it tracks time) is set here too.
 
-use std::fmt::Write as _;
+use crate::support::digest::sha256_hex;
 use std::path::Path;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use wasmi::{
     CompilationMode, Config, CustomFuelCosts, EnforcedLimits, Engine, ExternType, FuncType, Module,
     OperatorCost, ValType,
@@ -296,13 +295,4 @@ fn check_exports(module: &Module, abi: Abi) -> Result<(), FunctionError> {
 
 fn signature_is(ty: &FuncType, expected: &Expected) -> bool {
     ty.params() == expected.params && ty.results() == expected.results
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
 }

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::RegistryError;
 use super::minisign::{MinisignError, PublicKey, Signature};
@@ -208,7 +207,8 @@ pub fn verify(
 /// agents that already have it and adds others, while a new module draws a new cohort so
 /// the same agents are not always first.
 pub fn cohort_point(identity: &str, group: &str, module_sha256: &str) -> f64 {
-    let digest = Sha256::digest(format!("{identity}\n{group}\n{module_sha256}").as_bytes());
+    let digest =
+        crate::support::digest::sha256(format!("{identity}\n{group}\n{module_sha256}").as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first) as f64 / 18_446_744_073_709_551_616.0
@@ -219,16 +219,7 @@ pub fn in_cohort(point: f64, fraction: f64) -> bool {
     fraction >= 1.0 || point < fraction
 }
 
-/// Lowercase hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-}
+pub use crate::support::digest::sha256_hex;
 
 #[cfg(test)]
 mod tests {
