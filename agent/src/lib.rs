@@ -9,7 +9,8 @@
 //!
 //! **The live path**: sensor → window → function → judge → sink/spool → ship
 //! - [`sensor`]: the BME680 (real over I2C, or the simulated chip), air quality, the
-//!   sampler thread and the ring buffer it fills.
+//!   sampler thread and the ring buffer it fills; or lines from sensors not on the bus
+//!   ([`sensor::lines`]: TCP, UDP, stdin), into the same ring.
 //! - [`window`]: which samples each window holds and decides (size N, hop H), and
 //!   [`window::history`], the windows' samples kept across restarts.
 //! - [`function`]: the wasmi sandbox: a module, its limits, the two ABIs, hot-swap
