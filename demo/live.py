@@ -167,7 +167,8 @@ def main():
         say("(osmem-server stopped; it keeps nothing: run `make demo` again for a fresh one)")
     else:
         say("Kibana: import deploy/kibana/edge-agent.ndjson (Stack Management → Saved Objects) "
-            f"and point its data view at {INDEX}*")
+            f"and point its data view at {INDEX}*; deploy/kibana/edge-fleet.ndjson shows the "
+            "agents' status documents (index edge-fleet)")
 
 
 if __name__ == "__main__":
