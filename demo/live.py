@@ -153,7 +153,13 @@ def main():
     })["hits"]["hits"]
     local = sum(1 for _ in output.open()) if output.exists() else 0
     say(f"{total} documents in {INDEX} ({local} verdicts in {output.relative_to(ROOT)}), "
-        f"{flagged} flagged; the first flagged, read back from the server:")
+        f"{flagged} flagged")
+    if local > total:
+        # The stop judges the samples still waiting for a window, after the shipper's
+        # last request: they wait in the spool (durable) for the agent's next start.
+        say(f"(the other {local - total} verdicts, judged at the stop, wait in the spool for "
+            f"the agent's next start)")
+    say("the first flagged, read back from the server:")
     for hit in first:
         doc = hit["_source"]
         say(f"  {doc['@timestamp']}  air quality {doc['air_quality']:.1f}"
