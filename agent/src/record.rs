@@ -61,19 +61,29 @@ impl VerdictRecord {
     /// so the four parts cannot run into each other) and cut to [`ID_PART_MAX_BYTES`];
     /// at most 96 + 96 + 16 + 20 + 3 = 231 bytes, under Elasticsearch's 512.
     pub fn document_id(&self) -> String {
-        format!(
-            "{}.{}.{}.{}",
-            id_part(&self.host_id),
-            id_part(&self.sensor_id),
-            self.run_id,
-            self.seq
-        )
+        document_id(&self.host_id, &self.sensor_id, self.run_id, self.seq)
     }
+}
+
+/// `<host>.<sensor>.<run id>.<last>`, host and sensor escaped and cut by [`id_part`]: the
+/// shape of every document id the agent writes (verdicts end in a sequence number,
+/// status reports in `status-N`).
+pub fn document_id(
+    host_id: &str,
+    sensor_id: &str,
+    run_id: RunId,
+    last: impl std::fmt::Display,
+) -> String {
+    format!(
+        "{}.{}.{run_id}.{last}",
+        id_part(host_id),
+        id_part(sensor_id)
+    )
 }
 
 /// `text` escaped to `[A-Za-z0-9_-]` (`~xx` per other byte) and cut to [`ID_PART_MAX_BYTES`]:
 /// one part of a document id that cannot run into the next (the fleet status ids use it too).
-pub fn id_part(text: &str) -> String {
+fn id_part(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(ID_PART_MAX_BYTES));
     for byte in text.bytes() {
         let escaped_len = if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-') {

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::record::id_part;
+use crate::record::document_id;
 use crate::registry::{RolloutState, RolloutStatus};
 use crate::sensor::RunId;
 use crate::support::text;
@@ -87,12 +87,11 @@ impl StatusDocument {
     /// report, different for every other one, and never a verdict's id (which ends in a
     /// number), whatever index either is in; at most 96 + 96 + 16 + 27 + 3 bytes.
     pub fn document_id(&self) -> String {
-        format!(
-            "{}.{}.{}.status-{}",
-            id_part(&self.host_id),
-            id_part(&self.sensor_id),
+        document_id(
+            &self.host_id,
+            &self.sensor_id,
             self.run_id,
-            self.report_seq
+            format_args!("status-{}", self.report_seq),
         )
     }
 }
