@@ -34,9 +34,10 @@ bench: toolchain
 	cargo bench -p edge-tests --bench function
 	cargo bench -p edge-agent --bench agent
 
-## lint: formatting and clippy, as CI checks them
+## lint: formatting, one-way imports inside agent/src (deploy/check-imports) and clippy, as CI checks them
 lint: toolchain
 	cargo fmt --all -- --check
+	deploy/check-imports
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p edge-agent --lib --bins --no-default-features -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -p edge-anomaly -p misbehave -p punch-anomaly -- -D warnings

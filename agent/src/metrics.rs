@@ -4,8 +4,9 @@
 //! so `/health` answers with the same judgement instead of computing its own.
 //!
 //! The rendering is a pure function of the snapshot, so it is tested without a server; the
-//! HTTP side is in [`server`].
+//! HTTP side is in [`server`]; [`config`] is the `[metrics]` section.
 
+pub mod config;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use crate::sensor::SamplerStats;
 use crate::ship::{Pause, ShipStats, pause_of_code};
 use crate::spool::{SpoolCounts, SpoolStats};
 
+pub use config::{DEFAULT_METRICS_LISTEN, MetricsListen, MetricsSection};
 pub use server::{MetricsError, MetricsServer};
 
 /// Function error kinds a window can end in (see `FunctionError::kind`), exported at 0

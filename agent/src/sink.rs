@@ -6,10 +6,11 @@
 //! and judging. The spool keeps what it cannot store in memory (bounded, counted, see
 //! `spool.rs`); the NDJSON sink counts what it could not write. Both log at a bounded rate.
 //! `emit` returns `Err` only for what no retry can fix (a record that does not serialise).
+//! [`OutputSection`] is the `[output]` section.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,33 @@ use std::time::Duration;
 
 use crate::record::VerdictRecord;
 use crate::spool::{Spool, SpoolError};
+use crate::support::check::{Refusal, creatable};
 use crate::support::log_rate::LogRate;
+use serde::{Deserialize, Serialize};
+
+/// `[output]`: where verdicts go: without an upstream, the only copy; with one, a local
+/// copy besides the spool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputSection {
+    /// An NDJSON file to append to; standard output when absent or `-`.
+    pub path: Option<PathBuf>,
+}
+
+impl OutputSection {
+    /// The file to append to; `None` for standard output.
+    pub fn file(&self) -> Option<&Path> {
+        self.path.as_deref().filter(|p| *p != Path::new("-"))
+    }
+
+    /// The rules serde cannot express.
+    pub fn check(&self) -> Result<(), Refusal> {
+        match self.file() {
+            Some(path) => creatable("output.path", path),
+            None => Ok(()),
+        }
+    }
+}
 
 /// The end of the pipeline. `emit` takes a window's worth of records; `flush` makes
 /// them durable as far as this sink can.

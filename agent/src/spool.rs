@@ -27,7 +27,11 @@
 //! the first version's reader cannot mistake for a verdict (see `encode`).
 //!
 //! A change to what is stored per entry goes in `encode`/`decode`; a new counter in
-//! [`SpoolCounts`], `Meta` and `publish`.
+//! [`SpoolCounts`], `Meta` and `publish`. [`config`] is the `[spool]` section.
+
+pub mod config;
+
+pub use config::SpoolSection;
 
 use std::collections::VecDeque;
 use std::fs::OpenOptions;

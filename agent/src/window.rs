@@ -5,11 +5,14 @@
 //! them was judged with N-H samples of history behind it. At the end of a finite series
 //! [`Windower::finish`] decides whatever is left. The windower tracks positions only; the
 //! caller keeps the samples (a slice for replay, a ring for the live agent), and
-//! [`history`] keeps the live agent's across restarts.
+//! [`history`] keeps the live agent's across restarts; [`config`] is the `[window]` section.
 
+pub mod config;
 pub mod history;
 
 use thiserror::Error;
+
+pub use config::WindowSection;
 
 /// Size and hop of a sliding window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 pub use reporter::{FleetStats, Observed, Reporter, ReporterHandle};
 pub use status::{StatusDocument, template_body};
 
-/// The default status index: outside the verdicts' `edge-agent*` data view.
-pub const DEFAULT_STATUS_INDEX: &str = "edge-fleet";
+/// The default status index (the shipper's route for status documents until `[fleet]`
+/// says otherwise).
+pub use crate::ship::DEFAULT_STATUS_INDEX;
 
 /// Bounds of the `[fleet]` keys.
 pub mod bounds {
@@ -66,7 +67,8 @@ impl Default for FleetSection {
 }
 
 /// Why a `[fleet]` key is refused: the key and the reason.
-pub type Refusal = (&'static str, String);
+pub use crate::support::check::Refusal;
+use crate::support::check::within;
 
 impl FleetSection {
     pub fn interval(&self) -> Duration {
@@ -76,18 +78,11 @@ impl FleetSection {
     /// The rules serde cannot express; `check_index` is the configuration's own rule for
     /// index names.
     pub fn check(&self, check_index: impl Fn(&str) -> Result<(), String>) -> Result<(), Refusal> {
-        let range = bounds::INTERVAL_SECS;
-        if !range.contains(&self.interval_secs) {
-            return Err((
-                "fleet.interval_secs",
-                format!(
-                    "{} is outside {}..={}",
-                    self.interval_secs,
-                    range.start(),
-                    range.end()
-                ),
-            ));
-        }
+        within(
+            "fleet.interval_secs",
+            self.interval_secs,
+            &bounds::INTERVAL_SECS,
+        )?;
         check_index(&self.index).map_err(|reason| ("fleet.index", reason))
     }
 

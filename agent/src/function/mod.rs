@@ -11,8 +11,10 @@
 //! ABIs → `guest_memory` → `guest_call`. Everything the guest hands back is untrusted:
 //! every pointer and length is bounds-checked, output is bounded before it is decoded,
 //! and guest text is escaped. [`last_good`] keeps the module that last ran well and
-//! starts from it when the configured one fails; [`SwapStats`] counts swaps.
+//! starts from it when the configured one fails; [`SwapStats`] counts swaps; [`config`] is
+//! the `[function]` section.
 
+pub mod config;
 mod error;
 mod guest_call;
 mod guest_memory;
@@ -25,6 +27,7 @@ mod punch_abi;
 mod shape;
 mod swap_stats;
 
+pub use config::{FunctionSection, ParamValue};
 pub use error::{FunctionError, PunchGlueError};
 pub use guest_call::{MAX_TABLE_ELEMENTS, MAX_TABLES, abandon_guests};
 pub use host::{FunctionHost, Outcome};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::manifest::{MAX_GROUP_BYTES, TrustedKeys};
+use crate::support::check::{Refusal, within};
 use crate::support::file::read_regular_capped;
 
 /// The ranges a value must lie in.
@@ -63,28 +64,18 @@ impl Default for RegistrySection {
 
 impl RegistrySection {
     /// Every rule, as `(key, reason)` of the first broken one.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let range = |key: &'static str, value: u64, range: &std::ops::RangeInclusive<u64>| {
-            if range.contains(&value) {
-                Ok(())
-            } else {
-                Err((
-                    key,
-                    format!("{value} is outside {}..={}", range.start(), range.end()),
-                ))
-            }
-        };
-        range(
+    pub fn check(&self) -> Result<(), Refusal> {
+        within(
             "registry.poll_interval_ms",
             self.poll_interval_ms,
             &bounds::POLL_INTERVAL_MS,
         )?;
-        range(
+        within(
             "registry.retry_max_ms",
             self.retry_max_ms,
             &bounds::RETRY_MAX_MS,
         )?;
-        range("registry.timeout_ms", self.timeout_ms, &bounds::TIMEOUT_MS)?;
+        within("registry.timeout_ms", self.timeout_ms, &bounds::TIMEOUT_MS)?;
         super::source::Location::parse(&self.url).map_err(|e| ("registry.url", e))?;
         if self.group.is_empty()
             || self.group.len() > MAX_GROUP_BYTES
@@ -118,7 +109,7 @@ impl RegistrySection {
     /// The CA file's bytes, if one is configured.
     pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
         match &self.ca_file {
-            Some(path) => read_regular_capped(path, crate::config::bounds::SECRET_FILE_BYTES)
+            Some(path) => read_regular_capped(path, crate::support::file::SECRET_FILE_MAX_BYTES)
                 .map(Some)
                 .map_err(|e| format!("cannot read {}: {e}", path.display())),
             None => Ok(None),

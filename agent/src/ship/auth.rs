@@ -71,8 +71,7 @@ impl Auth {
     }
 }
 
-/// The most read of a password, API key or CA file: a line, or a CA bundle.
-pub const SECRET_FILE_MAX_BYTES: u64 = 1 << 20;
+pub use crate::support::file::SECRET_FILE_MAX_BYTES;
 
 fn secret(
     from_env: Option<String>,

@@ -11,10 +11,11 @@
 //! requests. Fleet-safe catch-up (a spread first try, a drain cap) is the shipper's.
 //!
 //! `client.rs` is the HTTP side and the rule, `shipper.rs` the thread acting on it,
-//! `auth.rs` the credentials; log lines at a bounded rate come from `support::log_rate`.
+//! `auth.rs` the credentials, `config.rs` the `[elasticsearch]` section; log lines at a bounded rate come from `support::log_rate`.
 
 mod auth;
 pub mod client;
+pub mod config;
 mod shipper;
 
 pub use auth::{Auth, AuthError, SECRET_FILE_MAX_BYTES};
@@ -22,6 +23,7 @@ pub use client::{
     BulkOutcome, Client, ClientError, ItemOutcome, Pause, RESPONSE_MAX_BYTES, Routes, redact_url,
     template_body,
 };
+pub use config::{DEFAULT_STATUS_INDEX, ElasticsearchSection, ShipWhat, check_index};
 pub use shipper::{
     ShipStats, Shipper, ShipperHandle, ShipperSettings, Stopper, pause_code, pause_of_code,
 };

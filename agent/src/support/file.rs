@@ -6,6 +6,9 @@
 use std::io::Read;
 use std::path::Path;
 
+/// The most read of a password, API key or CA file: a line, or a CA bundle.
+pub const SECRET_FILE_MAX_BYTES: u64 = 1 << 20;
+
 /// `O_NONBLOCK`, which std does not name: 0o4000 on Linux for every architecture the
 /// agent targets (x86_64, aarch64, arm). Opening a FIFO with it does not wait for a writer.
 const O_NONBLOCK: i32 = 0o4000;

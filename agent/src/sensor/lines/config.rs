@@ -165,20 +165,7 @@ impl SourceConfig {
         if self.kind == SourceKind::Bme680 {
             return Ok(());
         }
-        fn within<T: PartialOrd + std::fmt::Display>(
-            key: &'static str,
-            value: T,
-            range: &std::ops::RangeInclusive<T>,
-        ) -> Result<(), (&'static str, String)> {
-            if range.contains(&value) {
-                Ok(())
-            } else {
-                Err((
-                    key,
-                    format!("{value} is outside {}..={}", range.start(), range.end()),
-                ))
-            }
-        }
+        use crate::support::check::within;
         if self.transport != Transport::Stdin {
             self.listen
                 .trim()
