@@ -70,7 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    edge_agent::support::logger::init(log::LevelFilter::Info);
+    init_log();
     let result = match command {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::replay(args),
@@ -84,6 +84,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// env_logger, filtered by `RUST_LOG` (info without it), to standard error (the journal
+/// under systemd), one line a record: `[time LEVEL target] message`.
+fn init_log() {
+    use std::io::Write as _;
+    let env = env_logger::Env::default().default_filter_or("info");
+    env_logger::Builder::from_env(env)
+        .format(|out, record| {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            writeln!(
+                out,
+                "[{} {:<5} {}] {}",
+                edge_agent::support::timestamp::format(now_ms - now_ms % 1000),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        })
+        .init();
 }
 
 enum Command {

@@ -3,8 +3,9 @@
 //! carries for TLS. A signature made by `-S` since minisign 0.11 signs the BLAKE2b-512 of
 //! the file (algorithm `ED`); older ones sign the file itself (`Ed`); both are accepted.
 //! The trusted comment is covered by the second, global, signature and checked too.
-//! Written here rather than taken from `minisign-verify`, whose own Ed25519 and BLAKE2b
-//! were 35 KiB of the armv7 binary next to ring's.
+//! The formats are read here; the cryptography is well-kept crates': ring's Ed25519 and
+//! RustCrypto's `blake2` (rather than `minisign-verify`, whose own Ed25519 would be a
+//! second copy next to ring's, 35 KiB of the armv7 binary).
 
 use ring::signature::{ED25519, UnparsedPublicKey};
 
@@ -156,95 +157,11 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// BLAKE2b with a 64-byte digest and no key (RFC 7693), for `ED` signatures.
+/// BLAKE2b with a 64-byte digest and no key (RFC 7693), for `ED` signatures: RustCrypto's
+/// `blake2`, since cryptography is never ours to write.
 fn blake2b512(data: &[u8]) -> [u8; 64] {
-    const IV: [u64; 8] = [
-        0x6a09_e667_f3bc_c908,
-        0xbb67_ae85_84ca_a73b,
-        0x3c6e_f372_fe94_f82b,
-        0xa54f_f53a_5f1d_36f1,
-        0x510e_527f_ade6_82d1,
-        0x9b05_688c_2b3e_6c1f,
-        0x1f83_d9ab_fb41_bd6b,
-        0x5be0_cd19_137e_2179,
-    ];
-    const SIGMA: [[usize; 16]; 10] = [
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-        [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
-        [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
-        [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
-        [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
-        [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
-        [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
-        [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
-        [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
-        [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
-    ];
-    fn compress(h: &mut [u64; 8], block: &[u8; 128], counter: u128, last: bool) {
-        let mut m = [0u64; 16];
-        for (word, bytes) in m.iter_mut().zip(block.chunks_exact(8)) {
-            let mut le = [0u8; 8];
-            le.copy_from_slice(bytes);
-            *word = u64::from_le_bytes(le);
-        }
-        let mut v = [0u64; 16];
-        v[..8].copy_from_slice(h);
-        v[8..].copy_from_slice(&IV);
-        v[12] ^= counter as u64;
-        v[13] ^= (counter >> 64) as u64;
-        if last {
-            v[14] = !v[14];
-        }
-        let mut g = |a: usize, b: usize, c: usize, d: usize, x: u64, y: u64| {
-            v[a] = v[a].wrapping_add(v[b]).wrapping_add(x);
-            v[d] = (v[d] ^ v[a]).rotate_right(32);
-            v[c] = v[c].wrapping_add(v[d]);
-            v[b] = (v[b] ^ v[c]).rotate_right(24);
-            v[a] = v[a].wrapping_add(v[b]).wrapping_add(y);
-            v[d] = (v[d] ^ v[a]).rotate_right(16);
-            v[c] = v[c].wrapping_add(v[d]);
-            v[b] = (v[b] ^ v[c]).rotate_right(63);
-        };
-        for round in 0..12 {
-            let s = &SIGMA[round % 10];
-            g(0, 4, 8, 12, m[s[0]], m[s[1]]);
-            g(1, 5, 9, 13, m[s[2]], m[s[3]]);
-            g(2, 6, 10, 14, m[s[4]], m[s[5]]);
-            g(3, 7, 11, 15, m[s[6]], m[s[7]]);
-            g(0, 5, 10, 15, m[s[8]], m[s[9]]);
-            g(1, 6, 11, 12, m[s[10]], m[s[11]]);
-            g(2, 7, 8, 13, m[s[12]], m[s[13]]);
-            g(3, 4, 9, 14, m[s[14]], m[s[15]]);
-        }
-        for i in 0..8 {
-            h[i] ^= v[i] ^ v[i + 8];
-        }
-    }
-
-    let mut h = IV;
-    // Parameter block: digest length 64, no key, fanout and depth 1.
-    h[0] ^= 0x0101_0040;
-    let mut counter: u128 = 0;
-    let mut rest = data;
-    // Every full block but the last goes in as it is; the last (or an empty message's
-    // only block) is padded and flagged final.
-    while rest.len() > 128 {
-        let (block, tail) = rest.split_at(128);
-        counter += 128;
-        let mut full = [0u8; 128];
-        full.copy_from_slice(block);
-        compress(&mut h, &full, counter, false);
-        rest = tail;
-    }
-    let mut last = [0u8; 128];
-    last[..rest.len()].copy_from_slice(rest);
-    counter += rest.len() as u128;
-    compress(&mut h, &last, counter, true);
-    let mut out = [0u8; 64];
-    for (bytes, word) in out.chunks_exact_mut(8).zip(h) {
-        bytes.copy_from_slice(&word.to_le_bytes());
-    }
-    out
+    use blake2::{Blake2b512, Digest};
+    Blake2b512::digest(data).into()
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Small mechanisms every stage shares, each in one place and importing nothing of the
 //! agent's: waking a waiting thread ([`wake`]), retry delays ([`backoff`]), a
-//! configuration key's check ([`check`]), reading a file
-//! named from outside ([`file`]), SHA-256 ([`digest`]), the HTTP client ([`http`]), the log itself ([`logger`]) and its volume ([`log_rate`]), time as text
-//! ([`timestamp`]), text from outside made safe to print ([`text`]) and a panic's message
-//! ([`mod@panic`]). A change here touches every stage, so keep these small and obvious.
+//! configuration key's check ([`check`]), reading a file named from outside ([`file`]),
+//! SHA-256 ([`digest`]), the HTTP client ([`http`]), the log's volume ([`log_rate`]), time
+//! as text ([`timestamp`]), text from outside made safe to print ([`text`]) and a panic's
+//! message ([`mod@panic`]). A change here touches every stage, so keep these small and
+//! obvious.
 
 pub mod backoff;
 pub mod check;
@@ -11,7 +12,6 @@ pub mod digest;
 pub mod file;
 pub mod http;
 pub mod log_rate;
-pub mod logger;
 pub mod panic;
 pub mod text;
 pub mod timestamp;
