@@ -252,7 +252,7 @@ fn status_per_hour() {
             o.function_sha256 = format!("{s}");
         }
     });
-    let flapping = count(&|s, o| o.sensor_failing = s % 2 == 1);
+    let flapping = count(&|s, o| o.counters.sensor_failing = s % 2 == 1);
     println!(
         "Status documents per agent per hour (interval {interval:?}, reporter's rule over a simulated day): {quiet:.1} when nothing changes, {swaps:.1} with a swap an hour, {flapping:.1} at most (a sensor failing and recovering every second: changes bounded to 10 at once, then 1 a minute)"
     );

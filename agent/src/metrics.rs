@@ -19,6 +19,7 @@ use crate::registry::{RolloutState, RolloutStatus};
 use crate::sensor::SamplerStats;
 use crate::ship::{Pause, ShipStats, pause_of_code};
 use crate::spool::{SpoolCounts, SpoolStats};
+use crate::support::counters::load_counters;
 
 pub use config::{DEFAULT_METRICS_LISTEN, MetricsListen, MetricsSection};
 pub use server::{MetricsError, MetricsServer};
@@ -37,6 +38,14 @@ pub const RUNTIME_ERROR_KINDS: [&str; 9] = [
     "encode",
     "punch_glue",
 ];
+
+/// The swap counters, as read for [`PipelineCounts`].
+struct SwapCounts {
+    swaps: u64,
+    refused: u64,
+    rolled_back: u64,
+    startup_fallbacks: u64,
+}
 
 /// The pipeline's counters at one instant.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -64,29 +73,22 @@ pub struct PipelineCounts {
 
 impl PipelineCounts {
     pub fn of(stats: &PipelineStats) -> Self {
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        Self {
-            samples: load(&stats.samples),
-            windows: load(&stats.windows),
-            failed_windows: load(&stats.failed_windows),
-            verdicts: load(&stats.verdicts),
-            anomalies: load(&stats.anomalies),
-            swaps: load(&stats.swap.swaps),
-            swaps_refused: load(&stats.swap.refused),
-            swaps_rolled_back: load(&stats.swap.rolled_back),
-            startup_fallbacks: load(&stats.swap.startup_fallbacks),
-            history_errors: load(&stats.history_errors),
+        let swap = load_counters!(SwapCounts from stats.swap, [swaps, refused, rolled_back, startup_fallbacks]);
+        load_counters!(
+            Self from stats,
+            [samples, windows, failed_windows, verdicts, anomalies, history_errors, fuel_last, sensors_active, sensors_evicted],
+            swaps: swap.swaps,
+            swaps_refused: swap.refused,
+            swaps_rolled_back: swap.rolled_back,
+            startup_fallbacks: swap.startup_fallbacks,
             function_errors: stats
                 .function_errors()
                 .into_iter()
                 .map(|(kind, n)| (kind.to_owned(), n))
                 .collect(),
             fuel: stats.fuel.snapshot(),
-            fuel_last: load(&stats.fuel_last),
             function_sha256: stats.function_sha256(),
-            sensors_active: load(&stats.sensors_active),
-            sensors_evicted: load(&stats.sensors_evicted),
-        }
+        )
     }
 }
 
@@ -130,27 +132,18 @@ pub struct FleetCounts {
 impl ShippingCounts {
     pub fn of(ship: &ShipStats, spool: &SpoolStats) -> Self {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        Self {
+        load_counters!(
+            Self from ship,
+            [shipped, duplicates, retried, dead_lettered, requests, last_success_ms, pauses, template_installs, dead_letter_rotations],
             spool: spool.snapshot(),
-            shipped: load(&ship.shipped),
-            duplicates: load(&ship.duplicates),
-            retried: load(&ship.retried),
-            dead_lettered: load(&ship.dead_lettered),
-            requests: load(&ship.requests),
-            last_success_ms: load(&ship.last_success_ms),
-            pauses: load(&ship.pauses),
             paused: pause_of_code(load(&ship.paused)),
-            template_installs: load(&ship.template_installs),
             template_forbidden: load(&ship.template_forbidden) != 0,
-            dead_letter_rotations: load(&ship.dead_letter_rotations),
-            fleet: FleetCounts {
-                status_delivered: load(&ship.status_delivered),
-                throttled: load(&ship.throttled),
-                throttled_ms: load(&ship.throttled_ms),
-                spread_waits: load(&ship.spread_waits),
+            fleet: load_counters!(
+                FleetCounts from ship,
+                [status_delivered, throttled, throttled_ms, spread_waits],
                 ..FleetCounts::default()
-            },
-        }
+            ),
+        )
     }
 
     /// With the status reporter's counters, when it runs.

@@ -10,18 +10,53 @@ use serde::Serialize;
 use crate::sensor::{RunId, Sample};
 use crate::support::timestamp;
 
+/// Who and when: the fields every document the agent ships starts with (verdicts here,
+/// fleet status documents in `fleet/status.rs`), and the first three parts of its id.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct VerdictRecord {
-    /// The sample's time, Unix ms.
+pub struct DocumentHead {
+    /// The document's time, Unix ms; not serialised.
     #[serde(skip)]
     pub unix_ms: i64,
     #[serde(rename = "@timestamp")]
     pub timestamp: String,
     pub host_id: String,
     pub sensor_id: String,
-    /// The sampler run that took the sample (16 hex digits) and its place in the run: with
-    /// the host and sensor, the document's identity.
+    /// The sampler run (16 hex digits): one per start of the agent, or per sensor for
+    /// lines.
     pub run_id: RunId,
+}
+
+impl DocumentHead {
+    pub fn new(unix_ms: i64, host_id: &str, sensor_id: &str, run_id: RunId) -> Self {
+        Self {
+            unix_ms,
+            timestamp: timestamp::format(unix_ms),
+            host_id: host_id.to_owned(),
+            sensor_id: sensor_id.to_owned(),
+            run_id,
+        }
+    }
+
+    /// `<host>.<sensor>.<run id>.<last>`, host and sensor escaped and cut by [`id_part`]:
+    /// the shape of every document id the agent writes (verdicts end in a sequence
+    /// number, status reports in `status-N`).
+    pub fn document_id(&self, last: impl std::fmt::Display) -> String {
+        format!(
+            "{}.{}.{}.{last}",
+            id_part(&self.host_id),
+            id_part(&self.sensor_id),
+            self.run_id
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VerdictRecord {
+    /// The sample's time, who took it and in which run; with `seq`, the identity.
+    #[serde(flatten)]
+    pub head: DocumentHead,
+    /// The sample's place in the run: with the host, sensor and run, the document's
+    /// identity.
     pub seq: u64,
     /// The wall clock was synchronised when the sample was taken (see `sensor::timeline`).
     pub clock_synced: bool,
@@ -61,24 +96,8 @@ impl VerdictRecord {
     /// so the four parts cannot run into each other) and cut to [`ID_PART_MAX_BYTES`];
     /// at most 96 + 96 + 16 + 20 + 3 = 231 bytes, under Elasticsearch's 512.
     pub fn document_id(&self) -> String {
-        document_id(&self.host_id, &self.sensor_id, self.run_id, self.seq)
+        self.head.document_id(self.seq)
     }
-}
-
-/// `<host>.<sensor>.<run id>.<last>`, host and sensor escaped and cut by [`id_part`]: the
-/// shape of every document id the agent writes (verdicts end in a sequence number,
-/// status reports in `status-N`).
-pub fn document_id(
-    host_id: &str,
-    sensor_id: &str,
-    run_id: RunId,
-    last: impl std::fmt::Display,
-) -> String {
-    format!(
-        "{}.{}.{run_id}.{last}",
-        id_part(host_id),
-        id_part(sensor_id)
-    )
 }
 
 /// `text` escaped to `[A-Za-z0-9_-]` (`~xx` per other byte) and cut to [`ID_PART_MAX_BYTES`]:
@@ -124,11 +143,12 @@ impl VerdictRecord {
             Err(reason) => (None, None, Some(reason)),
         };
         Self {
-            unix_ms: sample.timestamp,
-            timestamp: timestamp::format(sample.timestamp),
-            host_id: judgement.host_id.to_owned(),
-            sensor_id: judgement.sensor_id.to_owned(),
-            run_id: sample.run_id,
+            head: DocumentHead::new(
+                sample.timestamp,
+                judgement.host_id,
+                judgement.sensor_id,
+                sample.run_id,
+            ),
             seq: sample.seq,
             clock_synced: sample.clock_synced,
             temperature: sample.temperature,

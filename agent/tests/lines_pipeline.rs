@@ -87,7 +87,10 @@ fn assert_once_in_own_series(records: &[VerdictRecord], sensors: &[&str], per_se
             seen.insert(record.document_id()),
             "judged twice: {record:?}"
         );
-        by_sensor.entry(&record.sensor_id).or_default().push(record);
+        by_sensor
+            .entry(&record.head.sensor_id)
+            .or_default()
+            .push(record);
     }
     assert_eq!(by_sensor.len(), sensors.len());
     for (k, sensor) in sensors.iter().enumerate() {
@@ -95,7 +98,7 @@ fn assert_once_in_own_series(records: &[VerdictRecord], sensors: &[&str], per_se
         let seqs: Vec<u64> = series.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (0..per_sensor).collect::<Vec<_>>(), "{sensor}");
         for record in series {
-            assert_eq!(record.run_id, RunId::from_raw(k as u64 + 1));
+            assert_eq!(record.head.run_id, RunId::from_raw(k as u64 + 1));
             // This sensor's stamps end in k (mod 1000): a window of its own samples only.
             for bound in [&record.window_start, &record.window_end] {
                 let ms = edge_agent::series::parse_timestamp(bound).unwrap();

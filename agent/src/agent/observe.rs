@@ -11,6 +11,7 @@ use log::{info, warn};
 use super::input::refused;
 use super::{AgentError, Input, Upstream};
 use crate::config::{MetricsListen, MetricsSection};
+use crate::fleet::status::Counters;
 use crate::fleet::{self, FleetSection, Observed, Reporter, ReporterHandle};
 use crate::health::HealthCell;
 use crate::metrics::server::MetricsListener;
@@ -138,13 +139,15 @@ pub fn start_reporter(
         Observed {
             function_sha256: stats.function_sha256(),
             rollout: rollout.snapshot(),
-            windows: stats.windows.load(Ordering::Relaxed),
-            failed_windows: stats.failed_windows.load(Ordering::Relaxed),
-            swaps: stats.swap.swaps.load(Ordering::Relaxed),
-            swaps_rolled_back: stats.swap.rolled_back.load(Ordering::Relaxed),
-            sensor_faults,
-            sensor_failing,
-            spool_depth: spool.depth(),
+            counters: Counters {
+                windows: stats.windows.load(Ordering::Relaxed),
+                failed_windows: stats.failed_windows.load(Ordering::Relaxed),
+                swaps: stats.swap.swaps.load(Ordering::Relaxed),
+                swaps_rolled_back: stats.swap.rolled_back.load(Ordering::Relaxed),
+                sensor_faults,
+                sensor_failing,
+                spool_depth: spool.depth(),
+            },
             last_delivery_ms: ship.last_success_ms.load(Ordering::Relaxed),
             clock_synced: crate::sensor::clock::system_clock_sync().is_synced(),
         }

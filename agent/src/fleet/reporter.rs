@@ -264,7 +264,7 @@ mod tests {
         let first = reporter.tick(at(0), 1, &observed, &stats).unwrap();
         assert_eq!((first.report, first.report_seq), (ReportKind::Start, 0));
         assert!(reporter.tick(at(1), 1, &observed, &stats).is_none());
-        observed.windows = 50;
+        observed.counters.windows = 50;
         assert!(
             reporter.tick(at(2), 1, &observed, &stats).is_none(),
             "counters wait"
@@ -273,7 +273,7 @@ mod tests {
         let change = reporter.tick(at(3), 1, &observed, &stats).unwrap();
         assert_eq!(change.report, ReportKind::Change);
         assert_eq!(change.changed, ["function"]);
-        assert_eq!((change.report_seq, change.windows), (1, 50));
+        assert_eq!((change.report_seq, change.counters.windows), (1, 50));
         assert!(reporter.tick(at(302), 1, &observed, &stats).is_none());
         let periodic = reporter.tick(at(303), 1, &observed, &stats).unwrap();
         assert_eq!(periodic.report, ReportKind::Periodic);
@@ -291,7 +291,7 @@ mod tests {
         let mut written = 0;
         // The sensor fails and recovers every second for an hour.
         for second in 1..=3600 {
-            observed.sensor_failing = second % 2 == 1;
+            observed.counters.sensor_failing = second % 2 == 1;
             if reporter.tick(at(second), 1, &observed, &stats).is_some() {
                 written += 1;
             }
@@ -301,13 +301,13 @@ mod tests {
         assert!(written >= 60, "{written}");
         assert!(stats.deferred.load(Ordering::Relaxed) > 0);
         // Once it settles, the settled state goes out within a refill.
-        observed.sensor_failing = true;
+        observed.counters.sensor_failing = true;
         observed.rollout.state = RolloutState::RolledBack;
         let settled = (3601..3601 + CHANGE_REFILL.as_secs() + 1)
             .filter_map(|s| reporter.tick(at(s), 1, &observed, &stats))
             .last()
             .unwrap();
-        assert!(settled.sensor_failing);
+        assert!(settled.counters.sensor_failing);
         assert_eq!(settled.rollout_state, RolloutState::RolledBack);
     }
 }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::record::document_id;
+use crate::record::DocumentHead;
 use crate::registry::{RolloutState, RolloutStatus};
 use crate::sensor::RunId;
 use crate::support::text;
@@ -32,16 +32,11 @@ pub enum ReportKind {
 /// A status document, flat so every field is a column in Kibana.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StatusDocument {
-    /// When the report was made (the system's wall clock), Unix ms; not serialised.
-    #[serde(skip)]
-    pub unix_ms: i64,
-    #[serde(rename = "@timestamp")]
-    pub timestamp: String,
-    pub host_id: String,
-    pub sensor_id: String,
+    /// When the report was made (the system's wall clock), who made it, in which run (as
+    /// in every verdict's `run_id`: one per start of the agent).
+    #[serde(flatten)]
+    pub head: DocumentHead,
     pub agent_version: String,
-    /// The sampler run (as in every verdict's `run_id`): one per start of the agent.
-    pub run_id: RunId,
     /// The report's place in the run, from 0.
     pub report_seq: u64,
     pub report: ReportKind,
@@ -59,14 +54,9 @@ pub struct StatusDocument {
     pub rollout_reason: Option<String>,
     pub rollout_refused: u64,
     pub rollout_rolled_back: u64,
-    pub windows: u64,
-    pub failed_windows: u64,
-    pub swaps: u64,
-    pub swaps_rolled_back: u64,
-    pub sensor_faults: u64,
-    /// The last sensor read failed (and none has succeeded since).
-    pub sensor_failing: bool,
-    pub spool_depth: u64,
+    /// As observed; flat in the document, a column each.
+    #[serde(flatten)]
+    pub counters: Counters,
     /// When a request last delivered documents; absent before the first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_delivery: Option<String>,
@@ -87,12 +77,8 @@ impl StatusDocument {
     /// report, different for every other one, and never a verdict's id (which ends in a
     /// number), whatever index either is in; at most 96 + 96 + 16 + 27 + 3 bytes.
     pub fn document_id(&self) -> String {
-        document_id(
-            &self.host_id,
-            &self.sensor_id,
-            self.run_id,
-            format_args!("status-{}", self.report_seq),
-        )
+        self.head
+            .document_id(format_args!("status-{}", self.report_seq))
     }
 }
 
@@ -101,16 +87,24 @@ impl StatusDocument {
 pub struct Observed {
     pub function_sha256: String,
     pub rollout: RolloutStatus,
+    pub counters: Counters,
+    /// Unix ms of the last delivery; 0 before the first.
+    pub last_delivery_ms: u64,
+    pub clock_synced: bool,
+}
+
+/// The counters a status document carries as they were observed: the pipeline's windows,
+/// the swaps, the source's faults, the spool's depth.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
     pub windows: u64,
     pub failed_windows: u64,
     pub swaps: u64,
     pub swaps_rolled_back: u64,
     pub sensor_faults: u64,
+    /// The last sensor read failed (and none has succeeded since).
     pub sensor_failing: bool,
     pub spool_depth: u64,
-    /// Unix ms of the last delivery; 0 before the first.
-    pub last_delivery_ms: u64,
-    pub clock_synced: bool,
 }
 
 /// The part of [`Observed`] whose change is reported at once (bounded, see `reporter`):
@@ -138,7 +132,7 @@ impl ChangeKey {
             target_sha256: rollout.target_sha256.clone(),
             rollout_refused: rollout.refused,
             rollout_rolled_back: rollout.rolled_back,
-            sensor_failing: observed.sensor_failing,
+            sensor_failing: observed.counters.sensor_failing,
             clock_synced: observed.clock_synced,
         }
     }
@@ -192,12 +186,13 @@ impl StatusDocument {
         // the document outlives any promise made elsewhere.
         let outside = |t: &Option<String>| t.as_deref().map(|t| text::escape(t, REASON_MAX_CHARS));
         Self {
-            unix_ms: report.unix_ms,
-            timestamp: timestamp::format(report.unix_ms),
-            host_id: report.identity.host_id.clone(),
-            sensor_id: report.identity.sensor_id.clone(),
+            head: DocumentHead::new(
+                report.unix_ms,
+                &report.identity.host_id,
+                &report.identity.sensor_id,
+                report.identity.run_id,
+            ),
             agent_version: env!("CARGO_PKG_VERSION").into(),
-            run_id: report.identity.run_id,
             report_seq: report.seq,
             report: report.kind,
             changed: report.changed,
@@ -211,13 +206,7 @@ impl StatusDocument {
             rollout_reason: outside(&rollout.reason),
             rollout_refused: rollout.refused,
             rollout_rolled_back: rollout.rolled_back,
-            windows: observed.windows,
-            failed_windows: observed.failed_windows,
-            swaps: observed.swaps,
-            swaps_rolled_back: observed.swaps_rolled_back,
-            sensor_faults: observed.sensor_faults,
-            sensor_failing: observed.sensor_failing,
-            spool_depth: observed.spool_depth,
+            counters: observed.counters.clone(),
             last_delivery: (observed.last_delivery_ms > 0).then(|| {
                 timestamp::format(i64::try_from(observed.last_delivery_ms).unwrap_or(i64::MAX))
             }),
@@ -346,7 +335,7 @@ mod tests {
                 .changed_since(&ChangeKey::of(&before))
                 .is_empty()
         );
-        after.windows = 100;
+        after.counters.windows = 100;
         assert!(
             ChangeKey::of(&after)
                 .changed_since(&ChangeKey::of(&before))

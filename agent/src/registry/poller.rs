@@ -75,7 +75,26 @@ impl Poller {
         let stop = Arc::new(Stop::new());
         let done = Arc::new(Wake::new());
         let (thread_stop, thread_done) = (stop.clone(), done.clone());
-        let mut worker = Worker::new(config, keys, manifest, source, candidates, swap, cell);
+        let (state, jitter, backoff) = Worker::start_state(&config);
+        let mut worker = Worker {
+            config,
+            keys,
+            manifest,
+            source,
+            candidates,
+            swap,
+            cell,
+            state,
+            validators: Validators::default(),
+            pending: None,
+            settled: None,
+            last_refusal: None,
+            verified: None,
+            module_errors: LogRate::every(Duration::from_secs(60)),
+            failures: 0,
+            jitter,
+            backoff,
+        };
         let thread = std::thread::Builder::new()
             .name("registry".into())
             .spawn(move || {
@@ -149,15 +168,9 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(
-        config: PollerConfig,
-        keys: TrustedKeys,
-        manifest: Location,
-        source: Source,
-        candidates: Sender<FunctionHost>,
-        swap: Arc<SwapStats>,
-        cell: RolloutCell,
-    ) -> Self {
+    /// What a worker starts from: the registry state it kept (or none, said once), the
+    /// jitter seeded by its identity, the backoff of its configuration.
+    fn start_state(config: &PollerConfig) -> (Persisted, Jitter, Backoff) {
         let state = Persisted::load(&config.state_dir).unwrap_or_else(|e| {
             error!(
                 "cannot read the registry state in {}: {e}; starting without it (an older manifest is refused again only once a newer one is seen)",
@@ -174,25 +187,7 @@ impl Worker {
         );
         let interval = config.registry.poll_interval();
         let backoff = Backoff::new(interval, config.registry.retry_max().max(interval));
-        Self {
-            config,
-            keys,
-            manifest,
-            source,
-            candidates,
-            swap,
-            cell,
-            state,
-            validators: Validators::default(),
-            pending: None,
-            settled: None,
-            last_refusal: None,
-            verified: None,
-            module_errors: LogRate::every(Duration::from_secs(60)),
-            failures: 0,
-            jitter: Jitter::seeded(salt),
-            backoff,
-        }
+        (state, Jitter::seeded(salt), backoff)
     }
 
     fn run(&mut self, stop: &Stop) {
