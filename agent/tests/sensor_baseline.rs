@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use edge_agent::sensor::Sample;
-use edge_agent::sensor::air_quality::{BaselineOrigin, Distrust};
-use edge_agent::sensor::baseline::{BASELINE_FILE, BaselineStore};
+use edge_agent::sensor::bme680::air_quality::{BaselineOrigin, Distrust};
+use edge_agent::sensor::bme680::baseline::{BASELINE_FILE, BaselineStore};
+use edge_agent::sensor::bme680::config::{AirQualityConfig, SensorConfig};
+use edge_agent::sensor::bme680::sampler::{Sampler, SamplerEvent};
 use edge_agent::sensor::clock::{ClockSync, SharedClock, VirtualClock};
-use edge_agent::sensor::config::{AirQualityConfig, SensorConfig};
 use edge_agent::sensor::queue::sample_queue;
-use edge_agent::sensor::sampler::{Sampler, SamplerEvent};
 use edge_agent::sensor::simulator::{Calibration, Scenario, SimulatedBme680};
 
 const HOUR_MS: i64 = 3_600_000;

@@ -6,11 +6,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use bosch_bme680::{Bme680, Configuration, DeviceAddress};
+use edge_agent::sensor::bme680::config::{SensorAddress, SensorConfig};
+use edge_agent::sensor::bme680::datasheet::{gas_wait_code, heater_resistance_code};
+use edge_agent::sensor::bme680::driver::Bme680Sensor;
+use edge_agent::sensor::bme680::error::SensorError;
 use edge_agent::sensor::clock::{ClockDelay, SharedClock, VirtualClock};
-use edge_agent::sensor::config::{SensorAddress, SensorConfig};
-use edge_agent::sensor::datasheet::{gas_wait_code, heater_resistance_code};
-use edge_agent::sensor::driver::Bme680Sensor;
-use edge_agent::sensor::error::SensorError;
 use edge_agent::sensor::simulator::{
     Calibration, Environment, Fault, FaultKindSim, Scenario, SimulatedBme680, SimulatedBus,
 };

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, Once};
 use std::thread::ThreadId;
 use std::time::Duration;
 
+use edge_agent::sensor::bme680::config::{AirQualityConfig, SensorConfig};
+use edge_agent::sensor::bme680::error::FaultKind;
+use edge_agent::sensor::bme680::sampler::{Sampler, SamplerEvent, SamplerStats, spawn};
 use edge_agent::sensor::clock::{Clock, SharedClock, VirtualClock};
-use edge_agent::sensor::config::{AirQualityConfig, SensorConfig};
-use edge_agent::sensor::error::FaultKind;
 use edge_agent::sensor::queue::{SampleReader, sample_queue};
-use edge_agent::sensor::sampler::{Sampler, SamplerEvent, SamplerStats, spawn};
 use edge_agent::sensor::simulator::{Calibration, Fault, Scenario, SimulatedBme680};
 use edge_agent::sensor::{Sample, SensorSource, start_sampler};
 
@@ -451,7 +451,7 @@ fn a_missing_i2c_device_is_retried_and_counted_not_fatal() {
 
 #[test]
 fn a_flaky_bus_logs_its_changes_of_state_at_a_bounded_rate_with_counts() {
-    use edge_agent::sensor::sampler::{STATE_LOG_BURST, STATE_LOG_INTERVAL};
+    use edge_agent::sensor::bme680::sampler::{STATE_LOG_BURST, STATE_LOG_INTERVAL};
     let mut rig = rig(Scenario::Clean);
     rig.run_samples(2);
     let logged_before = my_logs()

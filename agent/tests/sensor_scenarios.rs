@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use edge_agent::sensor::Sample;
-use edge_agent::sensor::air_quality::humidity_comfort;
+use edge_agent::sensor::bme680::air_quality::humidity_comfort;
+use edge_agent::sensor::bme680::config::SensorConfig;
+use edge_agent::sensor::bme680::datasheet::absolute_humidity_g_m3;
+use edge_agent::sensor::bme680::sampler::Sampler;
 use edge_agent::sensor::clock::{SharedClock, VirtualClock};
-use edge_agent::sensor::config::SensorConfig;
-use edge_agent::sensor::datasheet::absolute_humidity_g_m3;
 use edge_agent::sensor::queue::sample_queue;
-use edge_agent::sensor::sampler::Sampler;
 use edge_agent::sensor::simulator::{Calibration, Environment, Scenario, SimulatedBme680};
 
 /// Runs `scenario` for `minutes` at `period_s` and returns every sample.

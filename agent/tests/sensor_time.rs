@@ -8,10 +8,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use edge_agent::record::{Judgement, VerdictRecord};
+use edge_agent::sensor::bme680::config::{AirQualityConfig, Oversampling, SensorConfig};
+use edge_agent::sensor::bme680::sampler::{Sampler, SamplerEvent, SamplerStats};
 use edge_agent::sensor::clock::{ClockSync, SharedClock, VirtualClock};
-use edge_agent::sensor::config::{AirQualityConfig, Oversampling, SensorConfig};
 use edge_agent::sensor::queue::{SampleReader, sample_queue};
-use edge_agent::sensor::sampler::{Sampler, SamplerEvent, SamplerStats};
 use edge_agent::sensor::simulator::{Calibration, Scenario, SimulatedBme680};
 use edge_agent::sensor::timeline::ClockEvent;
 use edge_agent::sensor::{Sample, SensorError};

@@ -15,7 +15,7 @@ use crate::sensor::identity::RunId;
 /// which are NaN (serialised as `null`, read back from `null`). `air_quality` is within
 /// 0..=100. When the gas reading is unusable, `gas_valid` or `heater_stable` is false and
 /// `air_quality` keeps the gas part of the last usable reading, with the current humidity
-/// part (see [`crate::sensor::air_quality`]).
+/// part (see [`crate::sensor::bme680::air_quality`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// When the measurement was triggered: Unix time in milliseconds, UTC. Never less than

@@ -4,11 +4,11 @@
 //! The simulated chip is the `simulator` feature (default on; the Pi's release binaries
 //! leave it out).
 
+use crate::sensor::bme680::config::SensorConfig;
+use crate::sensor::bme680::error::SensorError;
+use crate::sensor::bme680::sampler::{Sampler, SamplerHandle, spawn};
 use crate::sensor::clock::SharedClock;
-use crate::sensor::config::SensorConfig;
-use crate::sensor::error::SensorError;
 use crate::sensor::queue::SampleWriter;
-use crate::sensor::sampler::{Sampler, SamplerHandle, spawn};
 #[cfg(feature = "simulator")]
 use crate::sensor::simulator::{Calibration, Scenario, SimulatedBme680};
 
@@ -46,7 +46,7 @@ fn start_hardware(
     clock: SharedClock,
     writer: SampleWriter,
 ) -> Result<SamplerHandle, SensorError> {
-    let bus = crate::sensor::linux_bus::LinuxI2c::new(config.i2c_device.clone());
+    let bus = crate::sensor::bme680::linux_bus::LinuxI2c::new(config.i2c_device.clone());
     spawn(Sampler::new(config, bus, clock, writer)?)
 }
 

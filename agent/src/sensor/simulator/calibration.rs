@@ -1,7 +1,7 @@
 //! Factory calibration of a simulated chip: two realistic sets from the reference (§4) and
 //! their register image, laid out exactly where a real BME680 keeps them.
 
-use crate::sensor::datasheet::HeaterCalibration;
+use crate::sensor::bme680::datasheet::HeaterCalibration;
 
 /// The trimming parameters of one chip, in the datasheet's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

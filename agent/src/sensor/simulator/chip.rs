@@ -20,10 +20,10 @@ use super::calibration::Calibration;
 use super::compensation::{self, RawCodes, Realized};
 use super::faults::{Fault, FaultKindSim, FaultPlan};
 use super::scenario::{Environment, Scenario};
+use crate::sensor::bme680::datasheet::{gas_wait_duration, measurement_duration};
+use crate::sensor::bme680::driver::BusFactory;
+use crate::sensor::bme680::error::SensorError;
 use crate::sensor::clock::SharedClock;
-use crate::sensor::datasheet::{gas_wait_duration, measurement_duration};
-use crate::sensor::driver::BusFactory;
-use crate::sensor::error::SensorError;
 
 const REG_STATUS: usize = 0x1D;
 const REG_MEAS_INDEX: usize = 0x1E;

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::sensor::datasheet::absolute_humidity_g_m3;
+use crate::sensor::bme680::datasheet::absolute_humidity_g_m3;
 
 /// What the chip is exposed to at one instant.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -26,12 +26,14 @@ use std::time::Duration;
 
 use log::{debug, error, info, warn};
 
-use crate::sensor::air_quality::{AirQualityEstimator, BaselineOrigin, HeaterProfile, Moment};
-use crate::sensor::baseline::BaselineStore;
+use crate::sensor::bme680::air_quality::{
+    AirQualityEstimator, BaselineOrigin, HeaterProfile, Moment,
+};
+use crate::sensor::bme680::baseline::BaselineStore;
+use crate::sensor::bme680::config::SensorConfig;
+use crate::sensor::bme680::driver::{Bme680Sensor, BusFactory, Reading};
+use crate::sensor::bme680::error::{FaultKind, SensorError};
 use crate::sensor::clock::SharedClock;
-use crate::sensor::config::SensorConfig;
-use crate::sensor::driver::{Bme680Sensor, BusFactory, Reading};
-use crate::sensor::error::{FaultKind, SensorError};
 use crate::sensor::identity::RunId;
 use crate::sensor::queue::{PushOutcome, SampleWriter};
 use crate::sensor::sample::Sample;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use linux_embedded_hal::I2cdev;
 
-use crate::sensor::driver::BusFactory;
-use crate::sensor::error::SensorError;
+use crate::sensor::bme680::driver::BusFactory;
+use crate::sensor::bme680::error::SensorError;
 
 /// Opens the I2C character device; reopened on every re-initialisation.
 #[derive(Debug, Clone)]

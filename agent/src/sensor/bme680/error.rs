@@ -55,7 +55,7 @@ pub enum SensorError {
     #[error("cannot open I2C device {path}: {detail}")]
     Open { path: String, detail: String },
     #[error(transparent)]
-    Config(#[from] crate::sensor::config::ConfigError),
+    Config(#[from] crate::sensor::bme680::config::ConfigError),
     #[error(transparent)]
     Randomness(#[from] crate::sensor::identity::RandomnessError),
 }

@@ -3,7 +3,7 @@
 //!
 //! What this layer adds to the driver, and why:
 //! - address probing (`auto`), done on the raw bus before the driver takes it;
-//! - the configured heater profile (see [`crate::sensor::bus_guard`]);
+//! - the configured heater profile (see [`crate::sensor::bme680::bus_guard`]);
 //! - `heater_stable` and a real "no new data" check, read from the status bits the guard saw;
 //! - driver panics (`SensorMode::from` and `Variant::from` panic on unexpected register
 //!   values) turned into [`SensorError::DriverPanic`];
@@ -14,13 +14,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use bosch_bme680::{Bme680, BmeError, Configuration, DeviceAddress, GasConfig};
 use embedded_hal::i2c::{Error as _, ErrorKind, I2c, SevenBitAddress};
 
-use crate::sensor::bus_guard::{BusMonitor, GuardError, GuardedBus, HeaterOverride};
-use crate::sensor::clock::{ClockDelay, SharedClock};
-use crate::sensor::config::{Oversampling, SensorConfig};
-use crate::sensor::datasheet::{
+use crate::sensor::bme680::bus_guard::{BusMonitor, GuardError, GuardedBus, HeaterOverride};
+use crate::sensor::bme680::config::{Oversampling, SensorConfig};
+use crate::sensor::bme680::datasheet::{
     HeaterCalibration, correct_self_heating, gas_wait_code, heater_resistance_code,
 };
-use crate::sensor::error::SensorError;
+use crate::sensor::bme680::error::SensorError;
+use crate::sensor::clock::{ClockDelay, SharedClock};
 
 /// Chip id register and the value a BME680 (or BME688) answers.
 const CHIP_ID_REGISTER: u8 = 0xD0;

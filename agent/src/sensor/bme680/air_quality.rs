@@ -62,11 +62,11 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::sensor::baseline::{PersistedBaseline, SavedBoot};
+use crate::sensor::bme680::baseline::{PersistedBaseline, SavedBoot};
+use crate::sensor::bme680::config::AirQualityConfig;
+use crate::sensor::bme680::datasheet::absolute_humidity_g_m3;
+use crate::sensor::bme680::driver::Reading;
 use crate::sensor::clock::BootMark;
-use crate::sensor::config::AirQualityConfig;
-use crate::sensor::datasheet::absolute_humidity_g_m3;
-use crate::sensor::driver::Reading;
 
 /// Weight of humidity comfort in the score (Pimoroni's 25 : 75).
 pub const HUMIDITY_WEIGHT: f32 = 25.0;

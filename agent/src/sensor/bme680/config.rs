@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sensor::datasheet;
+use crate::sensor::bme680::datasheet;
 
 /// Settings of the sensor stage. Every field has a default (see each field), so an empty
 /// `[sensor]` table is a valid configuration.
