@@ -23,6 +23,7 @@ use crate::support::check::Refusal;
 use crate::support::file::read_regular_capped;
 use crate::window::{WindowError, WindowSpec};
 
+mod de;
 mod spans;
 use spans::Spans;
 
@@ -114,8 +115,13 @@ impl AgentConfig {
     /// Parses and checks `text` whole (files it names included); `origin` names it in
     /// errors. Nothing is created: a caller may rely on an `Err` having left no trace.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let spans = Spans::parse(text);
-        let config: Self = toml::from_str(text).map_err(|e| spans.parse_error(&e, origin))?;
+        let table = match toml::de::DeTable::parse(text) {
+            Ok(table) => table,
+            Err(e) => return Err(Spans::new(text, None).parse_error(&e, origin)),
+        };
+        let spans = Spans::new(text, Some(table.get_ref()));
+        let config: Self =
+            de::from_table(table.get_ref()).map_err(|refused| spans.refused(refused, origin))?;
         config.check(&spans, origin)?;
         Ok(config)
     }

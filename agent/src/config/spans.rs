@@ -2,6 +2,7 @@
 //! error names the right key and line.
 
 use super::ConfigError;
+use super::de::Refused;
 
 /// Where each key of the file is, as the TOML parser itself saw it: dotted keys, inline
 /// tables and `[table]` headers alike, so every error names the right key and line.
@@ -14,15 +15,16 @@ pub struct Spans {
 }
 
 impl Spans {
-    pub fn parse(text: &str) -> Self {
+    /// The lines of `text`, and the keys of `table` (its parse), if it parsed.
+    pub fn new(text: &str, table: Option<&toml::de::DeTable<'_>>) -> Self {
         let mut spans = Self {
             keys: Vec::new(),
             line_starts: std::iter::once(0)
                 .chain(text.match_indices('\n').map(|(at, _)| at + 1))
                 .collect(),
         };
-        if let Ok(table) = toml::de::DeTable::parse(text) {
-            spans.walk("", table.get_ref());
+        if let Some(table) = table {
+            spans.walk("", table);
         }
         spans
     }
@@ -62,6 +64,25 @@ impl Spans {
             .map(|(path, _, _)| path.as_str())
     }
 
+    /// A value that does not fit its type, named by its key and line. What the file says
+    /// is escaped: a terminal must not run it.
+    pub fn refused(&self, refused: Refused, origin: &str) -> ConfigError {
+        let reason = crate::support::text::untrusted(&refused.message);
+        match refused.span {
+            Some(span) if !refused.key.is_empty() => ConfigError::Invalid {
+                path: origin.to_owned(),
+                key: crate::support::text::untrusted(&refused.key),
+                line: Some(self.line_at(span.start)),
+                reason,
+            },
+            _ => ConfigError::Parse {
+                path: origin.to_owned(),
+                detail: reason,
+            },
+        }
+    }
+
+    /// A file that does not parse as TOML.
     pub fn parse_error(&self, error: &toml::de::Error, origin: &str) -> ConfigError {
         let Some(span) = error.span() else {
             return ConfigError::Parse {
