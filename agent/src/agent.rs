@@ -480,8 +480,9 @@ impl RunningAgent {
     /// Stops in order: sampling first; then the pipeline judges what is queued, within
     /// `grace` (past it, guest calls are abandoned and their windows fail at once, so the
     /// agent stops within the unit's stop timeout); then the watcher and the poller; the
-    /// reporter's last document goes in the spool; shipping gets what is left of its own
-    /// grace; metrics last. A finite input to be judged whole passes `Duration::MAX`.
+    /// reporter's last document goes in the spool; shipping makes a last pass over the
+    /// spool within what is left of its own grace; metrics last. A finite input that
+    /// supervision saw judged whole ([`Ended::InputEnded`]) has nothing left to abandon.
     pub fn stop(self, grace: Duration) -> Result<(), AgentError> {
         self.health.set(Health::Stopping);
         let started = Instant::now();
@@ -535,14 +536,16 @@ impl Supervised for RunningAgent {
         RunningAgent::status_line(self)
     }
 
+    /// A finite input's end is not a stop request: the pipeline is told to judge what is
+    /// queued and the last partial windows (as at a stop, but with no grace to run out),
+    /// and supervision goes on (watchdog, status, signals) until it has; a signal
+    /// meanwhile is an ordinary stop.
     fn ended(&self) -> Option<Ended> {
-        if self.pipeline.is_finished() {
-            Some(Ended::PipelineEnded)
-        } else if self.input.ended() {
-            Some(Ended::InputEnded)
-        } else {
-            None
+        if self.input.ended() {
+            self.stop.store(true, Ordering::Release);
+            return self.done.ended().then_some(Ended::InputEnded);
         }
+        self.pipeline.is_finished().then_some(Ended::PipelineEnded)
     }
 
     fn reload(&self) {
@@ -586,6 +589,24 @@ mod tests {
               (func (export "dealloc") (param i32 i32))
               (func (export "init") (param i32 i32) (result i64) i64.const 0x0000100000000002)
               (func (export "execute") (param i32 i32) (result i64) i64.const 0x0000200000000006))"#
+        ))
+        .unwrap()
+    }
+
+    /// [`pairs_module`] with a window that takes `spin` turns of a loop to judge.
+    fn slow_pairs_module(spin: u32) -> Vec<u8> {
+        wat::parse_str(format!(
+            r#"(module (memory (export "memory") 1)
+              (data (i32.const 4096) "\00\01")
+              (data (i32.const 8192) "\00\02\01\00\00\00")
+              (func (export "edge_abi_version") (result i32) i32.const 1)
+              (func (export "alloc") (param i32) (result i32) i32.const 1024)
+              (func (export "dealloc") (param i32 i32))
+              (func (export "init") (param i32 i32) (result i64) i64.const 0x0000100000000002)
+              (func (export "execute") (param i32 i32) (result i64) (local i32)
+                (local.set 2 (i32.const {spin}))
+                (loop (br_if 0 (local.tee 2 (i32.sub (local.get 2) (i32.const 1)))))
+                i64.const 0x0000200000000006))"#
         ))
         .unwrap()
     }
@@ -645,6 +666,47 @@ mod tests {
             })
             .collect();
         assert_eq!(flags, [true, false, true, false, true, false]);
+    }
+
+    #[test]
+    fn the_end_of_a_finite_input_is_not_a_stop_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let function = dir.path().join("pairs.wasm");
+        std::fs::write(&function, slow_pairs_module(200_000)).unwrap();
+        let output = dir.path().join("verdicts.ndjson");
+        let mut config = AgentConfig::default();
+        config.function.path = function;
+        config.sensor.state_dir = dir.path().join("state");
+        config.window = WindowSection { size: 2, hop: 2 };
+        config.metrics.enabled = false;
+        config.output.path = Some(output.clone());
+        config.source.kind = SourceKind::Lines;
+        config.source.transport = Transport::Stdin;
+        // Read in an instant, judged in many: the queue outlives the input by far.
+        let rows = 400;
+        let lines: String = std::iter::once("timestamp,value\n".to_owned())
+            .chain((0..rows).map(|i| format!("{},{i}\n", 1_767_225_600_000_i64 + i)))
+            .collect();
+        let source = Source::Reader(Box::new(Cursor::new(lines)));
+
+        let agent = Agent::new(config, source).start().unwrap();
+        let (_commands, received) = mpsc::channel();
+        assert_eq!(
+            supervise(&agent, &received, &mut Told::default()),
+            Ended::InputEnded
+        );
+        // No grace at all: supervision ended only once everything was judged.
+        agent.stop(Duration::ZERO).unwrap();
+
+        let written = std::fs::read_to_string(&output).unwrap();
+        let judged = written
+            .lines()
+            .filter(|line| {
+                let record: serde_json::Value = serde_json::from_str(line).unwrap();
+                record["is_anomaly"].is_boolean()
+            })
+            .count();
+        assert_eq!(judged, rows as usize, "every sample judged, none abandoned");
     }
 
     #[test]

@@ -354,10 +354,26 @@ impl Pipeline {
         if let Some(window) = judged.into_window() {
             self.latest_window = Some(window);
         }
+        // The sink's commit is where samples count as decided. Until then a crash must
+        // find them in the history, undecided, to be judged again: so the history holds
+        // every sample of this window before its verdicts leave, and marks them decided
+        // only after. A verdict judged twice keeps its document id (a 409 upstream).
+        let configured = **key == *self.default_sensor;
+        if configured && let Some(store) = &mut self.store {
+            let stored = store.commit_pending();
+            self.note_store(stored);
+        }
+        if let (Some(first), Some(last)) = (records.first(), records.last()) {
+            log::debug!(
+                "judged {} samples of sensor {}: {} .. {}",
+                records.len(),
+                crate::support::text::untrusted(key),
+                first.document_id(),
+                last.document_id()
+            );
+        }
         self.sink.emit(&records)?;
-        if **key == *self.default_sensor
-            && let Some(store) = &mut self.store
-        {
+        if configured && let Some(store) = &mut self.store {
             store.decided_all();
         }
         Ok(())

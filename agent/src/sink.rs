@@ -287,15 +287,17 @@ pub struct Both {
     pub copy: NdjsonSink,
 }
 
+/// The spool commits first: it is where a verdict counts as decided, so the copy never
+/// holds a verdict that a crash could take from the spool (and from upstream).
 impl Sink for Both {
     fn emit(&mut self, records: &[VerdictRecord]) -> io::Result<()> {
-        let copied = self.copy.emit(records);
-        self.spool.emit(records).and(copied)
+        self.spool.emit(records)?;
+        self.copy.emit(records)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let copied = self.copy.flush();
-        self.spool.flush().and(copied)
+        self.spool.flush()?;
+        self.copy.flush()
     }
 }
 

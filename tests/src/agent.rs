@@ -27,10 +27,11 @@ impl Agent {
     pub fn start(binary: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(binary)
             .args(args)
-            // The sink's debug line says what the spool accepted; the tests check it all arrives.
+            // The sink's debug line says what the spool accepted, the pipeline's what it judged;
+            // the tests check it all arrives.
             .env(
                 "RUST_LOG",
-                "info,edge_agent::sink=debug,edge_agent::ship=debug",
+                "info,edge_agent::sink=debug,edge_agent::ship=debug,edge_agent::pipeline=debug",
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

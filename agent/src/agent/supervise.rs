@@ -31,7 +31,7 @@ pub enum Ended {
     Requested,
     /// Nobody can send a command any more.
     Disconnected,
-    /// A finite input has ended: what it gave is queued, to be judged at the stop.
+    /// A finite input has ended and the pipeline has judged all of it.
     InputEnded,
     /// The pipeline thread has ended (a sink error; the stop reports it).
     PipelineEnded,
@@ -120,7 +120,7 @@ impl Supervisor {
         }
         match agent.ended() {
             Some(Ended::InputEnded) => {
-                info!("the input has ended: stopping");
+                info!("the input has ended and is judged whole: stopping");
                 return Some(Ended::InputEnded);
             }
             Some(ended) => return Some(ended),

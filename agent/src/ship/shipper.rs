@@ -170,13 +170,18 @@ pub struct ShipperHandle {
     thread: JoinHandle<()>,
     stopper: Arc<Stopper>,
     done: Arc<AtomicBool>,
+    last_pass: Arc<AtomicBool>,
 }
 
 impl ShipperHandle {
-    /// Stops the shipper and waits at most `grace` for it. A request still in flight then
-    /// is abandoned with its thread (answers `false`): its documents were not settled, so
-    /// they stay in the spool, and a hanging upstream cannot hold the agent's shutdown.
+    /// Stops the shipper and waits at most `grace` for it. What the spool holds then is
+    /// shipped in a last pass first, while upstream is taking documents (a clean stop
+    /// ships what it judged; a cluster that is away is not waited for). A request still in
+    /// flight at `grace` is abandoned with its thread (answers `false`): its documents were
+    /// not settled, so they stay in the spool, and a hanging upstream cannot hold the
+    /// agent's shutdown.
     pub fn stop(self, grace: Duration) -> bool {
+        self.last_pass.store(true, Ordering::Release);
         self.stopper.stop();
         let done = self.done.clone();
         if !self
@@ -277,12 +282,16 @@ impl Shipper {
     pub fn spawn(self) -> std::io::Result<ShipperHandle> {
         let stopper = self.stopper.clone();
         let done = Arc::new(AtomicBool::new(false));
-        let thread_done = done.clone();
+        let last_pass = Arc::new(AtomicBool::new(false));
+        let (thread_done, thread_last_pass) = (done.clone(), last_pass.clone());
         let thread = std::thread::Builder::new()
             .name("shipper".into())
             .spawn(move || {
                 let stopper = self.stopper.clone();
-                self.run();
+                let mut shipper = self.run();
+                if thread_last_pass.load(Ordering::Acquire) {
+                    shipper.last_pass();
+                }
                 thread_done.store(true, Ordering::Release);
                 stopper.notify();
             })?;
@@ -290,10 +299,41 @@ impl Shipper {
             thread,
             stopper,
             done,
+            last_pass,
         })
     }
 
-    fn run(mut self) {
+    /// After the stop: what the spool holds, batch after batch without waiting, while
+    /// upstream takes it (the drain cap still holds). The first batch that does not go
+    /// through ends it, its documents kept in the spool for the next start; the handle's
+    /// grace bounds the whole pass.
+    fn last_pass(&mut self) {
+        if self.health != Health::Up {
+            return;
+        }
+        let mut shipped = 0u64;
+        while self.spool.depth() > 0 || self.spool.pending() > 0 {
+            if self.spool.pending() > 0 && self.spool.flush_pending().is_err() {
+                break;
+            }
+            let before = self.spool.depth();
+            let flow = match self.ensure_template() {
+                Flow::Continue => self.next_batch(),
+                other => other,
+            };
+            let after = self.spool.depth();
+            if !matches!(flow, Flow::Continue) || after >= before {
+                break;
+            }
+            shipped = shipped.saturating_add(before - after);
+        }
+        if shipped > 0 {
+            info!("last pass at the stop: {shipped} documents settled");
+        }
+    }
+
+    /// Ships until stopped; answers itself for the last pass.
+    fn run(mut self) -> Self {
         let backlog = usize::try_from(self.spool.depth()).unwrap_or(usize::MAX);
         if backlog >= self.settings.batch_max_docs {
             let wait = self.spread();
@@ -301,7 +341,7 @@ impl Shipper {
                 "{backlog} documents queued at start: the first request waits {wait:.1?} (spread over [elasticsearch] retry_spread_ms)"
             );
             if self.stopper.sleep(wait) {
-                return;
+                return self;
             }
         }
         while !self.stopper.is_stopped() {
@@ -322,12 +362,12 @@ impl Shipper {
                 < self.settings.batch_max_docs
                 && self.stopper.sleep(self.settings.batch_max_delay)
             {
-                return;
+                return self;
             }
             let throttle = self.throttle();
             if !throttle.is_zero() {
                 if self.stopper.sleep(throttle) {
-                    return;
+                    return self;
                 }
                 continue;
             }
@@ -341,9 +381,10 @@ impl Shipper {
                 Flow::Wait(wait) => wait,
             };
             if self.stopper.sleep(wait) {
-                return;
+                return self;
             }
         }
+        self
     }
 
     fn next_batch(&mut self) -> Flow {

@@ -4,8 +4,10 @@
 //! window after it comes after H new samples, not N, and no decided sample is judged again.
 //!
 //! Writes are batched (one commit per [`COMMIT_EVERY`] samples or [`COMMIT_INTERVAL`],
-//! whichever comes first, and at a clean stop), so an SD card sees one fsync per batch, not
-//! per sample; a power cut loses at most the samples since the last commit. The store is an
+//! whichever comes first, before each window's verdicts are sunk, and at a clean stop), so
+//! an SD card sees one fsync per batch, not per sample; a power cut loses at most the
+//! samples since the last commit, and none of them was judged: a judged sample is in the
+//! sink (the spool) or, undecided, in the store, to be judged again. The store is an
 //! aid, never a dependency: a store that cannot be opened, read or written is logged and
 //! counted, and the windows go on from memory.
 
@@ -185,6 +187,15 @@ impl HistoryStore {
             self.commit()?;
         }
         Ok(())
+    }
+
+    /// Commits the samples pushed since the last commit, if any: before a window's
+    /// verdicts leave, so that a crash before the sink commits them judges them again.
+    pub fn commit_pending(&mut self) -> Result<(), HistoryError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.commit()
     }
 
     /// Records that every sample pushed so far has been decided.
