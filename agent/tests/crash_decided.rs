@@ -85,7 +85,7 @@ fn sigkill_while_judging_leaves_every_judged_sample_upstream_or_judged_again() {
     )
     .unwrap();
     let args = ["run", "--simulate", "--config", config.to_str().unwrap()];
-    let seed = 0xdec1_ded_u64 ^ std::process::id() as u64;
+    let seed = 0x0dec_1ded_u64 ^ std::process::id() as u64;
     eprintln!("seed {seed:#x}");
     let mut rng = Rng(seed | 1);
     let mut windows = Vec::new();
