@@ -259,6 +259,16 @@ pub struct Spool {
     /// Counts carried over a reset (a database moved aside), so they never go backwards.
     carried: Mutex<SpoolCounts>,
     arrival: Wake,
+    /// The sequence numbers the last [`Spool::peek`] handed out (in flight upstream), and
+    /// those of them the policy dropped meanwhile: if upstream then takes them, they are
+    /// counted delivered, not dropped (at most one batch).
+    in_flight: Mutex<InFlight>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    seqs: std::ops::Range<u64>,
+    dropped: Vec<u64>,
 }
 
 /// How the settled documents of a batch went.
@@ -307,6 +317,7 @@ impl Spool {
             compacted_to: Mutex::new(0),
             carried: Mutex::new(SpoolCounts::default()),
             arrival: Wake::new(),
+            in_flight: Mutex::new(InFlight::default()),
         }
     }
 
@@ -327,17 +338,30 @@ impl Spool {
                 let aside = aside_path(&self.path, "corrupt");
                 std::fs::rename(&self.path, &aside)
                     .map_err(|e| open_error(format!("{reason}; cannot move it aside: {e}")))?;
+                // What the old file held is given up to the file aside: counted so, and the
+                // counters carry on from where they were. At a start nothing was counted
+                // yet, so the file aside is read for its count where it still reads.
+                let held = self.stats.snapshot().depth;
+                let aside_count = if held == 0 {
+                    count_entries(&aside)
+                } else {
+                    None
+                };
+                let given_up = aside_count.unwrap_or(held);
+                let counted = match aside_count {
+                    Some(n) => format!("{n} documents"),
+                    None if held > 0 => format!("{held} documents"),
+                    None => "documents that cannot be counted (the file does not read)".into(),
+                };
                 log::error!(
-                    "spool {} is corrupt ({reason}): moved to {} and a new one started",
+                    "spool {} is corrupt ({reason}): moved to {} with {counted}, given up, and a new one started",
                     self.path.display(),
                     aside.display()
                 );
-                // What the old file held is given up to the file aside: counted so, and the
-                // counters carry on from where they were.
                 self.stats.update(|c| {
                     c.resets = c.resets.saturating_add(1);
-                    c.quarantined = c.quarantined.saturating_add(c.depth);
-                    c.dead_lettered = c.dead_lettered.saturating_add(c.depth);
+                    c.quarantined = c.quarantined.saturating_add(given_up);
+                    c.dead_lettered = c.dead_lettered.saturating_add(given_up);
                     c.depth = 0;
                     let mut carried = lock(&self.carried);
                     carried.delivered = c.delivered;
@@ -531,9 +555,13 @@ impl Spool {
                     && self.when_full == WhenFull::DropOldest
                 {
                     match entries.pop_first().map_err(classify)? {
-                        Some((_, old)) => {
+                        Some((old_seq, old)) => {
                             meta.bytes = meta.bytes.saturating_sub(old.value().len() as u64);
                             dropped = dropped.saturating_add(1);
+                            let mut in_flight = lock(&self.in_flight);
+                            if in_flight.seqs.contains(&old_seq.value()) {
+                                in_flight.dropped.push(old_seq.value());
+                            }
                         }
                         None => break,
                     }
@@ -625,6 +653,12 @@ impl Spool {
             }
             Ok((batch, corrupt))
         })?;
+        if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+            *lock(&self.in_flight) = InFlight {
+                seqs: first.seq..last.seq.saturating_add(1),
+                dropped: Vec::new(),
+            };
+        }
         if !corrupt.is_empty() {
             self.quarantine(&corrupt)?;
         }
@@ -668,12 +702,16 @@ impl Spool {
 
     /// Removes documents the cluster answered for: `delivered` (stored, or already there)
     /// and `dead_lettered` (refused for good, written to the dead-letter file), in one
-    /// transaction. Documents the policy dropped meanwhile are not counted again. Waiters are
-    /// not woken: the caller does, once its own counters are up to date.
+    /// transaction. A document the policy dropped while it was in flight went where the
+    /// cluster's answer says: it moves from dropped to delivered (or dead-lettered), so
+    /// each document is counted once, where it went. Waiters are not woken: the caller
+    /// does, once its own counters are up to date.
     pub fn settle(&self, delivered: &[u64], dead_lettered: &[u64]) -> Result<Settled, SpoolError> {
         if delivered.is_empty() && dead_lettered.is_empty() {
             return Ok(Settled::default());
         }
+        // A split batch is settled half by half: each half takes only its own.
+        let dropped_in_flight = lock(&self.in_flight).dropped.clone();
         let (depth, meta, removed) = self.with_db(|db| {
             let txn = db.begin_write().map_err(classify)?;
             let result = {
@@ -683,15 +721,26 @@ impl Spool {
                 let mut removed = Vec::new();
                 for (seqs, dead) in [(delivered, false), (dead_lettered, true)] {
                     for seq in seqs {
-                        if let Some(old) = entries.remove(seq).map_err(classify)? {
-                            meta.bytes = meta.bytes.saturating_sub(old.value().len() as u64);
-                            if dead {
-                                meta.dead_lettered = meta.dead_lettered.saturating_add(1);
-                            } else {
-                                meta.delivered = meta.delivered.saturating_add(1);
+                        let went = match entries.remove(seq).map_err(classify)? {
+                            Some(old) => {
+                                meta.bytes = meta.bytes.saturating_sub(old.value().len() as u64);
+                                true
                             }
-                            removed.push(*seq);
+                            None if dropped_in_flight.contains(seq) && meta.dropped > 0 => {
+                                meta.dropped -= 1;
+                                true
+                            }
+                            None => false,
+                        };
+                        if !went {
+                            continue;
                         }
+                        if dead {
+                            meta.dead_lettered = meta.dead_lettered.saturating_add(1);
+                        } else {
+                            meta.delivered = meta.delivered.saturating_add(1);
+                        }
+                        removed.push(*seq);
                     }
                 }
                 meta.write(&mut table)?;
@@ -706,8 +755,14 @@ impl Spool {
             c.bytes = meta.bytes;
             c.delivered = carried.delivered.saturating_add(meta.delivered);
             c.dead_lettered = carried.dead_lettered.saturating_add(meta.dead_lettered);
+            c.dropped = carried.dropped.saturating_add(meta.dropped);
             c.commits = c.commits.saturating_add(1);
         });
+        if !dropped_in_flight.is_empty() {
+            lock(&self.in_flight)
+                .dropped
+                .retain(|seq| !removed.contains(seq));
+        }
         Ok(Settled { removed })
     }
 
@@ -767,6 +822,14 @@ fn open_database(path: &Path) -> Result<Database, OpenFailure> {
             panic.as_ref(),
         ))),
     }
+}
+
+/// The entries of a database moved aside, if it still opens (read once, for the count).
+fn count_entries(path: &Path) -> Option<u64> {
+    let db = open_database(path).ok()?;
+    let txn = db.begin_read().ok()?;
+    let entries = txn.open_table(ENTRIES).ok()?;
+    entries.len().ok()
 }
 
 /// `<path>.<what>` (quarantine) or `<path>.<what>-<unix ms>` (a database moved aside).
@@ -910,15 +973,24 @@ mod tests {
         assert_eq!(counts.dropped, dropped);
         assert_eq!(counts.appended, 10);
 
-        // Documents in flight are dropped, then "delivered": counted once, as dropped.
+        // Documents in flight are dropped, then delivered: counted once, where they went
+        // (the index), no longer as dropped.
+        let dropped_before = adds_up(&spool).dropped;
         let in_flight = spool.peek(2, usize::MAX).unwrap();
-        spool.append(&docs(10..20)).unwrap();
-        let settled = spool
-            .remove(&in_flight.iter().map(|e| e.seq).collect::<Vec<_>>())
-            .unwrap();
-        assert!(settled.removed.is_empty(), "they were dropped meanwhile");
+        let seqs: Vec<u64> = in_flight.iter().map(|e| e.seq).collect();
+        let dropped_now = spool.append(&docs(10..20)).unwrap();
+        assert!(
+            dropped_now >= 2,
+            "the in-flight ones are the oldest: dropped first"
+        );
+        let settled = spool.remove(&seqs).unwrap();
+        assert_eq!(settled.removed, seqs, "delivered, though dropped meanwhile");
         let counts = adds_up(&spool);
-        assert_eq!(counts.delivered, 0);
+        assert_eq!(counts.delivered, 2);
+        assert_eq!(counts.dropped, dropped_before + dropped_now - 2);
+        // Settled twice (a retried answer) counts nothing more.
+        assert!(spool.remove(&seqs).unwrap().removed.is_empty());
+        assert_eq!(adds_up(&spool).delivered, 2);
 
         let spool = Spool::open(&dir.path().join("b.redb"), 175, WhenFull::DropNewest).unwrap();
         let dropped = spool.append(&docs(0..10)).unwrap();
