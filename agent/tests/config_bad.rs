@@ -81,6 +81,24 @@ fn every_bad_value_is_exit_78_naming_key_and_line_and_nothing_is_created() {
             4,
         ),
         case("spool 0", "[spool]\nmax_mib = 0\n", "spool.max_mib", 4),
+        case(
+            "a spool path naming a folder",
+            &format!("[spool]\npath = \"{}\"\n", dir.path().display()),
+            "spool.path",
+            4,
+        ),
+        case(
+            "a spool path ending in a slash",
+            "[spool]\npath = \"/tmp/no-such-spool-dir/\"\n",
+            "spool.path",
+            4,
+        ),
+        case(
+            "an empty spool path",
+            "[spool]\npath = \"\"\n",
+            "spool.path",
+            4,
+        ),
         case("an unknown key", "[spool]\nmax_mb = 3\n", "spool.max_mb", 4),
         case(
             "a wrong type",
@@ -351,5 +369,37 @@ fn a_config_path_that_is_no_file_is_refused_at_once() {
         assert_eq!(out.status.code(), Some(78), "{}", path.display());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("not a regular file"), "{stderr}");
+    }
+}
+
+#[test]
+fn an_empty_state_directory_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for (state_dir, why) in [("", "empty"), (file.to_str().unwrap(), "names a file")] {
+        std::fs::write(
+            &config,
+            format!("[agent]\nsensor_id = \"s\"\n[sensor]\nstate_dir = \"{state_dir}\"\n"),
+        )
+        .unwrap();
+        let output = Command::new(binary())
+            .args(["run", "--simulate", "--config"])
+            .arg(&config)
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(78), "{why}: {stderr}");
+        assert!(stderr.contains("`sensor.state_dir`"), "{why}: {stderr}");
+        assert!(stderr.contains("line 4:"), "{why}: {stderr}");
+        assert_eq!(
+            std::fs::read_dir(&cwd).unwrap().count(),
+            0,
+            "{why}: wrote in the cwd"
+        );
     }
 }

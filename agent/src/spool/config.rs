@@ -53,8 +53,24 @@ impl SpoolSection {
         self.max_mib.saturating_mul(1 << 20)
     }
 
-    /// The rules serde cannot express.
+    /// The rules serde cannot express. The spool is a file the agent makes (its folder
+    /// too): a path that is empty or names a folder is refused before anything is made.
     pub fn check(&self) -> Result<(), Refusal> {
-        within("spool.max_mib", self.max_mib, &bounds::SPOOL_MAX_MIB)
+        within("spool.max_mib", self.max_mib, &bounds::SPOOL_MAX_MIB)?;
+        match &self.path {
+            Some(path) if path.as_os_str().is_empty() => {
+                Err(("spool.path", "must name a file, not be empty".into()))
+            }
+            Some(path) if path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') => {
+                Err((
+                    "spool.path",
+                    format!(
+                        "{} is a folder; name the spool's file in it",
+                        path.display()
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -87,6 +87,20 @@ impl SensorConfig {
 
     /// Checks the ranges serde cannot express. Called by the sampler before it starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // The agent makes the state directory and writes its files there: an empty path
+        // would scatter them in whatever folder it was started from.
+        if self.state_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid(
+                "state_dir",
+                "must name a folder (it is made if missing), not be empty",
+            ));
+        }
+        if self.state_dir.exists() && !self.state_dir.is_dir() {
+            return Err(ConfigError::invalid(
+                "state_dir",
+                "names a file, not a folder",
+            ));
+        }
         if self.sample_period_ms == 0 {
             return Err(ConfigError::invalid(
                 "sample_period_ms",
