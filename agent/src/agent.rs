@@ -28,8 +28,8 @@ use log::{info, warn};
 use thiserror::Error;
 
 use crate::config::AgentConfig;
-use crate::function::SwapStats;
 use crate::function::last_good::{self, LastGood};
+use crate::function::{GuestStop, Limits, SwapStats};
 use crate::health::{Health, HealthCell, Progress, StallThresholds};
 use crate::metrics::MetricsServer;
 use crate::pipeline::{Identity, Pipeline, PipelineError, PipelineStats};
@@ -192,13 +192,20 @@ impl Agent {
     /// thread starts.
     pub fn start(self) -> Result<RunningAgent, AgentError> {
         let Self { config, source } = self;
+        // Every guest this agent runs (the function, candidates, a rollback) ends at this
+        // agent's stop, and at no other's.
+        let guest_stop = GuestStop::new();
+        let limits = Limits {
+            stop: guest_stop,
+            ..config.function.limits()
+        };
         // The configured function, or the last good one if it fails (logged and counted).
         let last_good = LastGood::in_dir(&config.sensor.state_dir);
         let swap_stats = Arc::new(SwapStats::default());
         let function = last_good::start(
             &config.function.path,
             config.function.params(),
-            config.function.limits(),
+            limits,
             &last_good,
             &swap_stats,
         )
@@ -264,7 +271,7 @@ impl Agent {
                         identity: format!("{}/{}", identity.host_id, identity.sensor_id),
                         state_dir: config.sensor.state_dir.clone(),
                         window_size: config.window.size,
-                        limits: config.function.limits(),
+                        limits,
                     },
                     candidates_tx.clone(),
                     stats.swap.clone(),
@@ -278,7 +285,7 @@ impl Agent {
             WatchConfig {
                 path: config.function.path.clone(),
                 params: config.function.params(),
-                limits: config.function.limits(),
+                limits,
                 interval: Duration::from_millis(config.function.watch_interval_ms),
             },
             candidates_tx,
@@ -344,7 +351,7 @@ impl Agent {
             .map_err(AgentError::start)?;
 
         let thresholds = StallThresholds::derive(
-            config.function.limits().deadline,
+            limits.deadline,
             config.sensor.sample_period().mul_f64(1.0 / speed),
             config.sensor.retry.backoff(u32::MAX),
         );
@@ -361,6 +368,7 @@ impl Agent {
             pipeline: pipeline_thread,
             done,
             thresholds,
+            guest_stop,
             config,
         })
     }
@@ -423,6 +431,7 @@ pub struct RunningAgent {
     pipeline: JoinHandle<Result<(), PipelineError>>,
     done: Arc<PipelineDone>,
     thresholds: StallThresholds,
+    guest_stop: GuestStop,
     config: AgentConfig,
 }
 
@@ -494,14 +503,14 @@ impl RunningAgent {
             warn!(
                 "the function is still judging queued windows after {grace:?}; abandoning it so the agent stops in time"
             );
-            crate::function::abandon_guests();
+            self.guest_stop.abandon();
         }
         let outcome = self
             .pipeline
             .join()
             .map_err(|_| AgentError::PipelinePanicked)?;
         // No guest needs to run any more: a candidate the watcher is still starting ends now.
-        crate::function::abandon_guests();
+        self.guest_stop.abandon();
         drop(self.watcher);
         drop(self.registry);
         // Its last document (a clean stop) goes in the spool before shipping stops.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use edge_function::Params;
 use serde::{Deserialize, Serialize};
 
-use super::Limits;
+use super::{GuestStop, Limits};
 use crate::support::check::{Refusal, within};
 
 /// Where the packaged function lives (the .deb installs it here).
@@ -72,6 +72,7 @@ impl FunctionSection {
             // Checked by `check`; saturating only for a hand-made section.
             max_memory_bytes: self.max_memory_bytes().unwrap_or(usize::MAX),
             deadline: Duration::from_millis(self.deadline_ms),
+            stop: GuestStop::default(),
         }
     }
 

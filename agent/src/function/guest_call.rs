@@ -4,7 +4,6 @@
 //! them, wasmi's errors turned into ours). It imports nothing else of `function/`'s
 //! internals; a change to how a call is bounded goes here and nowhere else.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmi::{
@@ -27,19 +26,6 @@ pub const MAX_TABLES: usize = 4;
 /// Elements one table may hold. A Rust function's table holds one entry per function
 /// called through a pointer: hundreds, not tens of thousands.
 pub const MAX_TABLE_ELEMENTS: usize = 65_536;
-
-/// Set once the agent is stopping and has waited long enough for the function: every
-/// guest call in the process then ends at its next slice. Process-wide because the
-/// instances it must reach (the running one, a candidate in its canary, the watcher's
-/// `init`) belong to different threads, and a stop is for all of them.
-static ABANDONED: AtomicBool = AtomicBool::new(false);
-
-/// Makes every guest call, now and later, end at its next fuel slice with
-/// [`FunctionError::Abandoned`]: for shutdown, so no guest can hold the agent past the
-/// unit's stop timeout. There is no way back; the process is about to exit.
-pub fn abandon_guests() {
-    ABANDONED.store(true, Ordering::Release);
-}
 
 /// What a store carries for the sandbox.
 pub(super) struct HostState {
@@ -146,7 +132,7 @@ impl GuestCall {
                     if required > left {
                         break Err(FunctionError::OutOfFuel { budget });
                     }
-                    if ABANDONED.load(Ordering::Acquire) {
+                    if self.limits.stop.is_abandoned() {
                         break Err(FunctionError::Abandoned);
                     }
                     if Instant::now() >= deadline {

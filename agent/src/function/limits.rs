@@ -3,7 +3,58 @@
 //! configuration says (file size, locals, output). A new bound goes here, with its
 //! figure in the README's "Bounds" section.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Ends guest calls at a stop: every call whose [`Limits`] carry this token ends at its
+/// next fuel slice with `FunctionError::Abandoned` once [`GuestStop::abandon`] is called,
+/// so no guest can hold the agent past the unit's stop timeout. One per agent (the running
+/// function, a candidate in its canary and the watcher's `init` share it), so agents
+/// started in one process (tests, the fleet bench) stop their own guests only.
+#[derive(Clone, Copy)]
+pub struct GuestStop(&'static AtomicBool);
+
+/// Guests started without an agent of their own (`check`, `replay`, tests).
+static UNOWNED: AtomicBool = AtomicBool::new(false);
+
+impl GuestStop {
+    /// A token of its own. It lives as long as the process (one byte, once per agent
+    /// started), so that [`Limits`] stays a plain `Copy` value.
+    pub fn new() -> Self {
+        Self(Box::leak(Box::new(AtomicBool::new(false))))
+    }
+
+    /// Every call under this token, now and later, ends at its next slice; there is no
+    /// way back (the agent is stopping).
+    pub fn abandon(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl Default for GuestStop {
+    /// The token of guests no agent owns: never abandoned.
+    fn default() -> Self {
+        Self(&UNOWNED)
+    }
+}
+
+impl PartialEq for GuestStop {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for GuestStop {}
+
+impl std::fmt::Debug for GuestStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GuestStop(abandoned: {})", self.is_abandoned())
+    }
+}
 
 /// Limits applied to every call into a function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +67,8 @@ pub struct Limits {
     /// same for instantiation: `start`, `init`); checked between fuel slices, so a call
     /// ends at most one slice (a few milliseconds) after it.
     pub deadline: Duration,
+    /// What ends every call at a stop (the agent's own).
+    pub stop: GuestStop,
 }
 
 impl Limits {
@@ -35,6 +88,7 @@ impl Default for Limits {
             fuel_per_call: Self::DEFAULT_FUEL_PER_CALL,
             max_memory_bytes: Self::DEFAULT_MAX_MEMORY_BYTES,
             deadline: Self::DEFAULT_DEADLINE,
+            stop: GuestStop::default(),
         }
     }
 }

@@ -29,10 +29,10 @@ mod swap_stats;
 
 pub use config::{FunctionSection, ParamValue};
 pub use error::{FunctionError, PunchGlueError};
-pub use guest_call::{MAX_TABLE_ELEMENTS, MAX_TABLES, abandon_guests};
+pub use guest_call::{MAX_TABLE_ELEMENTS, MAX_TABLES};
 pub use host::{FunctionHost, Outcome};
 pub use limits::{
-    Limits, MAX_ANSWER_OVERHEAD_BYTES, MAX_GROWS_PER_FUNCTION, MAX_LOCALS_PER_FUNCTION,
+    GuestStop, Limits, MAX_ANSWER_OVERHEAD_BYTES, MAX_GROWS_PER_FUNCTION, MAX_LOCALS_PER_FUNCTION,
     MAX_MODULE_BYTES, MAX_WINDOW_LEN,
 };
 pub use module::{Abi, FunctionModule};
