@@ -334,7 +334,21 @@ impl Agent {
         } else {
             let history_path = config.sensor.state_dir.join(HISTORY_FILE);
             match HistoryStore::open(&history_path, spec, &config.agent.sensor_id) {
-                Ok((store, resumed)) => pipeline = pipeline.with_history(store, resumed),
+                Ok((mut store, mut resumed)) => {
+                    // The spool's commit is where samples count as decided: a window whose
+                    // verdicts it holds is not judged again, whatever the history says.
+                    let mark = upstream.as_ref().and_then(|u| u.spool.decided_through());
+                    if let Some(mark) = mark {
+                        let marked = resumed.decided_through(mark.run_id, mark.seq);
+                        if marked > 0 {
+                            store.decided_all_but(resumed.undecided);
+                            info!(
+                                "{marked} samples of the history were decided before the restart (their verdicts are in the spool)"
+                            );
+                        }
+                    }
+                    pipeline = pipeline.with_history(store, resumed)
+                }
                 Err(e) => warn!("{e}; the windows start empty and are kept in memory only"),
             }
         }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::record::VerdictRecord;
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{SampleMark, Spool, SpoolError};
 use crate::support::check::{Refusal, creatable};
 use crate::support::log_rate::LogRate;
 use serde::{Deserialize, Serialize};
@@ -231,7 +231,17 @@ impl Sink for SpoolSink {
             .filter(|r| !self.only_anomalies || r.is_anomaly == Some(true))
             .map(|r| Ok((r.document_id(), serde_json::to_vec(r)?)))
             .collect::<io::Result<Vec<_>>>()?;
-        match self.spool.append(&documents) {
+        let appended = match records.last() {
+            Some(last) => self.spool.append_decided(
+                &documents,
+                SampleMark {
+                    run_id: last.head.run_id.raw(),
+                    seq: last.seq,
+                },
+            ),
+            None => self.spool.append(&documents),
+        };
+        match appended {
             Ok(dropped) => {
                 if dropped > 0
                     && let Some(suppressed) = self.drop_log.allow()

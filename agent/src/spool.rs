@@ -55,6 +55,11 @@ const BYTES: &str = "bytes";
 const DROPPED: &str = "dropped";
 const DELIVERED: &str = "delivered";
 const DEAD_LETTERED: &str = "dead_lettered";
+/// The newest sample whose verdict is committed (its run id, and its seq + 1; 0: none):
+/// written with the verdicts, in their transaction, so a restart knows exactly which
+/// samples are decided (see [`Spool::decided_through`]).
+const DECIDED_RUN: &str = "decided_run";
+const DECIDED_SEQ_PLUS_1: &str = "decided_seq_plus_1";
 
 /// The share of `max_bytes` the documents themselves may take: the rest is redb's pages
 /// (B-tree nodes half full after splits, pages freed by the last commits not yet reused).
@@ -211,6 +216,14 @@ struct Meta {
     dropped: u64,
     delivered: u64,
     dead_lettered: u64,
+    decided: Option<SampleMark>,
+}
+
+/// A sample's identity (run id and seq): the newest one the spool holds a verdict for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleMark {
+    pub run_id: u64,
+    pub seq: u64,
 }
 
 impl Meta {
@@ -226,6 +239,10 @@ impl Meta {
             dropped: get(DROPPED)?,
             delivered: get(DELIVERED)?,
             dead_lettered: get(DEAD_LETTERED)?,
+            decided: get(DECIDED_SEQ_PLUS_1)?
+                .checked_sub(1)
+                .map(|seq| get(DECIDED_RUN).map(|run_id| SampleMark { run_id, seq }))
+                .transpose()?,
         })
     }
 
@@ -238,6 +255,11 @@ impl Meta {
             (DEAD_LETTERED, self.dead_lettered),
         ] {
             meta.insert(key, value).map_err(classify)?;
+        }
+        if let Some(mark) = self.decided {
+            meta.insert(DECIDED_RUN, mark.run_id).map_err(classify)?;
+            meta.insert(DECIDED_SEQ_PLUS_1, mark.seq.saturating_add(1))
+                .map_err(classify)?;
         }
         Ok(())
     }
@@ -253,6 +275,10 @@ pub struct Spool {
     stats: SpoolStats,
     /// Documents the disk refused, oldest first.
     pending: Mutex<VecDeque<Pending>>,
+    /// The decided mark to write with the next commit (it waits with `pending`), and the
+    /// one the file held when it was opened.
+    pending_mark: Mutex<Option<SampleMark>>,
+    opened_mark: Mutex<Option<SampleMark>>,
     last_reopen: Mutex<Option<Instant>>,
     /// The size the last compaction left when that was still above the bound, else 0.
     compacted_to: Mutex<u64>,
@@ -313,6 +339,8 @@ impl Spool {
             when_full,
             stats: SpoolStats::default(),
             pending: Mutex::new(VecDeque::new()),
+            pending_mark: Mutex::new(None),
+            opened_mark: Mutex::new(None),
             last_reopen: Mutex::new(None),
             compacted_to: Mutex::new(0),
             carried: Mutex::new(SpoolCounts::default()),
@@ -387,6 +415,7 @@ impl Spool {
             (entries.len().map_err(classify)?, Meta::read(&meta)?)
         };
         txn.commit().map_err(classify)?;
+        *lock(&self.opened_mark) = meta.decided;
         let carried = lock(&self.carried).clone();
         let file_bytes = file_len(&self.path);
         self.stats.update(|c| {
@@ -491,6 +520,26 @@ impl Spool {
         self.append_to(Destination::Verdicts, documents)
     }
 
+    /// [`Spool::append`] of a window's verdicts, with `decided`, the newest sample they
+    /// decide, committed in the same transaction (whether or not any document is kept:
+    /// `ship = "anomalies"` spools few). This commit is where those samples count as
+    /// decided.
+    pub fn append_decided(
+        &self,
+        documents: &[(String, Vec<u8>)],
+        decided: SampleMark,
+    ) -> Result<u64, SpoolError> {
+        *lock(&self.pending_mark) = Some(decided);
+        self.append_to(Destination::Verdicts, documents)
+    }
+
+    /// The newest sample whose verdict the spool had committed when it was opened: the
+    /// window history resumes with every sample up to it decided, so a window whose
+    /// verdicts reached the spool is not judged again after a crash.
+    pub fn decided_through(&self) -> Option<SampleMark> {
+        *lock(&self.opened_mark)
+    }
+
     /// [`Spool::append`] for documents bound for `destination`; the same bounds and
     /// promises, counted together.
     pub fn append_to(
@@ -518,7 +567,7 @@ impl Spool {
             c.lost = c.lost.saturating_add(overflow as u64);
             c.pending = waiting;
         });
-        if pending.is_empty() {
+        if pending.is_empty() && lock(&self.pending_mark).is_none() {
             return Ok(0);
         }
         let batch: Vec<Pending> = pending.iter().cloned().collect();
@@ -577,10 +626,19 @@ impl Spool {
                 meta.bytes = meta.bytes.saturating_add(size);
             }
             meta.dropped = meta.dropped.saturating_add(dropped);
+            if let Some(mark) = *lock(&self.pending_mark) {
+                meta.decided = Some(mark);
+            }
             meta.write(&mut table)?;
             (entries.len().map_err(classify)?, meta, dropped)
         };
         txn.commit().map_err(classify)?;
+        {
+            let mut mark = lock(&self.pending_mark);
+            if *mark == meta.decided {
+                *mark = None;
+            }
+        }
         let carried = lock(&self.carried).clone();
         self.stats.update(|c| {
             c.depth = depth;
@@ -957,6 +1015,24 @@ mod tests {
         spool.append(&docs(8..9)).unwrap();
         let all = spool.peek(100, usize::MAX).unwrap();
         assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    }
+
+    #[test]
+    fn the_decided_mark_is_committed_with_the_verdicts_and_read_at_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool.redb");
+        let mark = |seq| SampleMark { run_id: 7, seq };
+        {
+            let spool = Spool::open(&path, 1 << 20, WhenFull::DropOldest).unwrap();
+            assert_eq!(spool.decided_through(), None);
+            spool.append_decided(&docs(0..3), mark(2)).unwrap();
+            // No document kept (`ship = "anomalies"`), the samples decided all the same.
+            spool.append_decided(&[], mark(5)).unwrap();
+            adds_up(&spool);
+        }
+        let spool = Spool::open(&path, 1 << 20, WhenFull::DropOldest).unwrap();
+        assert_eq!(spool.decided_through(), Some(mark(5)));
+        assert_eq!(spool.depth(), 3);
     }
 
     #[test]

@@ -59,6 +59,24 @@ pub struct Resumed {
     pub undecided: usize,
 }
 
+impl Resumed {
+    /// Marks every sample up to the one taken by `run_id` as `seq` decided, if it is among
+    /// the undecided ones: its verdict is committed elsewhere (the spool). Answers how many
+    /// it marked.
+    pub fn decided_through(&mut self, run_id: u64, seq: u64) -> usize {
+        let first_undecided = self.samples.len().saturating_sub(self.undecided);
+        let Some(position) = self.samples[first_undecided..]
+            .iter()
+            .position(|s| s.run_id.raw() == run_id && s.seq == seq)
+        else {
+            return 0;
+        };
+        let marked = position.saturating_add(1);
+        self.undecided = self.undecided.saturating_sub(marked);
+        marked
+    }
+}
+
 pub struct HistoryStore {
     db: Database,
     path: PathBuf,
@@ -198,6 +216,12 @@ impl HistoryStore {
         self.commit()
     }
 
+    /// Records that all but the newest `undecided` samples pushed so far are decided (a
+    /// resumed history that the spool knows more of).
+    pub fn decided_all_but(&mut self, undecided: usize) {
+        self.decided = self.seen.saturating_sub(undecided as u64).max(self.decided);
+    }
+
     /// Records that every sample pushed so far has been decided.
     pub fn decided_all(&mut self) {
         self.decided = self.seen;
@@ -276,6 +300,24 @@ mod tests {
         let stamps: Vec<i64> = resumed.samples.iter().map(|s| s.timestamp).collect();
         assert_eq!(stamps, (3..13).collect::<Vec<_>>());
         assert_eq!(resumed.undecided, 3);
+    }
+
+    #[test]
+    fn samples_the_spool_decided_are_not_judged_again() {
+        let samples: Vec<Sample> = (0..10).map(sample).collect();
+        let run = samples[0].run_id.raw();
+        let mut resumed = Resumed {
+            samples: samples.clone(),
+            undecided: 4,
+        };
+        // Decided before the undecided ones: nothing changes.
+        assert_eq!(resumed.decided_through(run, samples[3].seq), 0);
+        assert_eq!(resumed.undecided, 4);
+        assert_eq!(resumed.decided_through(run, samples[7].seq), 2);
+        assert_eq!(resumed.undecided, 2);
+        // Another run's sample is not among them.
+        assert_eq!(resumed.decided_through(run ^ 1, samples[9].seq), 0);
+        assert_eq!(resumed.undecided, 2);
     }
 
     #[test]
