@@ -391,6 +391,32 @@ mod tests {
     }
 
     #[test]
+    fn times_without_an_offset_are_read_as_configured() {
+        let parse = |text: &str| TimeWithoutOffset::try_from(text.to_owned());
+        assert_eq!(parse("utc"), Ok(TimeWithoutOffset::Utc));
+        assert_eq!(parse("refuse"), Ok(TimeWithoutOffset::Refuse));
+        assert_eq!(parse("+01:00"), Ok(TimeWithoutOffset::Offset(60)));
+        assert_eq!(parse("-05:30"), Ok(TimeWithoutOffset::Offset(-330)));
+        for bad in [
+            "",
+            "local",
+            "Europe/Paris",
+            "+1:00",
+            "+24:00",
+            "+01:60",
+            "01:00",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        for rule in ["utc", "refuse", "+01:00", "-05:30"] {
+            assert_eq!(String::from(parse(rule).unwrap()), rule);
+        }
+        let toml: SourceConfig = toml::from_str("time_without_offset = \"+02:00\"").unwrap();
+        assert_eq!(toml.time_without_offset.minutes(), Some(120));
+        assert!(toml::from_str::<SourceConfig>("time_without_offset = \"CET\"").is_err());
+    }
+
+    #[test]
     fn the_defaults_pass_and_bme680_checks_nothing() {
         assert_eq!(lines().check(1024), Ok(()));
         let odd = SourceConfig {
@@ -437,6 +463,20 @@ mod tests {
                 ..lines()
             }),
             "value_max"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                max_future_s: 0,
+                ..lines()
+            }),
+            "max_future_s"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                udp_receive_buffer_bytes: 100,
+                ..lines()
+            }),
+            "udp_receive_buffer_bytes"
         );
         assert_eq!(
             key(SourceConfig {

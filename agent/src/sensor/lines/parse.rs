@@ -475,7 +475,7 @@ fn split_csv(line: &str, fields: &mut Vec<(usize, usize, bool)>) -> Result<(), R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sensor::lines::config::SourceKind;
+    use crate::sensor::lines::config::{SourceKind, TimeWithoutOffset};
 
     fn config(format: Format, columns: &[&str]) -> SourceConfig {
         SourceConfig {
@@ -543,7 +543,55 @@ mod tests {
         }
         let mut header = LineParser::new(&config(Format::Csv, &[]));
         assert_eq!(header.parse("a,b"), Err(Refused::BadHeader));
-        assert_eq!(header.parse("value"), Ok(Parsed::Header));
+        // The time column is configured (`timestamp`): a header without it is refused,
+        // never taken with every line then stamped on receipt.
+        assert_eq!(header.parse("value"), Err(Refused::BadHeader));
+        assert_eq!(header.parse("Timestamp,value"), Err(Refused::BadHeader));
+        assert_eq!(header.parse("timestamp,value"), Ok(Parsed::Header));
+        let mut untimed = LineParser::new(&SourceConfig {
+            time_field: String::new(),
+            ..config(Format::Csv, &[])
+        });
+        assert_eq!(untimed.parse("value"), Ok(Parsed::Header));
+        assert!(header.header_needs().contains("\"timestamp\" (time_field"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_starts_no_field() {
+        let mut parser = LineParser::new(&config(Format::Auto, &[]));
+        assert_eq!(
+            parser.parse("\u{feff}timestamp,sensor_id,value\r"),
+            Ok(Parsed::Header)
+        );
+        let r = reading(parser.parse("\u{feff}1767225600,a,1"));
+        assert_eq!(r.time_ms, Some(1_767_225_600_000));
+        assert_eq!(reading(parser.parse("\u{feff}{\"value\":2}")).value, 2.0);
+        assert_eq!(parser.parse("\u{feff}"), Ok(Parsed::Blank));
+    }
+
+    #[test]
+    fn times_without_an_offset_follow_the_configured_rule() {
+        let columns = ["timestamp", "value"];
+        let with = |rule: TimeWithoutOffset| {
+            LineParser::new(&SourceConfig {
+                time_without_offset: rule,
+                ..config(Format::Csv, &columns)
+            })
+        };
+        for line in ["2026-01-01 01:00:00,1", "2026-01-01T01:00:00,1"] {
+            let utc = reading(with(TimeWithoutOffset::Utc).parse(line)).time_ms;
+            assert_eq!(utc, Some(1_767_229_200_000), "{line}");
+            let east = reading(with(TimeWithoutOffset::Offset(60)).parse(line)).time_ms;
+            assert_eq!(east, Some(1_767_225_600_000), "{line}");
+            assert_eq!(
+                with(TimeWithoutOffset::Refuse).parse(line),
+                Err(Refused::BadTime),
+                "{line}"
+            );
+        }
+        // An offset written is always honoured.
+        let r = reading(with(TimeWithoutOffset::Refuse).parse("2026-01-01T01:00:00Z,1"));
+        assert_eq!(r.time_ms, Some(1_767_229_200_000));
     }
 
     #[test]
@@ -575,10 +623,13 @@ mod tests {
     #[test]
     fn auto_tells_json_from_csv_line_by_line() {
         let mut parser = LineParser::new(&config(Format::Auto, &[]));
-        assert_eq!(parser.parse("sensor_id,value"), Ok(Parsed::Header));
-        assert_eq!(reading(parser.parse("a,1")).value, 1.0);
+        assert_eq!(
+            parser.parse("timestamp,sensor_id,value"),
+            Ok(Parsed::Header)
+        );
+        assert_eq!(reading(parser.parse(",a,1")).value, 1.0);
         assert_eq!(reading(parser.parse(r#" {"value":2}"#)).value, 2.0);
-        assert_eq!(reading(parser.parse("b,3")).sensor.as_deref(), Some("b"));
+        assert_eq!(reading(parser.parse(",b,3")).sensor.as_deref(), Some("b"));
     }
 
     #[test]
