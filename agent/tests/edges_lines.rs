@@ -312,6 +312,12 @@ fn a_sender_that_dies_mid_line_is_closed_when_idle_and_frees_its_place() {
         metrics,
         &[("edge_agent_lines_connections_open{source=\"tcp\"}", 2)],
     );
+    // TCP keepalive is on for each of them: the kernel runs its keepalive timer (timer
+    // 2 in /proc/net/tcp) on the agent's end of both connections.
+    for stream in &dead {
+        let timer = tcp_timer(addr.port(), stream.local_addr().unwrap().port());
+        assert_eq!(timer, Some(2), "the agent's socket has no keepalive timer");
+    }
     let since = Instant::now();
     // Idle is "no byte received": both are closed after about idle_timeout_s, their half
     // lines counted as incomplete.
@@ -349,6 +355,22 @@ fn a_sender_that_dies_mid_line_is_closed_when_idle_and_frees_its_place() {
         verdicts.iter().all(|v| v["sensor_id"] == "p3"),
         "{verdicts:?}"
     );
+}
+
+/// The `tr` (active timer) of the established loopback TCP socket from `local` to
+/// `remote` in /proc/net/tcp: 0 none, 1 retransmit, 2 keepalive, 4 zero-window probe.
+fn tcp_timer(local: u16, remote: u16) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+        let (from, to) = (port(fields.get(1)?)?, port(fields.get(2)?)?);
+        // 01: established.
+        if from != local || to != remote || *fields.get(3)? != "01" {
+            return None;
+        }
+        fields.get(5)?.split(':').next()?.parse().ok()
+    })
 }
 
 #[test]

@@ -175,7 +175,13 @@ fn an_alpha_the_f32_test_cannot_honour_is_refused_with_the_usable_range() {
             ("direction", direction),
         ])
         .unwrap();
-        let err = f.execute(&window(series.clone())).unwrap_err();
+        let err = match f.execute(&window(series.clone())) {
+            Err(err) => err,
+            Ok(verdicts) => panic!(
+                "{direction}: alpha {refused} judged the window, {} flagged",
+                flagged(&verdicts).len()
+            ),
+        };
         assert!(
             err.message.contains(&format!(
                 "`alpha` = {refused} cannot be honoured on a window of 2016 samples"

@@ -189,7 +189,11 @@ fn abandon(buffer: &mut LineBuffer, feed: &Feed, origin: &str, line_no: &mut u64
     let partial = buffer.line.clone();
     if let Some(reason) = buffer.abandon() {
         *line_no = line_no.saturating_add(1);
-        feed.refuse(reason, origin, *line_no, &partial);
+        let note = match reason {
+            Refused::Incomplete => " (the stream ended before its newline)",
+            _ => "",
+        };
+        feed.refuse_noted(reason, origin, *line_no, &partial, note);
     }
 }
 
@@ -240,10 +244,6 @@ pub fn read_stream(
                 too_long(feed, origin, line_no);
             }
             Ok(LineEvent::Unterminated) => {
-                warn!(
-                    "{origin}: ended in the middle of line {}: refused as incomplete (a last line needs its newline)",
-                    line_no.saturating_add(1)
-                );
                 abandon(&mut buffer, feed, origin, &mut line_no);
                 break;
             }
