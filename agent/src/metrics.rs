@@ -598,13 +598,18 @@ pub fn render(snapshot: &Snapshot) -> String {
         let counters = [
             (
                 "edge_agent_lines_read_total",
-                "Lines read from the source (blank ones aside), accepted or not.",
+                "Lines read from the source (blank ones aside): accepted, refused or headers.",
                 lines.lines,
             ),
             (
                 "edge_agent_lines_accepted_total",
                 "Lines that became a sample in the queue.",
                 lines.accepted,
+            ),
+            (
+                "edge_agent_lines_headers_total",
+                "CSV header lines taken (read = accepted + refused + headers).",
+                lines.headers,
             ),
             (
                 "edge_agent_lines_connections_total",
@@ -632,7 +637,14 @@ pub fn render(snapshot: &Snapshot) -> String {
                 lines.queue_waits,
             ),
         ];
-        for (name, help, value) in counters {
+        let kernel = lines.kernel_drops.map(|drops| {
+            (
+                "edge_agent_lines_kernel_drops_total",
+                "UDP datagrams the kernel dropped for want of room in the socket's receive buffer.",
+                drops,
+            )
+        });
+        for (name, help, value) in counters.into_iter().chain(kernel) {
             out.family(name, "counter", help);
             out.sample(name, &source, value);
         }

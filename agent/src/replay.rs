@@ -37,6 +37,18 @@ pub struct ReplaySummary {
     /// Wall time of each window that ran, in order.
     pub window_times: Vec<Duration>,
     pub max_fuel: u64,
+    /// The first window that failed: the positions of its samples (first, last) and why,
+    /// clipped (the function's text), so the summary can say it.
+    pub first_failure: Option<FirstFailure>,
+}
+
+/// Where and why a replay's first failed window failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstFailure {
+    /// Positions (0 = the first row) of the window's first and last samples.
+    pub samples: (u64, u64),
+    /// The reason, as each of its samples' records carry it (clipped, not yet escaped).
+    pub reason: String,
 }
 
 impl ReplaySummary {
@@ -131,7 +143,15 @@ fn run_window(
                 .push(outcome.guest_time + outcome.host_time);
             summary.max_fuel = summary.max_fuel.max(outcome.fuel_used);
         }
-        Err(_) => summary.failed_windows += 1,
+        Err(_) => {
+            summary.failed_windows += 1;
+            if summary.first_failure.is_none() {
+                summary.first_failure = Some(FirstFailure {
+                    samples: (plan.start, plan.end.saturating_sub(1)),
+                    reason: judged.error().unwrap_or("not judged").to_owned(),
+                });
+            }
+        }
     }
     let sha256 = host.module().sha256();
     for (index, (sample, verdict)) in (plan.decide_from..).zip(judged.verdicts()) {

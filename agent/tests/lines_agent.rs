@@ -322,7 +322,7 @@ fn stdin_from_a_file_is_judged_whole_and_the_agent_stops_at_its_end() {
             text += "\u{1b}[31mred,s1,1\n";
         }
     }
-    // The last line has no newline: it counts all the same.
+    // The last line has no newline: it is refused as incomplete (counted, not judged).
     text += "garbage";
     let input = dir.path().join("input.csv");
     std::fs::write(&input, &text).unwrap();

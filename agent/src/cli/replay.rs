@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::fail::{Context, Result};
 use edge_agent::function::{FunctionHost, FunctionModule, Limits};
@@ -21,7 +22,19 @@ struct FunctionArgs {
     params: Vec<(String, String)>,
     fuel: u64,
     max_memory_mib: usize,
+    /// `--deadline-ms`: none unless asked.
+    deadline_ms: Option<u64>,
 }
+
+/// The longest `--deadline-ms`: a week of one window is beyond any replay.
+const MAX_DEADLINE_MS: u64 = 7 * 86_400_000;
+
+/// The deadline of a replay that asked for none. Offline is the user's own command: a
+/// long series on a busy machine must not fail or pass by the machine's load, as the
+/// live agent's 5 s per window would make it. Fuel (`--fuel`) still bounds every call,
+/// so a function that never ends still ends. Ten years rather than `Duration::MAX`:
+/// the sandbox adds it to the clock, and a sum it cannot represent counts as spent.
+const NO_DEADLINE: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 impl FunctionArgs {
     fn parse(args: &mut ArgList) -> Result<Self, UsageError> {
@@ -37,6 +50,14 @@ impl FunctionArgs {
             max_memory_mib: args
                 .parsed("max-memory-mib")?
                 .unwrap_or(Limits::DEFAULT_MAX_MEMORY_BYTES >> 20),
+            deadline_ms: match args.parsed::<u64>("deadline-ms")? {
+                Some(ms) if !(1..=MAX_DEADLINE_MS).contains(&ms) => {
+                    return Err(UsageError::new(format!(
+                        "--deadline-ms must be 1..={MAX_DEADLINE_MS}, got {ms}"
+                    )));
+                }
+                other => other,
+            },
         })
     }
 
@@ -52,6 +73,7 @@ impl FunctionArgs {
         let limits = Limits {
             fuel_per_call: self.fuel,
             max_memory_bytes,
+            deadline: self.deadline_ms.map_or(NO_DEADLINE, Duration::from_millis),
             ..Limits::default()
         };
         FunctionHost::new(
@@ -76,6 +98,9 @@ Options:
       --fuel <N>               Fuel budget per window (about one unit per wasm instruction)
                                [default: {fuel}]
       --max-memory-mib <MIB>   Most linear memory the function may use, in MiB [default: {mib}]
+      --deadline-ms <MS>       Wall time one window may take; without it there is none (the
+                               fuel still bounds every call), so a replay does not pass or
+                               fail by the machine's load
       --input <data.csv>       The series: CSV with a `timestamp,value` header
       --window <N>             Window size N; without it the whole series is one window
                                (with --hop)
@@ -266,6 +291,15 @@ fn report(summary: &ReplaySummary, sha256: &str) {
         summary.max_fuel,
         sha256
     );
+    if let Some(first) = &summary.first_failure {
+        // The function's own text: escaped before it reaches a terminal.
+        eprintln!(
+            "edge-agent: the first failed window (samples {} to {}): {}",
+            first.samples.0,
+            first.samples.1,
+            edge_agent::support::text::untrusted(&first.reason)
+        );
+    }
 }
 
 /// A one-line progress bar on stderr, only when a person is watching it.

@@ -187,17 +187,27 @@ pub fn verify(
         .map_err(|_| RegistryError::Signature("the signature file is not text".into()))?;
     let signature = Signature::decode(text)
         .map_err(|e| RegistryError::Signature(format!("not a minisign signature: {e}")))?;
-    let mut last = None;
-    for key in &keys.0 {
+    // The signature names its key. Only that key's verdict says why it failed: with
+    // several trusted keys, the others' "signed by another key" is no reason at all, and
+    // reporting the last key tried would call an altered manifest untrusted.
+    let mut named = None;
+    let mut other = None;
+    for (n, key) in keys.0.iter().enumerate() {
         match key.verify(bytes, &signature) {
             Ok(()) => return Manifest::parse(bytes),
-            Err(e) => last = Some(e),
+            Err(MinisignError::OtherKey(id)) => other = Some(id),
+            Err(e) => named = Some((n, e)),
         }
     }
-    Err(RegistryError::Signature(match last {
-        Some(MinisignError::OtherKey(_)) => "signed by a key this agent does not trust".into(),
-        Some(e) => format!("does not verify: {e}"),
-        None => "no key to verify with".into(),
+    Err(RegistryError::Signature(match (named, other) {
+        (Some((n, e)), _) => format!(
+            "does not verify with trusted key {} (the key the signature names): {e}",
+            n + 1
+        ),
+        (None, Some(id)) => {
+            format!("signed by a key this agent does not trust (key id {id})")
+        }
+        (None, None) => "no key to verify with".into(),
     }))
 }
 

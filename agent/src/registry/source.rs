@@ -3,7 +3,6 @@
 //! `If-Modified-Since`; for a file, its size and mtime) so an unchanged manifest costs a
 //! 304 and no parsing. A new kind of location goes in [`Location`] and [`Source::get`].
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 
 use super::RegistryError;
 use crate::support::file::read_regular_capped;
+use crate::support::http::{BodyError, Http, describe};
 use crate::support::text::{clip, untrusted};
 
 /// The longest validator (ETag, Last-Modified) kept and sent back.
@@ -126,7 +126,9 @@ pub enum Fetched {
 
 /// Reads registry objects: one HTTP client, kept (its connections too) across polls.
 pub struct Source {
-    http: reqwest::blocking::Client,
+    /// Every exchange (manifest, signature, module) ends within `timeout_ms`, body
+    /// included: a server that trickles cannot hold the poller.
+    http: Http,
 }
 
 impl Source {
@@ -134,7 +136,7 @@ impl Source {
     /// redirects (a signed manifest is what the agent trusts, not a location), the whole
     /// exchange under `timeout`.
     pub fn new(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, RegistryError> {
-        let http = crate::support::http::client(ca_pem, timeout).map_err(RegistryError::Client)?;
+        let http = Http::new(ca_pem, timeout).map_err(RegistryError::Client)?;
         Ok(Self { http })
     }
 
@@ -165,10 +167,10 @@ impl Source {
             request = request.header(IF_MODIFIED_SINCE, date);
         }
         let shown = Location::Http(url.clone());
-        let response = request.send().map_err(|e| {
-            RegistryError::Unreachable(format!("{shown}: {}", untrusted(&e.to_string())))
+        let exchange = self.http.send(request).map_err(|e| {
+            RegistryError::Unreachable(format!("{shown}: {}", untrusted(&describe(&e))))
         })?;
-        let status = response.status();
+        let status = exchange.response.status();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified);
         }
@@ -178,7 +180,8 @@ impl Source {
             )));
         }
         let header = |name| {
-            response
+            exchange
+                .response
                 .headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
@@ -189,25 +192,13 @@ impl Source {
             etag: header(ETAG),
             last_modified: header(LAST_MODIFIED),
         };
-        if response.content_length().is_some_and(|n| n > max_bytes) {
-            return Err(RegistryError::TooLarge {
+        let bytes = exchange.body(max_bytes).map_err(|e| match e {
+            BodyError::TooLong { max_bytes } => RegistryError::TooLarge {
                 what: shown.to_string(),
                 max_bytes,
-            });
-        }
-        let mut bytes = Vec::new();
-        response
-            .take(max_bytes.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| {
-                RegistryError::Unreachable(format!("{shown}: {}", untrusted(&e.to_string())))
-            })?;
-        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > max_bytes {
-            return Err(RegistryError::TooLarge {
-                what: shown.to_string(),
-                max_bytes,
-            });
-        }
+            },
+            e => RegistryError::Unreachable(format!("{shown}: {}", untrusted(&e.to_string()))),
+        })?;
         Ok(Fetched::Body { bytes, validators })
     }
 }

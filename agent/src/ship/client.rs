@@ -5,19 +5,21 @@
 //! new kind of answer goes there, with a row in the README and a test in
 //! `agent/tests/ship_rules.rs`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use reqwest::StatusCode;
-use reqwest::blocking::{RequestBuilder, Response};
+use reqwest::blocking::RequestBuilder;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use serde_json::{Value, json};
 use thiserror::Error;
 
 use super::Auth;
 use crate::spool::{Destination, Entry};
+pub use crate::support::http::redact_url;
+use crate::support::http::{BodyError, Exchange, Http, describe};
 
 /// The most of a response body the agent reads: a `_bulk` answer for the largest batch
 /// (10,000 documents, each with an error) is about 5 MiB. A longer body is not an answer.
@@ -121,7 +123,8 @@ pub enum TemplateState {
 }
 
 pub struct Client {
-    http: reqwest::blocking::Client,
+    /// Every exchange (template, `_bulk`) ends within `timeout_ms`, body included.
+    http: Http,
     base: String,
     auth: Auth,
     gzip: bool,
@@ -135,7 +138,7 @@ impl Client {
         gzip: bool,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let http = crate::support::http::client(ca_pem, timeout).map_err(ClientError::Build)?;
+        let http = Http::new(ca_pem, timeout).map_err(ClientError::Build)?;
         Ok(Self {
             http,
             base: url.trim_end_matches('/').to_owned(),
@@ -161,35 +164,48 @@ impl Client {
     /// index brings its own).
     pub fn install_template_body(&self, index: &str, body: &Value) -> Result<(), ClientError> {
         let url = format!("{}/_index_template/{}", self.base, template_name(index));
-        let response = self
+        let request = self
             .authorised(self.http.put(url))
             .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
+            .body(body.to_string());
+        let exchange = self
+            .http
+            .send(request)
             .map_err(|e| ClientError::Request(describe(&e)))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
+        let status = exchange.response.status();
+        // The answer is read whole (within the deadline) even on success: a template
+        // PUT's body trickling past `timeout_ms` is a failed exchange, not a success
+        // that holds the connection.
+        match (status.is_success(), read_bounded(exchange)) {
+            (true, Ok(_)) => Ok(()),
+            (true, Err(e)) => Err(ClientError::Request(body_failure(&e))),
+            (false, body) => Err(ClientError::Status {
+                status: status.as_u16(),
+                reason: reason_of(status.as_u16(), body),
+            }),
         }
-        Err(ClientError::Status {
-            status: status.as_u16(),
-            reason: reason_of(response),
-        })
     }
 
     /// Whether the template for `index` is installed (GET, so a read-only key may ask).
     pub fn template_state(&self, index: &str) -> Result<TemplateState, ClientError> {
         let url = format!("{}/_index_template/{}", self.base, template_name(index));
-        let response = self
-            .authorised(self.http.get(url))
-            .send()
+        let exchange = self
+            .http
+            .send(self.authorised(self.http.get(url)))
             .map_err(|e| ClientError::Request(describe(&e)))?;
-        match response.status() {
-            StatusCode::OK => Ok(TemplateState::Present),
-            StatusCode::NOT_FOUND => Ok(TemplateState::Missing),
-            status => Err(ClientError::Status {
+        let status = exchange.response.status();
+        // Read whole either way, within the deadline: a 200 whose body trickles is not
+        // an answer yet.
+        let body = read_bounded(exchange);
+        match (status, body) {
+            (StatusCode::OK, Ok(_)) => Ok(TemplateState::Present),
+            (StatusCode::NOT_FOUND, Ok(_)) => Ok(TemplateState::Missing),
+            (StatusCode::OK | StatusCode::NOT_FOUND, Err(e)) => {
+                Err(ClientError::Request(body_failure(&e)))
+            }
+            (status, body) => Err(ClientError::Status {
                 status: status.as_u16(),
-                reason: reason_of(response),
+                reason: reason_of(status.as_u16(), body),
             }),
         }
     }
@@ -234,14 +250,14 @@ impl Client {
                 Err(e) => return BulkOutcome::Retry(format!("cannot compress: {e}")),
             }
         }
-        let response = match request.body(body).send() {
-            Ok(response) => response,
+        let exchange = match self.http.send(request.body(body)) {
+            Ok(exchange) => exchange,
             Err(e) => return BulkOutcome::NoAnswer(describe(&e)),
         };
-        let status = response.status();
-        let text = match read_bounded(response) {
+        let status = exchange.response.status();
+        let text = match read_bounded(exchange) {
             Ok(text) => text,
-            Err(BodyError::TooLong) => {
+            Err(BodyError::TooLong { .. }) => {
                 return BulkOutcome::Paused {
                     why: Pause::Misrouted,
                     reason: format!(
@@ -250,8 +266,10 @@ impl Client {
                     ),
                 };
             }
-            Err(BodyError::Broken(e)) => {
-                return BulkOutcome::Retry(format!("the response broke off: {e}"));
+            // The documents may or may not have been taken: try again later (their ids
+            // make a second copy a 409, not a duplicate).
+            Err(e @ (BodyError::Broken(_) | BodyError::TimedOut)) => {
+                return BulkOutcome::Retry(format!("HTTP {}: {e}", status.as_u16()));
             }
         };
         classify_response(status.as_u16(), &text, entries.len())
@@ -336,29 +354,16 @@ fn pause_for_type(kind: &str) -> Option<Pause> {
     }
 }
 
-enum BodyError {
-    TooLong,
-    Broken(std::io::Error),
+/// Reads at most [`RESPONSE_MAX_BYTES`] by the exchange's deadline (`support::http`): a
+/// body that never ends or trickles is cut off at `timeout_ms`, one of a gigabyte by the
+/// bound, before either is buffered.
+fn read_bounded(exchange: Exchange) -> Result<String, BodyError> {
+    let bytes = exchange.body(RESPONSE_MAX_BYTES)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Reads at most [`RESPONSE_MAX_BYTES`]: a body that never ends is cut off by the client's
-/// timeout, one of a gigabyte by the bound, before either is buffered.
-fn read_bounded(response: Response) -> Result<String, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|length| length > RESPONSE_MAX_BYTES)
-    {
-        return Err(BodyError::TooLong);
-    }
-    let mut bytes = Vec::new();
-    response
-        .take(RESPONSE_MAX_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(BodyError::Broken)?;
-    if bytes.len() as u64 > RESPONSE_MAX_BYTES {
-        return Err(BodyError::TooLong);
-    }
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+fn body_failure(error: &BodyError) -> String {
+    format!("the answer: {error}")
 }
 
 /// One template per index, named after it.
@@ -518,12 +523,10 @@ fn raw_error_reason(holder: &Value) -> String {
         .unwrap_or_else(|| "no reason given".into())
 }
 
-fn reason_of(response: Response) -> String {
-    let status = response.status().as_u16();
-    match read_bounded(response) {
+fn reason_of(status: u16, body: Result<String, BodyError>) -> String {
+    match body {
         Ok(text) => reason_of_text(status, &text),
-        Err(BodyError::TooLong) => format!("a body longer than {RESPONSE_MAX_BYTES} bytes"),
-        Err(BodyError::Broken(e)) => format!("the body broke off: {e}"),
+        Err(e) => e.to_string(),
     }
 }
 
@@ -538,36 +541,6 @@ fn reason_of_text(status: u16, text: &str) -> String {
     match serde_json::from_str::<Value>(text) {
         Ok(value) => error_reason(&value),
         Err(_) => preview(text),
-    }
-}
-
-/// `url` without its userinfo; text that is not a URL is not printed at all.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.to_string().trim_end_matches('/').to_owned()
-        }
-        Err(_) => "(an unparsable URL)".into(),
-    }
-}
-
-/// reqwest's errors hide their cause behind "error sending request"; show the chain. The
-/// URL in them loses its userinfo: a password in `url` never reaches the log.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    match error.url() {
-        Some(url) if !url.username().is_empty() || url.password().is_some() => {
-            text.replace(url.as_str(), &redact_url(url.as_str()))
-        }
-        _ => text,
     }
 }
 

@@ -63,10 +63,18 @@ pub fn format(unix_millis: i64) -> String {
 }
 
 /// Unix milliseconds from RFC 3339 (`2024-05-01T12:00:03.5+02:00`, `T`, `t` or a space
-/// between date and time, `Z`/`z` or `±HH:MM`), or from `YYYY-MM-DD HH:MM:SS` without an
-/// offset, read as UTC. A fraction finer than milliseconds is cut; a leap second (`:60`)
-/// is the last millisecond of its minute.
+/// between date and time, `Z`/`z` or `±HH:MM`), or from the same without an offset
+/// (`2024-05-01 12:00:03`, `2024-05-01T12:00:03`), read as UTC: one rule whatever the
+/// separator. A fraction finer than milliseconds is cut; a leap second (`:60`) is the
+/// last millisecond of its minute.
 pub fn parse(text: &str) -> Option<i64> {
+    parse_with(text, Some(0))
+}
+
+/// [`parse`], with a time written without an offset read at `no_offset` minutes east of
+/// UTC, or refused when it is `None`. The separator (`T`, `t`, a space) never changes
+/// how a time is read.
+pub fn parse_with(text: &str, no_offset: Option<i64>) -> Option<i64> {
     let bytes = text.as_bytes();
     let digits = |from: usize, len: usize| -> Option<i64> {
         let field = bytes.get(from..from.checked_add(len)?)?;
@@ -104,8 +112,7 @@ pub fn parse(text: &str) -> Option<i64> {
         millis = digits(start, kept)? * 10i64.pow(3 - kept as u32);
     }
     let offset_minutes = match bytes.get(i) {
-        None if bytes[10] == b' ' => 0,
-        None => return None,
+        None => no_offset.filter(|m| m.abs() < 24 * 60)?,
         Some(b'Z' | b'z') if i + 1 == bytes.len() => 0,
         Some(&sign @ (b'+' | b'-')) if i + 6 == bytes.len() && at(i + 3, b":") => {
             let (h, m) = (digits(i + 1, 2)?, digits(i + 4, 2)?);
@@ -198,11 +205,22 @@ mod tests {
         assert_eq!(parse("2024-05-01T14:00:03.5+02:00"), Some(1714564803500));
         assert_eq!(parse("2024-05-01T10:30:03.5-01:30"), Some(1714564803500));
         assert_eq!(parse("2024-05-01 12:00:03"), Some(1714564803000));
+        // Without an offset: one rule, whatever the separator.
+        assert_eq!(parse("2024-05-01T12:00:03"), Some(1714564803000));
+        assert_eq!(parse("2024-05-01t12:00:03.5"), Some(1714564803500));
+        for text in ["2024-05-01 14:00:03", "2024-05-01T14:00:03"] {
+            assert_eq!(parse_with(text, Some(120)), Some(1714564803000), "{text}");
+            assert_eq!(parse_with(text, None), None, "{text}");
+        }
+        assert_eq!(
+            parse_with("2024-05-01T12:00:03Z", None),
+            Some(1714564803000)
+        );
         assert_eq!(parse("2016-12-31T23:59:60Z"), Some(1483228799999));
         for bad in [
             "",
             "2024-05-01",
-            "2024-05-01T12:00:03",
+            "2024-05-01T12:00",
             "2024-13-01T12:00:03Z",
             "2023-02-29T12:00:03Z",
             "2024-05-01T24:00:03Z",

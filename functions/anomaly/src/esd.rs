@@ -64,10 +64,7 @@ pub fn detect(
         anomalies.push(indexes.remove(index));
         sorted.remove(index);
 
-        let p = match tail {
-            Tail::Both => 1.0 - alpha / (2.0 * (n - i + 1) as f32),
-            Tail::Upper | Tail::Lower => 1.0 - alpha / (n - i + 1) as f32,
-        };
+        let p = critical_p(alpha, n - i + 1, tail);
         let t = StudentsT::ppf(p as f64, (n - i - 1) as u32) as f32;
         let lambda =
             t * (n - i) as f32 / (((n - i - 1) as f32 + t * t) * (n - i + 1) as f32).sqrt();
@@ -77,6 +74,33 @@ pub fn detect(
     }
     anomalies.truncate(significant);
     Ok(anomalies)
+}
+
+/// The probability whose t-quantile is the ESD step's critical value, with `remaining`
+/// samples left, in `f32` as the crate computes it. Below about 2^-25 the subtracted term
+/// is lost to rounding and `p` is 1: the critical value is infinite and no sample can
+/// be flagged, whatever the data.
+pub fn critical_p(alpha: f32, remaining: usize, tail: Tail) -> f32 {
+    match tail {
+        Tail::Both => 1.0 - alpha / (2.0 * remaining as f32),
+        Tail::Upper | Tail::Lower => 1.0 - alpha / remaining as f32,
+    }
+}
+
+/// Whether `alpha` can flag anything in a window of `n`: the first step, with the most
+/// samples left, has the smallest term, so if its `p` is below 1 every step's is.
+pub fn honours_alpha(alpha: f32, n: usize, tail: Tail) -> bool {
+    critical_p(alpha, n, tail) < 1.0
+}
+
+/// The smallest `alpha` [`honours_alpha`] for a window of `n`, near enough for a message:
+/// `n`·2^-24 for both tails, half that for one (2^-25 is half an `f32` step below 1).
+pub fn min_alpha(n: usize, tail: Tail) -> f64 {
+    let step = match tail {
+        Tail::Both => 2f64.powi(-24),
+        Tail::Upper | Tail::Lower => 2f64.powi(-25),
+    };
+    n as f64 * step
 }
 
 /// Positions of `values` in ascending order, equal values in their original order: the

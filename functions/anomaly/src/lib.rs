@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `period` | 24 | samples per season (≥ 2); a window needs at least two seasons |
 //! | `max_anoms` | 0.1 | most anomalies, as a fraction of the window; clamped to (0, 0.49] |
-//! | `alpha` | 0.05 | significance level of the ESD test, in (0, 1) |
+//! | `alpha` | 0.05 | significance level of the ESD test, in (0, 1); above about 6e-8 × the window length (3e-8 with one tail), or windows are refused |
 //! | `direction` | `both` | `both`, `pos` (only highs) or `neg` (only lows) |
 //!
 //! The crate panics on `period < 2` and on infinite values; this function refuses both
@@ -42,6 +42,9 @@ pub struct SeasonalHybridEsd {
     period: usize,
     max_anoms: f32,
     alpha: f32,
+    /// `alpha` as the operator wrote it, for the message refusing a window it cannot
+    /// serve.
+    alpha_text: String,
     tail: Tail,
 }
 
@@ -87,12 +90,17 @@ impl Function for SeasonalHybridEsd {
             }
         };
 
-        Ok(Self {
+        let function = Self {
             period,
             max_anoms: max_anoms.min(MAX_ANOMS_CEILING),
             alpha,
+            alpha_text: params.raw("alpha").unwrap_or("0.05").trim().to_owned(),
             tail,
-        })
+        };
+        // An alpha too small for even the shortest window it accepts can never flag
+        // anything: refuse it now rather than judge every window "no anomaly".
+        function.check_alpha(function.min_window_len())?;
+        Ok(function)
     }
 
     fn min_window_len(&self) -> usize {
@@ -133,6 +141,7 @@ impl Function for SeasonalHybridEsd {
             )));
         }
 
+        self.check_alpha(series.len())?;
         let anomalies = esd::detect(series, self.period, self.max_anoms, self.alpha, self.tail)
             .map_err(|e| Error::new(format!("S-H-ESD: {e}")))?;
         let mut verdicts = vec![Verdict::flag(false); series.len()];
@@ -143,6 +152,55 @@ impl Function for SeasonalHybridEsd {
         }
         Ok(verdicts)
     }
+}
+
+impl SeasonalHybridEsd {
+    /// Refuses a window of `n` on which `alpha` could flag nothing: the test's critical
+    /// values are `f32` (as the crate's are), and with `alpha` below about `n`·6e-8
+    /// (`n`·3e-8 for one tail) the first step's probability rounds to 1, so every
+    /// critical value is infinite. Silently answering "no anomaly" would look like a
+    /// clean series; the message names the usable range instead.
+    fn check_alpha(&self, n: usize) -> Result<(), Error> {
+        if esd::honours_alpha(self.alpha, n, self.tail) {
+            return Ok(());
+        }
+        let (least, per_sample) = match self.tail {
+            Tail::Both => (esd::min_alpha(n, self.tail), "6e-8"),
+            Tail::Upper | Tail::Lower => (esd::min_alpha(n, self.tail), "3e-8"),
+        };
+        Err(Error::new(format!(
+            "parameter `alpha` = {} cannot be honoured on a window of {n} samples: the \
+             test's f32 critical values round to certainty below about {per_sample} x the \
+             window length, so nothing could be flagged; use alpha in [{}, 1) for this \
+             window, or shorter windows",
+            self.alpha_text,
+            scientific_up(least)
+        )))
+    }
+}
+
+/// `x` (positive, finite) in two significant digits, rounded up (`1.3e-4`): a bound a
+/// reader can copy. Integers only: formatting floats would add ~20 KB of wasm.
+fn scientific_up(x: f64) -> String {
+    if !(x.is_finite() && x > 0.0) {
+        return "?".into();
+    }
+    let (mut mantissa, mut exponent) = (x, 0i32);
+    while mantissa >= 10.0 {
+        mantissa /= 10.0;
+        exponent += 1;
+    }
+    while mantissa < 1.0 {
+        mantissa *= 10.0;
+        exponent -= 1;
+    }
+    // 10..=100 tenths; 100 carries into the exponent.
+    let mut tenths = (mantissa * 10.0).ceil() as u32;
+    if tenths >= 100 {
+        tenths = 10;
+        exponent += 1;
+    }
+    format!("{}.{}e{}", tenths / 10, tenths % 10, exponent)
 }
 
 register!(SeasonalHybridEsd);

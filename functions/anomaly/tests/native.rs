@@ -157,3 +157,76 @@ fn never_panics_on_odd_but_finite_series() {
         }
     }
 }
+
+/// f32 critical values: with `alpha` below about 6e-8 × the window length (3e-8 with one
+/// tail) the ESD test's probability rounds to 1 and nothing could ever be flagged. Such
+/// an `alpha` is refused, naming the usable range, instead of answering "no anomaly".
+#[test]
+fn an_alpha_the_f32_test_cannot_honour_is_refused_with_the_usable_range() {
+    let series = spiked_series(2016, 288);
+    for (direction, refused, honoured) in [
+        ("both", "1e-4", "1.3e-4"),
+        ("pos", "5e-5", "6.1e-5"),
+        ("neg", "5e-5", "6.1e-5"),
+    ] {
+        let f = harness(&[
+            ("period", "288"),
+            ("alpha", refused),
+            ("direction", direction),
+        ])
+        .unwrap();
+        let err = match f.execute(&window(series.clone())) {
+            Err(err) => err,
+            Ok(verdicts) => panic!(
+                "{direction}: alpha {refused} judged the window, {} flagged",
+                flagged(&verdicts).len()
+            ),
+        };
+        assert!(
+            err.message.contains(&format!(
+                "`alpha` = {refused} cannot be honoured on a window of 2016 samples"
+            )),
+            "{direction}: {err}"
+        );
+        assert!(
+            err.message.contains(&format!("[{honoured}, 1)")),
+            "{direction}: {err}"
+        );
+        // The bound named is usable: it runs, and the spike is found.
+        let f = harness(&[
+            ("period", "288"),
+            ("alpha", honoured),
+            ("direction", direction),
+        ])
+        .unwrap();
+        let verdicts = f.execute(&window(series.clone())).unwrap();
+        if direction != "neg" {
+            assert!(flagged(&verdicts).contains(&700), "{direction}");
+        }
+    }
+    // Too small for even the shortest window it accepts (two periods): refused at init.
+    let err = harness(&[("period", "24"), ("alpha", "1e-9")])
+        .err()
+        .expect("refused");
+    assert!(
+        err.message
+            .contains("`alpha` = 1e-9 cannot be honoured on a window of 48 samples"),
+        "{err}"
+    );
+    // The default is honoured on the longest window the agent allows.
+    assert!(harness(&[("period", "24")]).is_ok());
+    let long = harness(&[("period", "24")]).unwrap();
+    assert!(long.execute(&window(spiked_series(16_384, 24))).is_ok());
+}
+
+/// A seasonal series with one spike at 700.
+fn spiked_series(len: usize, period: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let phase = i as f32 / period as f32 * std::f32::consts::TAU;
+            let wobble = ((i * 7919) % 13) as f32 / 13.0 - 0.5;
+            let spike = if i == 700 { 40.0 } else { 0.0 };
+            60.0 + 10.0 * phase.sin() + wobble + spike
+        })
+        .collect()
+}

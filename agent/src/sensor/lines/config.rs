@@ -66,6 +66,81 @@ pub enum TimeFormat {
     UnixMs,
 }
 
+/// How a time written without an offset (`2026-01-01 00:00:05`, `2026-01-01T00:00:05`) is
+/// read: in UTC (the default), at a fixed offset from UTC, or not at all. One rule for
+/// both spellings. A fixed offset has no daylight saving time: a sender on local time
+/// with DST should write its offset (`+02:00`), which is always honoured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum TimeWithoutOffset {
+    /// `"utc"`.
+    #[default]
+    Utc,
+    /// `"+HH:MM"` or `"-HH:MM"`: minutes east of UTC.
+    Offset(i64),
+    /// `"refuse"`: such a time is refused (`bad_time`).
+    Refuse,
+}
+
+impl TimeWithoutOffset {
+    /// Minutes east of UTC, or `None` to refuse.
+    pub fn minutes(self) -> Option<i64> {
+        match self {
+            Self::Utc => Some(0),
+            Self::Offset(minutes) => Some(minutes),
+            Self::Refuse => None,
+        }
+    }
+}
+
+impl TryFrom<String> for TimeWithoutOffset {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{:?} is not \"utc\", \"refuse\" or an offset such as \"+01:00\"",
+                crate::support::text::untrusted(&text)
+            )
+        };
+        match text.trim() {
+            t if t.eq_ignore_ascii_case("utc") || t == "Z" => return Ok(Self::Utc),
+            t if t.eq_ignore_ascii_case("refuse") => return Ok(Self::Refuse),
+            _ => {}
+        }
+        let bytes = text.trim().as_bytes();
+        let [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] = bytes else {
+            return Err(bad());
+        };
+        let digit = |b: &u8| b.is_ascii_digit().then(|| i64::from(b - b'0'));
+        let (Some(h1), Some(h2), Some(m1), Some(m2)) = (digit(h1), digit(h2), digit(m1), digit(m2))
+        else {
+            return Err(bad());
+        };
+        let (hours, minutes) = (h1 * 10 + h2, m1 * 10 + m2);
+        if hours > 23 || minutes > 59 {
+            return Err(bad());
+        }
+        let east = hours * 60 + minutes;
+        Ok(Self::Offset(if *sign == b'-' { -east } else { east }))
+    }
+}
+
+impl From<TimeWithoutOffset> for String {
+    fn from(rule: TimeWithoutOffset) -> String {
+        match rule {
+            TimeWithoutOffset::Utc => "utc".into(),
+            TimeWithoutOffset::Refuse => "refuse".into(),
+            TimeWithoutOffset::Offset(minutes) => format!(
+                "{}{:02}:{:02}",
+                if minutes < 0 { '-' } else { '+' },
+                minutes.abs() / 60,
+                minutes.abs() % 60
+            ),
+        }
+    }
+}
+
 /// The `[source]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -83,6 +158,11 @@ pub struct SourceConfig {
     /// The field with the sample's time; a line without it is stamped when received.
     pub time_field: String,
     pub time_format: TimeFormat,
+    /// How a time written without an offset is read.
+    pub time_without_offset: TimeWithoutOffset,
+    /// The furthest a line's time may be ahead of the agent's clock when it arrives;
+    /// beyond it the line is refused (`future_time`).
+    pub max_future_s: u64,
     /// The field that becomes the sample's `air_quality`, the value the function judges.
     pub value_field: String,
     /// The optional channels: absent from a line (or named "" here), they are NaN.
@@ -105,6 +185,9 @@ pub struct SourceConfig {
     pub sensor_idle_s: u64,
     /// Samples the ring holds while the function is busy.
     pub queue: usize,
+    /// UDP: the socket's receive buffer (`SO_RCVBUF`), bytes; 0 keeps the system's
+    /// (`net.core.rmem_default`). The kernel caps it at `net.core.rmem_max`.
+    pub udp_receive_buffer_bytes: usize,
 }
 
 impl Default for SourceConfig {
@@ -118,6 +201,8 @@ impl Default for SourceConfig {
             sensor_field: "sensor_id".into(),
             time_field: "timestamp".into(),
             time_format: TimeFormat::Auto,
+            time_without_offset: TimeWithoutOffset::Utc,
+            max_future_s: 300,
             value_field: "value".into(),
             temperature_field: "temperature".into(),
             humidity_field: "humidity".into(),
@@ -131,6 +216,7 @@ impl Default for SourceConfig {
             max_sensors: 100,
             sensor_idle_s: 3600,
             queue: 4096,
+            udp_receive_buffer_bytes: 0,
         }
     }
 }
@@ -149,6 +235,10 @@ pub mod bounds {
     pub const SENSOR_IDLE_S: RangeInclusive<u64> = 1..=30 * 86_400;
     /// About 100 bytes a sample.
     pub const QUEUE: RangeInclusive<usize> = 1..=1_000_000;
+    /// Up to a year ahead; a second at least (clocks a few milliseconds apart).
+    pub const MAX_FUTURE_S: RangeInclusive<u64> = 1..=366 * 86_400;
+    /// 0 (the system's), or a buffer of 4 KiB to 64 MiB.
+    pub const UDP_RECEIVE_BUFFER_BYTES: RangeInclusive<usize> = 4096..=64 << 20;
     /// Field names: short, printable.
     pub const FIELD_BYTES: RangeInclusive<usize> = 0..=64;
     pub const COLUMNS: RangeInclusive<usize> = 0..=256;
@@ -195,6 +285,14 @@ impl SourceConfig {
         within("max_sensors", self.max_sensors, &bounds::MAX_SENSORS)?;
         within("sensor_idle_s", self.sensor_idle_s, &bounds::SENSOR_IDLE_S)?;
         within("queue", self.queue, &bounds::QUEUE)?;
+        within("max_future_s", self.max_future_s, &bounds::MAX_FUTURE_S)?;
+        if self.udp_receive_buffer_bytes != 0 {
+            within(
+                "udp_receive_buffer_bytes",
+                self.udp_receive_buffer_bytes,
+                &bounds::UDP_RECEIVE_BUFFER_BYTES,
+            )?;
+        }
         if self.max_sensors.saturating_mul(window_size) > bounds::WINDOWED_SAMPLES {
             return Err((
                 "max_sensors",
@@ -280,6 +378,38 @@ mod tests {
     }
 
     #[test]
+    fn times_without_an_offset_are_read_as_configured() {
+        let parse = |text: &str| TimeWithoutOffset::try_from(text.to_owned());
+        assert_eq!(parse("utc"), Ok(TimeWithoutOffset::Utc));
+        assert_eq!(parse("refuse"), Ok(TimeWithoutOffset::Refuse));
+        assert_eq!(parse("+01:00"), Ok(TimeWithoutOffset::Offset(60)));
+        assert_eq!(parse("-05:30"), Ok(TimeWithoutOffset::Offset(-330)));
+        for bad in [
+            "",
+            "local",
+            "Europe/Paris",
+            "+1:00",
+            "+24:00",
+            "+01:60",
+            "01:00",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        for rule in ["utc", "refuse", "+01:00", "-05:30"] {
+            assert_eq!(String::from(parse(rule).unwrap()), rule);
+        }
+        let file = |rule: &str| {
+            crate::config::AgentConfig::parse(
+                &format!("[source]\ntime_without_offset = \"{rule}\"\n"),
+                "agent.toml",
+            )
+        };
+        let parsed = file("+02:00").unwrap();
+        assert_eq!(parsed.source.time_without_offset.minutes(), Some(120));
+        assert!(file("CET").is_err());
+    }
+
+    #[test]
     fn the_defaults_pass_and_bme680_checks_nothing() {
         assert_eq!(lines().check(1024), Ok(()));
         let odd = SourceConfig {
@@ -326,6 +456,20 @@ mod tests {
                 ..lines()
             }),
             "value_max"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                max_future_s: 0,
+                ..lines()
+            }),
+            "max_future_s"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                udp_receive_buffer_bytes: 100,
+                ..lines()
+            }),
+            "udp_receive_buffer_bytes"
         );
         assert_eq!(
             key(SourceConfig {

@@ -30,6 +30,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const LOG_BURST: u32 = 10;
 /// Bytes of a refused line quoted in the log.
 const LOG_LINE_BYTES: usize = 120;
+/// `[source] max_future_s`'s default, for a feed built without it.
+const DEFAULT_MAX_FUTURE_MS: i64 = 300_000;
 
 /// What to do with a line when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,15 +42,19 @@ pub enum WhenFull {
     Drop,
 }
 
-/// The source's counters, written by its threads, read by `/metrics` and tests.
+/// The source's counters, written by its threads, read by `/metrics` and tests. Every
+/// line read (blank ones aside) ends in exactly one of `accepted`, `refused` or
+/// `headers`, counted once it has; lines read is their sum, so
+/// read = accepted + refused + headers holds at every scrape (a line waiting for room in
+/// the queue is not read yet).
 #[derive(Debug, Default)]
 pub struct LinesStats {
-    /// Lines read (blank ones aside), accepted or not.
-    pub lines: AtomicU64,
     /// Lines that became a sample in the queue.
     pub accepted: AtomicU64,
     /// Lines dropped, by [`Refused::index`].
     pub refused: [AtomicU64; Refused::ALL.len()],
+    /// CSV header lines taken (one per TCP connection or standard input).
+    pub headers: AtomicU64,
     /// TCP clients accepted, turned away at `max_connections`, closed when idle.
     pub connections: AtomicU64,
     pub connections_refused: AtomicU64,
@@ -71,9 +77,14 @@ pub struct LinesStats {
 pub struct LinesCounts {
     /// `tcp`, `udp` or `stdin`: the `source` label.
     pub transport: &'static str,
+    /// Lines read: `accepted` + every `refused` + `headers`, from one reading of each.
     pub lines: u64,
     pub accepted: u64,
     pub refused: Vec<(&'static str, u64)>,
+    pub headers: u64,
+    /// UDP: datagrams the kernel dropped because the socket's receive buffer was full
+    /// (`/proc/net/udp`'s `drops`); `None` for TCP and standard input, or unknown.
+    pub kernel_drops: Option<u64>,
     pub connections: u64,
     pub connections_refused: u64,
     pub connections_idle: u64,
@@ -94,14 +105,24 @@ impl LinesStats {
 
     pub fn counts(&self, transport: &'static str) -> LinesCounts {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let accepted = load(&self.accepted);
+        let refused: Vec<(&'static str, u64)> = Refused::ALL
+            .iter()
+            .map(|r| (r.name(), self.refused(*r)))
+            .collect();
+        let headers = load(&self.headers);
+        let lines = refused
+            .iter()
+            .fold(accepted.saturating_add(headers), |sum, (_, n)| {
+                sum.saturating_add(*n)
+            });
         LinesCounts {
             transport,
-            lines: load(&self.lines),
-            accepted: load(&self.accepted),
-            refused: Refused::ALL
-                .iter()
-                .map(|r| (r.name(), self.refused(*r)))
-                .collect(),
+            lines,
+            accepted,
+            refused,
+            headers,
+            kernel_drops: None,
             connections: load(&self.connections),
             connections_refused: load(&self.connections_refused),
             connections_idle: load(&self.connections_idle),
@@ -141,6 +162,8 @@ pub struct Feed {
     default_sensor: Arc<str>,
     max_sensors: usize,
     sensor_idle: Duration,
+    /// How far ahead of the agent's clock a line's time may be, ms.
+    max_future_ms: i64,
     fallback_run: RunId,
     log: Mutex<LogRate>,
 }
@@ -174,9 +197,17 @@ impl Feed {
             default_sensor: Arc::from(default_sensor),
             max_sensors: max_sensors.max(1),
             sensor_idle,
+            max_future_ms: DEFAULT_MAX_FUTURE_MS,
             fallback_run,
             log: Mutex::new(LogRate::new(LOG_BURST, Duration::from_secs(1))),
         }
+    }
+
+    /// Refuses (`future_time`) a line whose time is more than `max_future` ahead of the
+    /// agent's clock when it arrives.
+    pub fn with_max_future(mut self, max_future: Duration) -> Self {
+        self.max_future_ms = i64::try_from(max_future.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     pub fn stats(&self) -> &Arc<LinesStats> {
@@ -213,6 +244,16 @@ impl Feed {
     fn queue(&self, inner: &mut Inner, reading: &Reading<'_>) -> Result<(), Refused> {
         let name: &str = reading.sensor.as_deref().unwrap_or(&self.default_sensor);
         let now = Instant::now();
+        let received_ms = unix_ms();
+        // Before anything else: a line from the future must neither take a sensor's place
+        // nor become its last time, or every line after it would be refused as going
+        // back until that time came.
+        if reading
+            .time_ms
+            .is_some_and(|ms| ms > received_ms.saturating_add(self.max_future_ms))
+        {
+            return Err(Refused::FutureTime);
+        }
         if !inner.sensors.contains_key(name) {
             self.admit(inner, name, now)?;
         }
@@ -226,7 +267,7 @@ impl Feed {
             // The sender's clock: whether it was synchronised is the sender's to know.
             Some(ms) => (ms, true),
             None => (
-                unix_ms().max(state.last_ms),
+                received_ms.max(state.last_ms),
                 system_clock_sync().is_synced(),
             ),
         };
@@ -302,13 +343,25 @@ impl Feed {
     /// Counts a refused line and logs it within the rate limit: where it came from, its
     /// line number, why, and the start of it, escaped.
     pub fn refuse(&self, reason: Refused, origin: &str, line_no: u64, line: &[u8]) {
+        self.refuse_noted(reason, origin, line_no, line, "");
+    }
+
+    /// [`Self::refuse`], the log line ending with `note` (the agent's own text).
+    pub fn refuse_noted(
+        &self,
+        reason: Refused,
+        origin: &str,
+        line_no: u64,
+        line: &[u8],
+        note: &str,
+    ) {
         LinesStats::count(&self.stats.refused[reason.index()]);
         let admitted = self.log.lock().map(|mut log| log.allow()).unwrap_or(None);
         match admitted {
             Some(suppressed) => {
                 let shown = String::from_utf8_lossy(&line[..line.len().min(LOG_LINE_BYTES)]);
                 warn!(
-                    "{origin} line {line_no}: refused ({}): {}{}",
+                    "{origin} line {line_no}: refused ({}): {}{note}{}",
                     reason.name(),
                     text::untrusted(&shown),
                     LogRate::note(suppressed)
@@ -377,6 +430,28 @@ mod tests {
         assert_eq!(samples[0].run_id, samples[2].run_id);
         assert_ne!(samples[0].run_id, samples[1].run_id);
         assert!(samples[3].timestamp > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn a_time_too_far_ahead_is_refused_and_does_not_poison_the_sensor() {
+        let (feed, reader) = feed(16, 4);
+        let feed = feed.with_max_future(Duration::from_secs(60));
+        let now = unix_ms();
+        assert_eq!(
+            feed.offer(&reading("a", Some(now + 3_600_000), 1.0), WhenFull::Drop),
+            Err(Refused::FutureTime)
+        );
+        feed.offer(&reading("a", Some(now + 30_000), 2.0), WhenFull::Drop)
+            .unwrap();
+        feed.offer(&reading("a", Some(now + 31_000), 3.0), WhenFull::Drop)
+            .unwrap();
+        assert_eq!(reader.len(), 2);
+        // Refused before it could take a place in the table.
+        assert_eq!(
+            feed.offer(&reading("b", Some(now + 3_600_000), 1.0), WhenFull::Drop),
+            Err(Refused::FutureTime)
+        );
+        assert_eq!(feed.stats().sensors_active.load(Ordering::Relaxed), 1);
     }
 
     #[test]

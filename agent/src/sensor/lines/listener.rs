@@ -29,13 +29,25 @@ const CONNECTION_STACK: usize = 256 * 1024;
 /// The largest UDP datagram.
 const DATAGRAM_BYTES: usize = 65_536;
 
+/// TCP keepalive on a client's socket: the first probe after this long without a byte
+/// either way, then one every `KEEPALIVE_INTERVAL`, `KEEPALIVE_PROBES` in all. A sender
+/// whose power or Wi-Fi went is then found gone in about two minutes, whatever
+/// `idle_timeout_s` says, and its place under `max_connections` is freed.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 6;
+
 /// One line read from a stream.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LineEvent {
-    /// A line (in the buffer) ended by a newline or by the end of the stream.
+    /// A line (in the buffer) ended by a newline.
     Line,
     /// A line longer than the bound; its bytes were discarded as they came.
     TooLong,
+    /// The stream ended in the middle of a line (in the buffer): no newline came, so it
+    /// may have been cut short. One rule for TCP and standard input: refused, counted
+    /// (`incomplete`).
+    Unterminated,
     /// The end of the stream.
     End,
 }
@@ -69,6 +81,25 @@ impl LineBuffer {
         }
     }
 
+    /// Whether bytes of an unfinished line are held (or were discarded as too long).
+    pub fn is_partial(&self) -> bool {
+        self.too_long || !self.line.is_empty()
+    }
+
+    /// Ends an unfinished line because its stream ended (closed while idle, a read
+    /// error, the stop): what it counts as, if there was one.
+    pub fn abandon(&mut self) -> Option<Refused> {
+        let outcome = if std::mem::take(&mut self.too_long) {
+            Some(Refused::TooLong)
+        } else if self.line.is_empty() {
+            None
+        } else {
+            Some(Refused::Incomplete)
+        };
+        self.line.clear();
+        outcome
+    }
+
     fn take(&mut self) -> LineEvent {
         if std::mem::take(&mut self.too_long) {
             self.line.clear();
@@ -89,10 +120,13 @@ impl LineBuffer {
                 Err(e) => return Err(e),
             };
             if available.is_empty() {
-                return Ok(if self.line.is_empty() && !self.too_long {
+                return Ok(if std::mem::take(&mut self.too_long) {
+                    self.line.clear();
+                    LineEvent::TooLong
+                } else if self.line.is_empty() {
                     LineEvent::End
                 } else {
-                    self.take()
+                    LineEvent::Unterminated
                 });
             }
             match available.iter().position(|&b| b == b'\n') {
@@ -122,33 +156,60 @@ pub fn handle_line(
 ) {
     let stats = feed.stats();
     let Ok(text) = std::str::from_utf8(line) else {
-        LinesStats::count(&stats.lines);
         feed.refuse(Refused::Malformed, origin, line_no, line);
         return;
     };
+    // Each line is counted once, where it ended up: lines read is the sum.
     let outcome = match parser.parse(text) {
         Ok(Parsed::Blank) => return,
         Ok(Parsed::Header) => {
-            LinesStats::count(&stats.lines);
+            LinesStats::count(&stats.headers);
             Ok(())
         }
-        Ok(Parsed::Reading(reading)) => {
-            LinesStats::count(&stats.lines);
-            feed.offer(&reading, when_full)
-        }
-        Err(reason) => {
-            LinesStats::count(&stats.lines);
-            Err(reason)
-        }
+        Ok(Parsed::Reading(reading)) => feed.offer(&reading, when_full),
+        Err(reason) => Err(reason),
     };
-    if let Err(reason) = outcome {
-        feed.refuse(reason, origin, line_no, line);
+    match outcome {
+        Err(Refused::BadHeader) => {
+            let note = format!("; a header needs {}", parser.header_needs());
+            feed.refuse_noted(Refused::BadHeader, origin, line_no, line, &note);
+        }
+        Err(reason) => feed.refuse(reason, origin, line_no, line),
+        Ok(()) => {}
     }
 }
 
 fn too_long(feed: &Feed, origin: &str, line_no: u64) {
-    LinesStats::count(&feed.stats().lines);
     feed.refuse(Refused::TooLong, origin, line_no, b"");
+}
+
+/// A stream's unfinished line when the stream ends, however it ends: counted as
+/// `incomplete` (or `too_long`), never judged.
+fn abandon(buffer: &mut LineBuffer, feed: &Feed, origin: &str, line_no: &mut u64) {
+    let partial = buffer.line.clone();
+    if let Some(reason) = buffer.abandon() {
+        *line_no = line_no.saturating_add(1);
+        let note = match reason {
+            Refused::Incomplete => " (the stream ended before its newline)",
+            _ => "",
+        };
+        feed.refuse_noted(reason, origin, *line_no, &partial, note);
+    }
+}
+
+/// Counts the bytes read through it: a client is idle when no byte came, whether or
+/// not a line was completed.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes = self.bytes.saturating_add(n as u64);
+        Ok(n)
+    }
 }
 
 /// Reads `reader` to its end (or the stop), a line at a time; then sets `ended`.
@@ -182,6 +243,10 @@ pub fn read_stream(
                 line_no = line_no.saturating_add(1);
                 too_long(feed, origin, line_no);
             }
+            Ok(LineEvent::Unterminated) => {
+                abandon(&mut buffer, feed, origin, &mut line_no);
+                break;
+            }
             Ok(LineEvent::End) => break,
             Err(e) => {
                 warn!("{origin}: read failed: {e}; no more lines from it");
@@ -189,6 +254,7 @@ pub fn read_stream(
             }
         }
     }
+    abandon(&mut buffer, feed, origin, &mut line_no);
 }
 
 /// The TCP acceptor and its connections.
@@ -284,20 +350,40 @@ fn serve_client(
         warn!("{origin}: cannot set a read timeout ({e}); closed");
         return;
     }
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
+        // The idle timeout still closes it; keepalive only finds a dead peer sooner.
+        debug!("{origin}: no TCP keepalive ({e})");
+    }
     let idle = Duration::from_secs(config.idle_timeout_s);
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(Counted {
+        inner: stream,
+        bytes: 0,
+    });
     let mut parser = LineParser::new(config);
     let mut buffer = LineBuffer::new(config.max_line_bytes);
     let mut line_no: u64 = 0;
+    // Idle means no byte received: not "no line completed", or a sender that died
+    // after half a line (`p1,1` and no newline) would hold its connection for ever.
     let mut last_data = Instant::now();
+    let mut bytes_seen: u64 = 0;
     debug!("{origin}: connected");
     loop {
         if stop.is_stopped() {
+            abandon(&mut buffer, feed, &origin, &mut line_no);
             return;
         }
-        match buffer.next(&mut reader) {
+        let event = buffer.next(&mut reader);
+        let bytes = reader.get_ref().bytes;
+        if bytes != bytes_seen {
+            bytes_seen = bytes;
+            last_data = Instant::now();
+        }
+        match event {
             Ok(LineEvent::Line) => {
-                last_data = Instant::now();
                 line_no = line_no.saturating_add(1);
                 handle_line(
                     feed,
@@ -310,27 +396,39 @@ fn serve_client(
                 buffer.line.clear();
             }
             Ok(LineEvent::TooLong) => {
-                last_data = Instant::now();
                 line_no = line_no.saturating_add(1);
                 too_long(feed, &origin, line_no);
+            }
+            Ok(LineEvent::Unterminated) => {
+                debug!(
+                    "{origin}: closed by the client in the middle of line {}",
+                    line_no.saturating_add(1)
+                );
+                abandon(&mut buffer, feed, &origin, &mut line_no);
+                return;
             }
             Ok(LineEvent::End) => {
                 debug!("{origin}: closed by the client after {line_no} lines");
                 return;
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                // A partial line counts as activity: bytes are arriving.
-                if !buffer.line.is_empty() {
-                    last_data = Instant::now();
-                }
                 if last_data.elapsed() >= idle {
                     LinesStats::count(&stats.connections_idle);
-                    debug!("{origin}: closed after {idle:?} without a line");
+                    debug!(
+                        "{origin}: closed after {idle:?} without a byte{}",
+                        if buffer.is_partial() {
+                            " (in the middle of a line)"
+                        } else {
+                            ""
+                        }
+                    );
+                    abandon(&mut buffer, feed, &origin, &mut line_no);
                     return;
                 }
             }
             Err(e) => {
                 debug!("{origin}: {e}; closed after {line_no} lines");
+                abandon(&mut buffer, feed, &origin, &mut line_no);
                 return;
             }
         }
@@ -378,6 +476,81 @@ pub fn serve_udp(socket: UdpSocket, feed: Arc<Feed>, config: Arc<SourceConfig>, 
     }
 }
 
+/// Sets a UDP socket's receive buffer (`SO_RCVBUF`) to `bytes` (0: leave the system's)
+/// and answers what the kernel gave: Linux doubles the request for its bookkeeping and
+/// caps it at `net.core.rmem_max`, so a smaller answer than asked means the cap.
+pub fn set_receive_buffer(socket: &UdpSocket, bytes: usize) -> std::io::Result<usize> {
+    let socket = socket2::SockRef::from(socket);
+    if bytes > 0 {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    socket.recv_buffer_size()
+}
+
+/// The kernel's count of datagrams a UDP socket lost because its receive buffer was
+/// full: the `drops` column of `/proc/net/udp` (or `udp6`) on the socket's line, found by
+/// its inode. Read when asked (a scrape), so it is never stale; `None` off Linux or when
+/// the socket is not found.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelDrops {
+    inode: u64,
+}
+
+/// The most of `/proc/net/udp` read: about 150 bytes a socket, so some 28,000 sockets.
+const PROC_NET_UDP_MAX_BYTES: u64 = 4 << 20;
+
+impl KernelDrops {
+    /// The socket's inode, from `/proc/self/fd`; `None` where there is no such thing.
+    pub fn of(socket: &UdpSocket) -> Option<Self> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd as _;
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+            let inode = link
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
+            Some(Self { inode })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = socket;
+            None
+        }
+    }
+
+    /// Datagrams dropped so far.
+    pub fn read(&self) -> Option<u64> {
+        ["/proc/net/udp", "/proc/net/udp6"]
+            .iter()
+            .find_map(|path| self.read_from(path))
+    }
+
+    fn read_from(&self, path: &str) -> Option<u64> {
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .ok()?
+            .take(PROC_NET_UDP_MAX_BYTES)
+            .read_to_string(&mut text)
+            .ok()?;
+        drops_of(&text, self.inode)
+    }
+}
+
+/// The `drops` of the socket with `inode` in a `/proc/net/udp` table: the 10th column
+/// is the inode, the last the drops.
+fn drops_of(table: &str, inode: u64) -> Option<u64> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(9)?.parse::<u64>().ok()? != inode {
+            return None;
+        }
+        fields.last()?.parse().ok()
+    })
+}
+
 /// Marks the end of a finite stream when dropped (however its reader returns).
 pub struct EndMark {
     pub ended: Arc<AtomicBool>,
@@ -396,6 +569,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_kernel_drop_count_is_found_by_inode() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+           12: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 4242 2 0000000000000000 17\n\
+           13: 0100007F:1F91 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 4243 2 0000000000000000 5\n";
+        assert_eq!(drops_of(table, 4243), Some(5));
+        assert_eq!(drops_of(table, 4242), Some(17));
+        assert_eq!(drops_of(table, 1), None);
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        #[cfg(target_os = "linux")]
+        assert_eq!(KernelDrops::of(&socket).and_then(|d| d.read()), Some(0));
+        assert!(set_receive_buffer(&socket, 1 << 16).unwrap() >= 1 << 16);
+    }
+
+    #[test]
     fn lines_are_bounded_before_they_are_buffered() {
         let text = format!("short\n{}\nafter\nlast", "x".repeat(100));
         // A reader that returns a few bytes at a time, as a socket does.
@@ -411,9 +598,13 @@ mod tests {
                     buffer.line.clear();
                 }
                 LineEvent::TooLong => seen.push("<too long>".into()),
-                LineEvent::End => break,
+                LineEvent::Unterminated | LineEvent::End => break,
             }
         }
-        assert_eq!(seen, ["short", "<too long>", "after", "last"]);
+        assert_eq!(seen, ["short", "<too long>", "after"]);
+        // The last line had no newline: the stream ended in its middle.
+        assert_eq!(buffer.line, b"last");
+        assert_eq!(buffer.abandon(), Some(Refused::Incomplete));
+        assert_eq!(buffer.abandon(), None);
     }
 }

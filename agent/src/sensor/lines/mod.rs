@@ -24,10 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use log::info;
+use log::{info, warn};
 use thiserror::Error;
 
-pub use config::{Format, SourceConfig, SourceKind, TimeFormat, Transport};
+pub use config::{Format, SourceConfig, SourceKind, TimeFormat, TimeWithoutOffset, Transport};
 pub use feed::{Feed, LinesCounts, LinesStats, WhenFull};
 pub use parse::{LineParser, Parsed, Reading, Refused};
 
@@ -54,6 +54,8 @@ pub struct LinesHandle {
     stats: Arc<LinesStats>,
     local_addr: Option<SocketAddr>,
     ended: Arc<AtomicBool>,
+    /// UDP: where the kernel counts the datagrams it dropped.
+    kernel_drops: Option<listener::KernelDrops>,
 }
 
 impl LinesHandle {
@@ -67,13 +69,14 @@ impl LinesHandle {
     }
 
     pub fn counts(&self) -> LinesCounts {
-        self.stats.counts(self.transport.name())
+        counts(&self.stats, self.transport.name(), self.kernel_drops)
     }
 
     /// Reads the counts later, from another thread (the metrics server).
     pub fn counter(&self) -> impl Fn() -> LinesCounts + Send + Sync + 'static {
-        let (stats, transport) = (self.stats.clone(), self.transport.name());
-        move || stats.counts(transport)
+        let (stats, transport, drops) =
+            (self.stats.clone(), self.transport.name(), self.kernel_drops);
+        move || counts(&stats, transport, drops)
     }
 
     /// A finite stream (standard input) has ended: every line of it is in the queue or
@@ -116,6 +119,17 @@ impl LinesHandle {
 impl Drop for LinesHandle {
     fn drop(&mut self) {
         self.shut();
+    }
+}
+
+fn counts(
+    stats: &LinesStats,
+    transport: &'static str,
+    drops: Option<listener::KernelDrops>,
+) -> LinesCounts {
+    LinesCounts {
+        kernel_drops: drops.and_then(|d| d.read()),
+        ..stats.counts(transport)
     }
 }
 
@@ -163,6 +177,7 @@ pub fn start_reader(
         stats,
         local_addr: None,
         ended,
+        kernel_drops: None,
     })
 }
 
@@ -179,10 +194,22 @@ fn start_socket(
     let (stop, stats, feed) = parts(config, default_sensor, writer);
     let shared = Arc::new(config.clone());
     let thread_stop = stop.clone();
+    let mut kernel_drops = None;
     let (local_addr, thread) = match config.transport {
         Transport::Udp => {
             let socket = UdpSocket::bind(addr).map_err(bind_error)?;
             let local = socket.local_addr().map_err(bind_error)?;
+            let asked = config.udp_receive_buffer_bytes;
+            match listener::set_receive_buffer(&socket, asked) {
+                // Linux reports twice what it was asked for (its bookkeeping included).
+                Ok(got) if asked > 0 && got < asked => warn!(
+                    "UDP receive buffer: {got} bytes, not the {asked} asked for \
+                     (raise net.core.rmem_max to allow more)"
+                ),
+                Ok(got) => info!("UDP receive buffer: {got} bytes"),
+                Err(e) => warn!("UDP receive buffer: cannot set it: {e}"),
+            }
+            kernel_drops = listener::KernelDrops::of(&socket);
             let thread = std::thread::Builder::new()
                 .name("lines-udp".into())
                 .spawn(move || listener::serve_udp(socket, feed, shared, thread_stop));
@@ -210,6 +237,7 @@ fn start_socket(
         stats,
         local_addr: Some(local_addr),
         ended: Arc::new(AtomicBool::new(false)),
+        kernel_drops,
     })
 }
 
@@ -220,13 +248,16 @@ fn parts(
 ) -> (Arc<Stop>, Arc<LinesStats>, Arc<Feed>) {
     let stop = Arc::new(Stop::new());
     let stats = Arc::new(LinesStats::default());
-    let feed = Arc::new(Feed::new(
-        writer,
-        default_sensor,
-        config.max_sensors,
-        Duration::from_secs(config.sensor_idle_s),
-        stats.clone(),
-        stop.clone(),
-    ));
+    let feed = Arc::new(
+        Feed::new(
+            writer,
+            default_sensor,
+            config.max_sensors,
+            Duration::from_secs(config.sensor_idle_s),
+            stats.clone(),
+            stop.clone(),
+        )
+        .with_max_future(Duration::from_secs(config.max_future_s)),
+    );
     (stop, stats, feed)
 }

@@ -27,14 +27,22 @@ pub enum Refused {
     BadSensor,
     /// A new sensor while `max_sensors` are active.
     TooManySensors,
-    /// A header line without the value field.
+    /// A header line without the value field, or without the time field when one is
+    /// configured: never a header whose lines would silently lose their sender's time.
     BadHeader,
     /// The queue was full (UDP only: TCP and standard input wait for room).
     QueueFull,
+    /// A time further ahead of the agent's clock than `max_future_s`: one such line
+    /// would otherwise make every later line of its sensor go back in time.
+    FutureTime,
+    /// A last line without its newline when the stream ended (a TCP close, the end of
+    /// standard input, a client closed while idle): it may have been cut short (`12` of
+    /// `123`), so it is not judged.
+    Incomplete,
 }
 
 impl Refused {
-    pub const ALL: [Refused; 10] = [
+    pub const ALL: [Refused; 12] = [
         Self::Malformed,
         Self::TooLong,
         Self::MissingValue,
@@ -45,6 +53,8 @@ impl Refused {
         Self::TooManySensors,
         Self::BadHeader,
         Self::QueueFull,
+        Self::FutureTime,
+        Self::Incomplete,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +69,8 @@ impl Refused {
             Self::TooManySensors => "too_many_sensors",
             Self::BadHeader => "bad_header",
             Self::QueueFull => "queue_full",
+            Self::FutureTime => "future_time",
+            Self::Incomplete => "incomplete",
         }
     }
 
@@ -117,6 +129,9 @@ struct Columns {
 pub struct LineParser {
     format: Format,
     time_format: TimeFormat,
+    /// Minutes east of UTC a time written without an offset is read in; `None`: such a
+    /// time is refused.
+    no_offset: Option<i64>,
     names: Names,
     value_range: (f64, f64),
     columns: Option<Columns>,
@@ -154,6 +169,7 @@ impl LineParser {
         Self {
             format: config.format,
             time_format: config.time_format,
+            no_offset: config.time_without_offset.minutes(),
             names,
             value_range: (config.value_min, config.value_max),
             columns,
@@ -161,8 +177,24 @@ impl LineParser {
         }
     }
 
-    /// Reads one line (without its end of line).
+    /// What a header line must name, for the log when one does not: the value field and
+    /// (unless `time_field = ""`) the time field.
+    pub fn header_needs(&self) -> String {
+        let value = format!("{:?} (value_field)", self.names.value);
+        if self.names.time.is_empty() {
+            return value;
+        }
+        format!(
+            "{value} and {:?} (time_field; time_field = \"\" stamps lines when received)",
+            self.names.time
+        )
+    }
+
+    /// Reads one line (without its end of line). A UTF-8 byte order mark at its start
+    /// (Excel's "CSV UTF-8" writes one at the start of a file, some senders at the start
+    /// of each connection or datagram) is not part of the text.
     pub fn parse<'a>(&mut self, line: &'a str) -> Result<Parsed<'a>, Refused> {
+        let line = line.strip_prefix('\u{feff}').unwrap_or(line);
         let line = line.trim_end_matches(['\r', '\n']);
         if line.trim().is_empty() {
             return Ok(Parsed::Blank);
@@ -180,7 +212,7 @@ impl LineParser {
         let Some(columns) = &self.columns else {
             let names = self.fields.iter().map(|&(s, e, _)| field_text(line, s, e));
             let names: Vec<Cow<'_, str>> = names.collect();
-            self.columns = self.names.columns(names.iter().map(|n| n.trim()));
+            self.columns = self.names.header_columns(names.iter().map(|n| n.trim()));
             return match self.columns {
                 Some(_) => Ok(Parsed::Header),
                 None => Err(Refused::BadHeader),
@@ -283,7 +315,7 @@ impl LineParser {
             (TimeFormat::Auto | TimeFormat::Rfc3339, TimeField::Text(text))
                 if !looks_numeric(text) =>
             {
-                rfc3339_ms(text)?
+                rfc3339_ms(text, self.no_offset)?
             }
             (TimeFormat::Rfc3339, _) => return Err(Refused::BadTime),
             (format, field) => {
@@ -317,6 +349,19 @@ enum TimeField<'a> {
 }
 
 impl Names {
+    /// The mapping from a header line: `None` without the value field, and without the
+    /// time field when one is configured. A header that names no time column would have
+    /// every line stamped when received, silently: a header spelt differently
+    /// (`Timestamp`, `time`) is a sender's mistake to refuse loudly. `time_field = ""`
+    /// says the lines carry no time. (Configured `columns` are the operator's own word.)
+    fn header_columns<'n>(&self, names: impl Iterator<Item = &'n str>) -> Option<Columns> {
+        let columns = self.columns(names)?;
+        if !self.time.is_empty() && columns.time.is_none() {
+            return None;
+        }
+        Some(columns)
+    }
+
     /// The mapping from a header (or the configured columns); `None` without the value.
     fn columns<'n>(&self, names: impl Iterator<Item = &'n str>) -> Option<Columns> {
         let names: Vec<&str> = names.collect();
@@ -351,8 +396,8 @@ fn number(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok()
 }
 
-fn rfc3339_ms(text: &str) -> Result<i64, Refused> {
-    crate::support::timestamp::parse(text.trim()).ok_or(Refused::BadTime)
+fn rfc3339_ms(text: &str, no_offset: Option<i64>) -> Result<i64, Refused> {
+    crate::support::timestamp::parse_with(text.trim(), no_offset).ok_or(Refused::BadTime)
 }
 
 fn check_sensor(id: Cow<'_, str>) -> Result<Cow<'_, str>, Refused> {
@@ -430,7 +475,7 @@ fn split_csv(line: &str, fields: &mut Vec<(usize, usize, bool)>) -> Result<(), R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sensor::lines::config::SourceKind;
+    use crate::sensor::lines::config::{SourceKind, TimeWithoutOffset};
 
     fn config(format: Format, columns: &[&str]) -> SourceConfig {
         SourceConfig {
@@ -498,7 +543,55 @@ mod tests {
         }
         let mut header = LineParser::new(&config(Format::Csv, &[]));
         assert_eq!(header.parse("a,b"), Err(Refused::BadHeader));
-        assert_eq!(header.parse("value"), Ok(Parsed::Header));
+        // The time column is configured (`timestamp`): a header without it is refused,
+        // never taken with every line then stamped on receipt.
+        assert_eq!(header.parse("value"), Err(Refused::BadHeader));
+        assert_eq!(header.parse("Timestamp,value"), Err(Refused::BadHeader));
+        assert_eq!(header.parse("timestamp,value"), Ok(Parsed::Header));
+        let mut untimed = LineParser::new(&SourceConfig {
+            time_field: String::new(),
+            ..config(Format::Csv, &[])
+        });
+        assert_eq!(untimed.parse("value"), Ok(Parsed::Header));
+        assert!(header.header_needs().contains("\"timestamp\" (time_field"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_starts_no_field() {
+        let mut parser = LineParser::new(&config(Format::Auto, &[]));
+        assert_eq!(
+            parser.parse("\u{feff}timestamp,sensor_id,value\r"),
+            Ok(Parsed::Header)
+        );
+        let r = reading(parser.parse("\u{feff}1767225600,a,1"));
+        assert_eq!(r.time_ms, Some(1_767_225_600_000));
+        assert_eq!(reading(parser.parse("\u{feff}{\"value\":2}")).value, 2.0);
+        assert_eq!(parser.parse("\u{feff}"), Ok(Parsed::Blank));
+    }
+
+    #[test]
+    fn times_without_an_offset_follow_the_configured_rule() {
+        let columns = ["timestamp", "value"];
+        let with = |rule: TimeWithoutOffset| {
+            LineParser::new(&SourceConfig {
+                time_without_offset: rule,
+                ..config(Format::Csv, &columns)
+            })
+        };
+        for line in ["2026-01-01 01:00:00,1", "2026-01-01T01:00:00,1"] {
+            let utc = reading(with(TimeWithoutOffset::Utc).parse(line)).time_ms;
+            assert_eq!(utc, Some(1_767_229_200_000), "{line}");
+            let east = reading(with(TimeWithoutOffset::Offset(60)).parse(line)).time_ms;
+            assert_eq!(east, Some(1_767_225_600_000), "{line}");
+            assert_eq!(
+                with(TimeWithoutOffset::Refuse).parse(line),
+                Err(Refused::BadTime),
+                "{line}"
+            );
+        }
+        // An offset written is always honoured.
+        let r = reading(with(TimeWithoutOffset::Refuse).parse("2026-01-01T01:00:00Z,1"));
+        assert_eq!(r.time_ms, Some(1_767_229_200_000));
     }
 
     #[test]
@@ -530,10 +623,13 @@ mod tests {
     #[test]
     fn auto_tells_json_from_csv_line_by_line() {
         let mut parser = LineParser::new(&config(Format::Auto, &[]));
-        assert_eq!(parser.parse("sensor_id,value"), Ok(Parsed::Header));
-        assert_eq!(reading(parser.parse("a,1")).value, 1.0);
+        assert_eq!(
+            parser.parse("timestamp,sensor_id,value"),
+            Ok(Parsed::Header)
+        );
+        assert_eq!(reading(parser.parse(",a,1")).value, 1.0);
         assert_eq!(reading(parser.parse(r#" {"value":2}"#)).value, 2.0);
-        assert_eq!(reading(parser.parse("b,3")).sensor.as_deref(), Some("b"));
+        assert_eq!(reading(parser.parse(",b,3")).sensor.as_deref(), Some("b"));
     }
 
     #[test]
