@@ -1,6 +1,6 @@
 //! The agent's configuration file, TOML, assembled from the sections that live with the
 //! stages that use them (`[function]` in `function/config.rs`, `[window]` in
-//! `window/config.rs`, `[sensor]` in `sensor/config.rs`, `[source]` in
+//! `window/config.rs`, `[sensor]` in `sensor/bme680/config.rs`, `[source]` in
 //! `sensor/lines/config.rs`, `[output]` in `sink.rs`, `[spool]` in `spool/config.rs`,
 //! `[elasticsearch]` in `ship/config.rs`, `[fleet]` in `fleet/mod.rs`, `[registry]` in
 //! `registry/config.rs`, `[metrics]` in `metrics/config.rs`); `[agent]` is here. Every key
