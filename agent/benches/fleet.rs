@@ -9,9 +9,12 @@
 //! - cluster restored: 50 running agents with the same backlog have been failing to reach
 //!   the cluster, which comes back on its port.
 //!
-//! Each agent is the agent's own `Spool` + `Shipper` + `Client` (threads in this process:
-//! 50 processes would measure the machine, not the protocol); the cluster is the test
+//! Each agent is the library's whole `Agent`, started in this process from its
+//! configuration (50 processes would measure the machine, not the protocol), its spool
+//! holding the backlog and its source an input that has ended; the cluster is the test
 //! suite's minimal `_bulk` server on 127.0.0.1, which timestamps every request it answers.
+//! Status reports of their own are off (`[fleet] enabled = false`), so that the count of
+//! documents is the backlog's.
 //! Time is scaled down: `retry_max` 10 s and a 10 s spread stand for minutes in production.
 //!
 //! `cargo bench -p edge-agent --bench fleet`
@@ -19,10 +22,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use edge_agent::config::ElasticsearchSection;
+use edge_agent::agent::{Agent, RunningAgent, Source};
+use edge_agent::config::{AgentConfig, ElasticsearchSection, WindowSection};
 use edge_agent::fleet::status::ReporterIdentity;
 use edge_agent::fleet::{FleetSection, FleetStats, Observed, Reporter};
-use edge_agent::ship::{Auth, Client, ShipStats, Shipper, ShipperHandle, ShipperSettings, Stopper};
+use edge_agent::sensor::lines::{SourceKind, Transport};
 use edge_agent::spool::{Destination, Spool, WhenFull};
 use edge_tests::fault_server::{FaultServer, Reply};
 
@@ -101,20 +105,15 @@ fn run(late: bool, cap: u32, spread: Duration) -> Figures {
     let port = FaultServer::unused_port();
     let url = format!("http://127.0.0.1:{port}");
     let dirs: Vec<tempfile::TempDir> = (0..AGENTS).map(|_| tempfile::tempdir().unwrap()).collect();
-    let spools: Vec<Arc<Spool>> = dirs
-        .iter()
-        .enumerate()
-        .map(|(agent, dir)| backlog(agent, dir.path()))
-        .collect();
+    for (agent, dir) in dirs.iter().enumerate() {
+        backlog(agent, dir.path());
+    }
     let total = AGENTS * (VERDICTS + STATUS);
     let mut server = (!late).then(|| FaultServer::start_at(port, script(arrivals.clone())));
-    let stats: Vec<Arc<ShipStats>> = (0..AGENTS).map(|_| Arc::default()).collect();
     let returned = Instant::now();
-    let shippers: Vec<ShipperHandle> = spools
+    let agents: Vec<RunningAgent> = dirs
         .iter()
-        .zip(&dirs)
-        .zip(&stats)
-        .map(|((spool, dir), stats)| start(&url, spool.clone(), dir.path(), stats, cap, spread))
+        .map(|dir| start(&url, dir.path(), cap, spread))
         .collect();
     let returned = if late {
         // Refused connections fail at once: after twice the longest backoff every agent has
@@ -131,16 +130,17 @@ fn run(late: bool, cap: u32, spread: Duration) -> Figures {
         "every document arrives"
     );
     let drained = returned.elapsed();
-    for shipper in shippers {
-        shipper.stop(Duration::from_secs(10));
+    for agent in agents {
+        agent.stop(Duration::from_secs(10)).unwrap();
     }
     assert_eq!(server.stored_ids().len(), total, "each document once");
     let seen = arrivals.lock().map(|s| s.clone()).unwrap_or_default();
     figures(&seen, returned, drained)
 }
 
-/// An agent's spool after an hour away: verdicts, and the status documents of that hour.
-fn backlog(agent: usize, dir: &std::path::Path) -> Arc<Spool> {
+/// An agent's spool after an hour away: verdicts, and the status documents of that hour
+/// (closed again: the agent opens it).
+fn backlog(agent: usize, dir: &std::path::Path) {
     let spool = Spool::open(&dir.join("spool.redb"), 1 << 30, WhenFull::DropOldest).unwrap();
     let verdicts: Vec<(String, Vec<u8>)> = (0..VERDICTS)
         .map(|i| {
@@ -164,36 +164,41 @@ fn backlog(agent: usize, dir: &std::path::Path) -> Arc<Spool> {
         })
         .collect();
     spool.append_to(Destination::Status, &status).unwrap();
-    Arc::new(spool)
 }
 
-fn start(
-    url: &str,
-    spool: Arc<Spool>,
-    dir: &std::path::Path,
-    stats: &Arc<ShipStats>,
-    cap: u32,
-    spread: Duration,
-) -> ShipperHandle {
-    let client = Client::new(url, Auth::None, None, false, Duration::from_secs(30)).unwrap();
-    let mut settings = ShipperSettings {
+/// A module that judges nothing here (the input has ended): the agent needs one to start.
+const FUNCTION: &str = r#"(module (memory (export "memory") 1)
+  (data (i32.const 4096) "\00\01")
+  (func (export "edge_abi_version") (result i32) i32.const 1)
+  (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "dealloc") (param i32 i32))
+  (func (export "init") (param i32 i32) (result i64) i64.const 0x0000100000000002)
+  (func (export "execute") (param i32 i32) (result i64) unreachable))"#;
+
+/// One agent, started from its configuration: the spool in `dir`, shipping to `url`.
+fn start(url: &str, dir: &std::path::Path, cap: u32, spread: Duration) -> RunningAgent {
+    let function = dir.join("function.wasm");
+    std::fs::write(&function, wat::parse_str(FUNCTION).unwrap()).unwrap();
+    let mut config = AgentConfig::default();
+    config.function.path = function;
+    config.sensor.state_dir = dir.to_owned();
+    config.window = WindowSection { size: 1, hop: 1 };
+    config.metrics.enabled = false;
+    config.fleet.enabled = false;
+    config.source.kind = SourceKind::Lines;
+    config.source.transport = Transport::Stdin;
+    config.elasticsearch = Some(ElasticsearchSection {
+        url: url.to_owned(),
         batch_max_docs: BATCH,
-        retry_initial: Duration::from_millis(500),
-        retry_max: RETRY_MAX,
+        retry_initial_ms: 500,
+        retry_max_ms: RETRY_MAX.as_millis() as u64,
         drain_max_docs_per_sec: cap,
-        retry_spread: spread,
-        ..ElasticsearchSection::default().shipper_settings(dir)
-    };
-    FleetSection::default().apply(&mut settings);
-    Shipper::new(
-        client,
-        spool,
-        settings,
-        stats.clone(),
-        Arc::new(Stopper::default()),
-    )
-    .spawn()
-    .unwrap()
+        retry_spread_ms: spread.as_millis() as u64,
+        timeout_ms: 30_000,
+        ..ElasticsearchSection::default()
+    });
+    let ended = Source::Reader(Box::new(std::io::empty()));
+    Agent::new(config, ended).start().unwrap()
 }
 
 fn figures(seen: &[(Instant, usize)], returned: Instant, drained: Duration) -> Figures {

@@ -2,13 +2,13 @@
 //! samples, [`Agent::start`] wires every stage (source → ring → pipeline → sink or spool →
 //! shipper; the function watcher and the registry poller beside them; the fleet reporter,
 //! `/metrics` and `/health`) and answers a [`RunningAgent`]. Its owner drives it with
-//! [`supervise`] (liveness, watchdog pings, the status line, reloads, stop requests) and
+//! [`supervise()`] (liveness, watchdog pings, the status line, reloads, stop requests) and
 //! ends it with [`RunningAgent::stop`], the one ordered stop. The binary (`cli/run.rs`)
 //! adds arguments, signals and exit codes; tests and benches start agents in process.
 //!
 //! Layout: [`input`] what fills the ring · [`upstream`] the spool and its shipper ·
-//! [`observe`] what the metrics server and the fleet reporter read · [`supervise`] the
-//! supervision loop · this file the wiring and the ordered stop.
+//! [`observe`] what the metrics server and the fleet reporter read · [`mod@supervise`]
+//! the supervision loop · this file the wiring and the ordered stop.
 
 pub mod input;
 pub mod observe;
@@ -431,7 +431,7 @@ impl PipelineDone {
     }
 }
 
-/// A started agent. Drive it with [`supervise`]; end it with [`RunningAgent::stop`].
+/// A started agent. Drive it with [`supervise()`]; end it with [`RunningAgent::stop`].
 pub struct RunningAgent {
     input: Input,
     stats: Arc<PipelineStats>,

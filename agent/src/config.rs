@@ -1,6 +1,6 @@
 //! The agent's configuration file, TOML, assembled from the sections that live with the
 //! stages that use them (`[function]` in `function/config.rs`, `[window]` in
-//! `window/config.rs`, `[sensor]` in `sensor/config.rs`, `[source]` in
+//! `window/config.rs`, `[sensor]` in `sensor/bme680/config.rs`, `[source]` in
 //! `sensor/lines/config.rs`, `[output]` in `sink.rs`, `[spool]` in `spool/config.rs`,
 //! `[elasticsearch]` in `ship/config.rs`, `[fleet]` in `fleet/mod.rs`, `[registry]` in
 //! `registry/config.rs`, `[metrics]` in `metrics/config.rs`); `[agent]` is here. Every key
@@ -304,96 +304,5 @@ mod tests {
         for key in known.iter().filter(|k| *k != "elasticsearch") {
             assert!(documented(key), "`{key}` is not in the example");
         }
-    }
-
-    #[test]
-    fn an_unknown_key_is_named_with_its_line() {
-        let err = AgentConfig::parse("[window]\nsize = 10\nhopp = 2\n", "agent.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line 3"), "{err}");
-        assert!(err.contains("hopp"), "{err}");
-    }
-
-    #[test]
-    fn a_bad_value_is_named_with_its_line() {
-        let err = AgentConfig::parse("[window]\nsize = \"big\"\n", "agent.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("line 2") && err.contains("size"), "{err}");
-
-        let err =
-            AgentConfig::parse("[window]\nsize = 10\n\nhop = 20\n", "agent.toml").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "agent.toml, line 4: `window.hop`: hop 20 must be between 1 and the window size 10"
-        );
-
-        let err = AgentConfig::parse("[sensor]\nsample_period_ms = 0\n", "agent.toml").unwrap_err();
-        assert!(
-            matches!(&err, ConfigError::Invalid { key, line: Some(2), .. } if key == "sensor.sample_period_ms"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn what_the_file_says_is_escaped_and_what_a_header_cannot_carry_is_refused() {
-        let (key, line, reason) = invalid("[agent]\nsensor_id = \"kitchen\\u202e1\"\n");
-        assert_eq!((key.as_str(), line), ("agent.sensor_id", Some(2)));
-        assert!(reason.contains("bidirectional"), "{reason}");
-
-        let err = AgentConfig::parse("[window]\nsize = 1 \u{1b}[2J\n", "agent.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains('\u{1b}') && err.contains("\\u{1b}"), "{err}");
-        let err = AgentConfig::parse("[window]\n\"\\u001b[2J\" = 1\n", "agent.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains('\u{1b}'), "{err}");
-
-        let (key, _, reason) =
-            invalid("[elasticsearch]\nurl = \"http://127.0.0.1:9200\"\napi_key = \"abc def\"\n");
-        assert_eq!(key, "elasticsearch.api_key");
-        assert!(reason.contains("printable ASCII"), "{reason}");
-
-        let (key, _, _) = invalid("[function]\npath = \"/tmp/f\\u001b[2J.wasm\"\n");
-        assert_eq!(key, "function.path");
-    }
-
-    fn invalid(text: &str) -> (String, Option<usize>, String) {
-        match AgentConfig::parse(text, "agent.toml") {
-            Err(ConfigError::Invalid {
-                key, line, reason, ..
-            }) => (key, line, reason),
-            other => panic!("{text:?}: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn keys_and_lines_come_from_the_parser_dotted_and_inline_too() {
-        assert_eq!(
-            invalid("[agent]\nsensor_id = \"k\"\nwindow.size = 0\n").0,
-            "agent.window",
-            "a dotted key inside [agent] is an unknown key there"
-        );
-        let (key, line, _) = invalid("\n\nwindow.size = 0\n");
-        assert_eq!((key.as_str(), line), ("window.size", Some(3)));
-        let (key, line, _) = invalid("window = { size = 10, hop = 20 }\n");
-        assert_eq!((key.as_str(), line), ("window.hop", Some(1)));
-        let (key, line, _) =
-            invalid("[elasticsearch]\nurl = \"http://h:9200\"\n\nbatch_max_bytes = 0\n");
-        assert_eq!(
-            (key.as_str(), line),
-            ("elasticsearch.batch_max_bytes", Some(4))
-        );
-        let (key, line, _) = invalid("[sensor.retry]\ninitial_backoff_ms = \"x\"\n");
-        assert_eq!(
-            (key.as_str(), line),
-            ("sensor.retry.initial_backoff_ms", Some(2))
-        );
-        let (key, line, _) = invalid("[function]\nmax_memory_mib = 4096\n");
-        assert_eq!((key.as_str(), line), ("function.max_memory_mib", Some(2)));
-        let (key, line, _) = invalid("[window]\nsize = 1000000000000\n");
-        assert_eq!((key.as_str(), line), ("window.size", Some(2)));
     }
 }

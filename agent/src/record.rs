@@ -37,7 +37,7 @@ impl DocumentHead {
         }
     }
 
-    /// `<host>.<sensor>.<run id>.<last>`, host and sensor escaped and cut by [`id_part`]:
+    /// `<host>.<sensor>.<run id>.<last>`, host and sensor escaped and cut by `id_part`:
     /// the shape of every document id the agent writes (verdicts end in a sequence
     /// number, status reports in `status-N`).
     pub fn document_id(&self, last: impl std::fmt::Display) -> String {

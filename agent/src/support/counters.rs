@@ -1,5 +1,5 @@
 //! Snapshots of atomic counters, in one place: a stage keeps `AtomicU64`s, its snapshot
-//! struct has plain numbers of the same names, and [`load_counters!`] reads one into the
+//! struct has plain numbers of the same names, and `load_counters!` reads one into the
 //! other (`Relaxed`: each counter is read on its own; a stage that needs several read
 //! together, as the spool does, keeps them under its own lock).
 

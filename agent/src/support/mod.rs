@@ -1,6 +1,6 @@
 //! Small mechanisms every stage shares, each in one place and importing nothing of the
 //! agent's: waking a waiting thread ([`wake`]), retry delays ([`backoff`]), a
-//! configuration key's check ([`check`]), counters' snapshots ([`counters`]), reading a file named from outside ([`file`]),
+//! configuration key's check ([`check`]), counters' snapshots ([`counters`]), reading a file named from outside ([`mod@file`]),
 //! SHA-256 ([`digest`]), the HTTP client ([`http`]), the log's volume ([`log_rate`]), time
 //! as text ([`timestamp`]), text from outside made safe to print ([`text`]) and a panic's
 //! message ([`mod@panic`]). A change here touches every stage, so keep these small and
