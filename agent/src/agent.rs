@@ -603,24 +603,14 @@ mod tests {
     /// Judges windows of two samples: the first of each flagged, the second not; `init`
     /// asks for windows of `min` samples at the least.
     fn pairs_module(min: u8) -> Vec<u8> {
-        wat::parse_str(format!(
-            r#"(module (memory (export "memory") 1)
-              (data (i32.const 4096) "\00\{min:02x}")
-              (data (i32.const 8192) "\00\02\01\00\00\00")
-              (func (export "edge_abi_version") (result i32) i32.const 1)
-              (func (export "alloc") (param i32) (result i32) i32.const 1024)
-              (func (export "dealloc") (param i32 i32))
-              (func (export "init") (param i32 i32) (result i64) i64.const 0x0000100000000002)
-              (func (export "execute") (param i32 i32) (result i64) i64.const 0x0000200000000006))"#
-        ))
-        .unwrap()
+        slow_pairs_module(min, 1)
     }
 
     /// [`pairs_module`] with a window that takes `spin` turns of a loop to judge.
-    fn slow_pairs_module(spin: u32) -> Vec<u8> {
+    fn slow_pairs_module(min: u8, spin: u32) -> Vec<u8> {
         wat::parse_str(format!(
             r#"(module (memory (export "memory") 1)
-              (data (i32.const 4096) "\00\01")
+              (data (i32.const 4096) "\00\{min:02x}")
               (data (i32.const 8192) "\00\02\01\00\00\00")
               (func (export "edge_abi_version") (result i32) i32.const 1)
               (func (export "alloc") (param i32) (result i32) i32.const 1024)
@@ -701,7 +691,7 @@ mod tests {
     #[test]
     fn the_end_of_a_finite_input_is_not_a_stop_request() {
         let dir = tempfile::tempdir().unwrap();
-        let (config, output) = reading_lines(dir.path(), &slow_pairs_module(200_000));
+        let (config, output) = reading_lines(dir.path(), &slow_pairs_module(1, 200_000));
         // Read in an instant, judged in many: the queue outlives the input by far.
         let rows = 400;
         let lines: String = std::iter::once("timestamp,value\n".to_owned())
