@@ -354,12 +354,17 @@ impl Pipeline {
         if let Some(window) = judged.into_window() {
             self.latest_window = Some(window);
         }
-        // The sink's commit is where samples count as decided. Until then a crash must
+        // The spool's commit is where samples count as decided. Until then a crash must
         // find them in the history, undecided, to be judged again: so the history holds
         // every sample of this window before its verdicts leave, and marks them decided
-        // only after. A verdict judged twice keeps its document id (a 409 upstream).
+        // only after (the spool's own mark, committed with the verdicts, keeps a restart
+        // from judging them twice). An NDJSON sink is no commit a restart reads back:
+        // the history keeps its batched commits there.
         let configured = **key == *self.default_sensor;
-        if configured && let Some(store) = &mut self.store {
+        if configured
+            && self.sink.commits_decisions()
+            && let Some(store) = &mut self.store
+        {
             let stored = store.commit_pending();
             self.note_store(stored);
         }

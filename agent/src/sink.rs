@@ -51,6 +51,11 @@ impl OutputSection {
 pub trait Sink: Send {
     fn emit(&mut self, records: &[VerdictRecord]) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
+    /// Whether `emit` is a durable commit that a restart reads back (the spool): then it
+    /// is where samples count as decided, and the window history must hold them first.
+    fn commits_decisions(&self) -> bool {
+        false
+    }
 }
 
 /// One JSON object per line. A window's records are serialised whole before any byte is
@@ -276,6 +281,10 @@ impl Sink for SpoolSink {
         Ok(())
     }
 
+    fn commits_decisions(&self) -> bool {
+        true
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         // Every append is a durable commit; what waits in memory gets one more try.
         if self.spool.pending() > 0
@@ -308,6 +317,10 @@ impl Sink for Both {
     fn flush(&mut self) -> io::Result<()> {
         self.spool.flush()?;
         self.copy.flush()
+    }
+
+    fn commits_decisions(&self) -> bool {
+        true
     }
 }
 
