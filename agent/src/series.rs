@@ -1,7 +1,8 @@
 //! A recorded series read from CSV (`timestamp,value` with a header), for `replay`.
 //!
 //! Timestamps may be RFC 3339 (`2024-05-01T12:00:00Z`, `…+02:00`), `YYYY-MM-DD HH:MM:SS`
-//! (taken as UTC) or Unix epoch seconds (`1714564800`, fractions allowed). A row that
+//! (taken as UTC) or Unix epoch seconds (`1714564800`, fractions allowed) or milliseconds
+//! (`1714564800000`: a number of 10^11 or more, as the lines' `auto` reads it). A row that
 //! cannot be read is an error naming its line; nothing is skipped silently.
 //!
 //! Rows are kept in file order. Real recordings are not always in time order (NAB's
@@ -174,24 +175,41 @@ impl Series {
     }
 }
 
-/// Unix milliseconds from any of the accepted forms.
+/// Numbers at or above this are Unix milliseconds, below it seconds: the lines'
+/// `time_format = "auto"` rule. Recorders write either (pandas and Elasticsearch exports
+/// write milliseconds), and 10^11 s is the year 5138, so no real series is ambiguous;
+/// read as seconds, 1714564800000 ms became the year 56,300.
+const SECONDS_BELOW: f64 = 1e11;
+
+/// Unix milliseconds from any of the accepted forms, within the years RFC 3339 can write
+/// (0000 to 9999), which every verdict's timestamp is.
 pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        let millis = (seconds * 1000.0).round();
-        return if millis.is_finite() && millis.abs() < 1e17 {
+    let shown = || crate::support::text::escape(text, 40);
+    if let Ok(number) = text.parse::<f64>() {
+        let millis = if number.abs() < SECONDS_BELOW {
+            number * 1000.0
+        } else {
+            number
+        }
+        .round();
+        // The range check first: the cast below cannot saturate.
+        return if millis.is_finite()
+            && millis.abs() < 1e15
+            && crate::support::timestamp::try_format(millis as i64).is_some()
+        {
             Ok(millis as i64)
         } else {
             Err(format!(
-                "epoch seconds {:?} are out of range",
-                crate::support::text::escape(text, 40)
+                "epoch time {:?} is outside the years 0000 to 9999",
+                shown()
             ))
         };
     }
     match crate::support::timestamp::parse(text) {
         Some(millis) => Ok(millis),
         None => Err(format!(
-            "timestamp {:?} is neither RFC 3339, `YYYY-MM-DD HH:MM:SS` nor epoch seconds",
-            crate::support::text::escape(text, 40)
+            "timestamp {:?} is neither RFC 3339, `YYYY-MM-DD HH:MM:SS` nor epoch seconds or milliseconds",
+            shown()
         )),
     }
 }
@@ -225,6 +243,31 @@ mod tests {
             crate::support::timestamp::format(1714564803500),
             "2024-05-01T12:00:03.5Z"
         );
+    }
+
+    /// An export in epoch milliseconds (pandas, Elasticsearch) is read as milliseconds,
+    /// not as seconds 56,000 years ahead; a time no RFC 3339 can write is refused with
+    /// its line, never replayed as `@…ms`.
+    #[test]
+    fn epoch_milliseconds_are_told_from_seconds() {
+        let csv = "timestamp,value\n1714564800000,1\n1714564800500.0,2\n-1000,3\n";
+        let series = Series::from_csv(csv.as_bytes()).unwrap();
+        assert_eq!(
+            series.timestamps,
+            [1_714_564_800_000, 1_714_564_800_500, -1_000_000]
+        );
+        assert_eq!(
+            crate::support::timestamp::format(series.timestamps[0]),
+            "2024-05-01T12:00:00Z"
+        );
+        for beyond in ["253402300800000", "1e15", "-62167219200001", "inf"] {
+            let csv = format!("timestamp,value\n1,1\n{beyond},2\n");
+            let err = Series::from_csv(csv.as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.starts_with("line 3: epoch time") && err.contains("0000 to 9999"),
+                "{beyond}: {err}"
+            );
+        }
     }
 
     #[test]
