@@ -256,13 +256,14 @@ impl Agent {
             Some(es) => Some(Upstream::start(&config, es)?),
             None => None,
         };
-        let (sink, output_unwritten) = sink(&config, upstream.as_ref());
+        let (sink, output_unwritten, output_only_copy) = sink(&config, upstream.as_ref());
         let identity = Identity {
             host_id: config.agent.host_id.clone().unwrap_or_else(host_name),
             sensor_id: config.agent.sensor_id.clone(),
         };
         let stats = Arc::new(PipelineStats {
             swap: swap_stats,
+            output_unwritten: output_unwritten.unwrap_or_default(),
             ..PipelineStats::default()
         });
         let (candidates_tx, candidates_rx) = mpsc::channel();
@@ -388,36 +389,38 @@ impl Agent {
             thresholds,
             guest_stop,
             config,
-            output_unwritten,
+            output_only_copy,
         })
     }
 }
 
 /// Verdicts go to the spool when there is an upstream (with `[output] path` as a local
 /// copy besides it), to the NDJSON output otherwise. A file the disk refuses now is opened
-/// at a later write (counted, not fatal). The count of verdicts the output refused comes
-/// too when the output is their only copy.
+/// at a later write (counted, not fatal). The count of verdicts the NDJSON output refused
+/// comes too, and whether that output is their only copy.
 fn sink(
     config: &AgentConfig,
     upstream: Option<&Upstream>,
-) -> (Box<dyn Sink>, Option<Arc<AtomicU64>>) {
+) -> (Box<dyn Sink>, Option<Arc<AtomicU64>>, bool) {
     let ndjson = |path: Option<&Path>| match path {
         Some(path) => NdjsonSink::append_to_or_degraded(path),
         None => NdjsonSink::stdout(),
     };
     match (upstream, &config.output.path) {
-        (Some(upstream), None) => (Box::new(upstream.sink()), None),
-        (Some(upstream), Some(_)) => (
-            Box::new(Both {
+        (Some(upstream), None) => (Box::new(upstream.sink()), None, false),
+        (Some(upstream), Some(_)) => {
+            let copy = ndjson(config.output.file());
+            let unwritten = copy.unwritten();
+            let both = Both {
                 spool: upstream.sink(),
-                copy: ndjson(config.output.file()),
-            }),
-            None,
-        ),
+                copy,
+            };
+            (Box::new(both), Some(unwritten), false)
+        }
         (None, _) => {
             let only = ndjson(config.output.file());
             let unwritten = only.unwritten();
-            (Box::new(only), Some(unwritten))
+            (Box::new(only), Some(unwritten), true)
         }
     }
 }
@@ -463,8 +466,9 @@ pub struct RunningAgent {
     thresholds: StallThresholds,
     guest_stop: GuestStop,
     config: AgentConfig,
-    /// Verdicts the output refused, when it is their only copy (no upstream).
-    output_unwritten: Option<Arc<AtomicU64>>,
+    /// The NDJSON output is the verdicts' only copy (no upstream): verdicts it refused
+    /// are lost (`stats.output_unwritten`).
+    output_only_copy: bool,
 }
 
 impl RunningAgent {
@@ -562,11 +566,8 @@ impl RunningAgent {
             self.stats.verdicts.load(Ordering::Relaxed),
             self.stats.anomalies.load(Ordering::Relaxed),
         );
-        let unwritten = self
-            .output_unwritten
-            .as_ref()
-            .map_or(0, |count| count.load(Ordering::Relaxed));
-        if unwritten > 0 {
+        let unwritten = self.stats.output_unwritten.load(Ordering::Relaxed);
+        if unwritten > 0 && self.output_only_copy {
             // A finite input's run is judged by its output: exiting 0 with verdicts lost
             // would tell a script that `run < recorded.csv` did its job. A live agent's
             // stop is a signal's, and its losses were logged as they happened.

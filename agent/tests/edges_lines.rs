@@ -649,3 +649,29 @@ fn a_finite_input_whose_output_refused_its_verdicts_does_not_exit_0() {
     let written = std::fs::read_to_string(dir.path().join("out.ndjson")).unwrap();
     assert_eq!(written.lines().count(), want.len());
 }
+
+/// A live agent whose output refuses its verdicts (`/dev/full`): every verdict it could
+/// not write is in a metric, so the counters say where each one went.
+#[test]
+fn verdicts_the_output_refused_are_counted_in_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "time_format = \"unix_ms\"");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += "\n[output]\npath = \"/dev/full\"\n";
+    std::fs::write(&config, text).unwrap();
+    let mut agent = start(&config);
+    let addr = lines_addr(&mut agent);
+    let metrics = agent.metrics_addr();
+    let (rows, _) = rows("s", 16);
+    let _client = send(addr, &format!("timestamp,sensor_id,value\n{rows}"));
+    // Windows of 8 every 4 over 16 samples: the first window decides 8, then 4 and 4.
+    until_metrics(
+        metrics,
+        &[
+            ("edge_agent_verdicts_total", 16),
+            ("edge_agent_output_unwritten_total", 16),
+        ],
+    );
+    let (status, _, logs) = agent.stop();
+    assert!(status.success(), "{}", logs.join("\n"));
+}
