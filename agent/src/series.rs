@@ -109,7 +109,7 @@ impl Series {
     pub fn from_csv_with(input: impl Read, options: ReadOptions) -> Result<Self, SeriesError> {
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .from_reader(input);
+            .from_reader(LineCounter::new(input));
         let header = reader
             .headers()
             .map_err(|e| SeriesError::Io(e.to_string()))?
@@ -125,15 +125,24 @@ impl Series {
         };
 
         let mut series = Series::default();
-        for record in reader.records() {
-            let record = record.map_err(|e| match e.position() {
-                Some(position) => SeriesError::Row {
-                    line: position.line(),
-                    reason: e.to_string(),
-                },
-                None => SeriesError::Io(e.to_string()),
-            })?;
-            let line = record.position().map_or(0, |p| p.line());
+        let mut record = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    return Err(match e.position() {
+                        Some(position) => SeriesError::Row {
+                            line: reader.get_mut().line_at(position.byte()),
+                            reason: e.to_string(),
+                        },
+                        None => SeriesError::Io(e.to_string()),
+                    });
+                }
+            }
+            let line = record
+                .position()
+                .map_or(0, |p| reader.get_mut().line_at(p.byte()));
             let row_error = |reason: String| SeriesError::Row { line, reason };
             let field = |index: usize, name: &str| {
                 record
@@ -172,6 +181,70 @@ impl Series {
             return Err(SeriesError::Empty);
         }
         Ok(series)
+    }
+}
+
+/// The input, counting its newlines as the CSV reader reads it, so that a row's line is
+/// the file's own: the csv crate's `Position::line` undercounts after CRLF line ends and
+/// blank lines (a bad row on line 4 of a Windows file was named line 3). Only the line
+/// ends read ahead of the current row are kept (record starts only grow), so the memory
+/// is the reader's buffer's, not the file's.
+struct LineCounter<R> {
+    inner: R,
+    /// Bytes read so far.
+    read: u64,
+    /// Offsets of the `\r` and `\n` bytes read but not yet passed by a row, and which.
+    ahead: std::collections::VecDeque<(u64, u8)>,
+    /// Newlines before the last row asked about.
+    passed: u64,
+}
+
+impl<R: Read> LineCounter<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            ahead: std::collections::VecDeque::new(),
+            passed: 0,
+        }
+    }
+
+    /// The line (from 1) of the first byte at or after `offset` that ends no line: the
+    /// csv crate places a row's start before the line ends (a CRLF's `\n`, blank lines)
+    /// it skipped to reach it. For offsets that never go back.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let mut cursor = offset;
+        while let Some(&(at, byte)) = self.ahead.front() {
+            if at > cursor {
+                break;
+            }
+            if at == cursor {
+                cursor = cursor.saturating_add(1);
+            }
+            self.ahead.pop_front();
+            if byte == b'\n' {
+                self.passed = self.passed.saturating_add(1);
+            }
+        }
+        self.passed.saturating_add(1)
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, byte) in buf.get(..n).unwrap_or_default().iter().enumerate() {
+            if matches!(byte, b'\n' | b'\r') {
+                let at = self
+                    .read
+                    .saturating_add(u64::try_from(i).unwrap_or(u64::MAX));
+                self.ahead.push_back((at, *byte));
+            }
+        }
+        self.read = self
+            .read
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        Ok(n)
     }
 }
 
@@ -268,6 +341,27 @@ mod tests {
                 "{beyond}: {err}"
             );
         }
+    }
+
+    /// A row's line is the file's, whatever the line ends and blank lines before it: the
+    /// csv crate's own count said line 3 for line 4 of a CRLF file.
+    #[test]
+    fn a_bad_row_is_named_by_its_own_line_after_crlf_and_blank_lines() {
+        for (csv, line) in [
+            ("timestamp,value\r\n1,1\r\n2,1\r\n3,x\r\n", 4),
+            ("timestamp,value\n1,1\n\n\n3,x\n", 5),
+            ("timestamp,value\r\n1,1\r\n\r\n\r\n3,x", 5),
+            ("timestamp,value\n\"1\n\",1\n3,x\n", 4),
+        ] {
+            let err = Series::from_csv(csv.as_bytes()).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("line {line}: ")), "{csv:?}: {err}");
+        }
+        let steps_back = STEPS_BACK.replace('\n', "\r\n");
+        let series = Series::from_csv(steps_back.as_bytes()).unwrap();
+        assert_eq!(series.order.first.unwrap().line, 4);
+        let uneven = "timestamp,value\r\n1,1\r\n\r\n2,1,9\r\n";
+        let err = Series::from_csv(uneven.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("line 4: "), "{err}");
     }
 
     #[test]
