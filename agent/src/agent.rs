@@ -19,7 +19,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -81,6 +81,10 @@ pub enum AgentError {
     PipelinePanicked,
     #[error("the pipeline stopped: {0}")]
     Pipeline(#[from] PipelineError),
+    /// A finite input was judged whole, but the output, its only copy, refused some of
+    /// the verdicts (a full disk, a closed pipe): the run did not do its job.
+    #[error("{0} verdicts could not be written to the output, their only copy (the log says why)")]
+    OutputLost(u64),
 }
 
 impl AgentError {
@@ -252,13 +256,14 @@ impl Agent {
             Some(es) => Some(Upstream::start(&config, es)?),
             None => None,
         };
-        let sink = sink(&config, upstream.as_ref());
+        let (sink, output_unwritten, output_only_copy) = sink(&config, upstream.as_ref());
         let identity = Identity {
             host_id: config.agent.host_id.clone().unwrap_or_else(host_name),
             sensor_id: config.agent.sensor_id.clone(),
         };
         let stats = Arc::new(PipelineStats {
             swap: swap_stats,
+            output_unwritten: output_unwritten.unwrap_or_default(),
             ..PipelineStats::default()
         });
         let (candidates_tx, candidates_rx) = mpsc::channel();
@@ -384,25 +389,39 @@ impl Agent {
             thresholds,
             guest_stop,
             config,
+            output_only_copy,
         })
     }
 }
 
 /// Verdicts go to the spool when there is an upstream (with `[output] path` as a local
 /// copy besides it), to the NDJSON output otherwise. A file the disk refuses now is opened
-/// at a later write (counted, not fatal).
-fn sink(config: &AgentConfig, upstream: Option<&Upstream>) -> Box<dyn Sink> {
+/// at a later write (counted, not fatal). The count of verdicts the NDJSON output refused
+/// comes too, and whether that output is their only copy.
+fn sink(
+    config: &AgentConfig,
+    upstream: Option<&Upstream>,
+) -> (Box<dyn Sink>, Option<Arc<AtomicU64>>, bool) {
     let ndjson = |path: Option<&Path>| match path {
         Some(path) => NdjsonSink::append_to_or_degraded(path),
         None => NdjsonSink::stdout(),
     };
     match (upstream, &config.output.path) {
-        (Some(upstream), None) => Box::new(upstream.sink()),
-        (Some(upstream), Some(_)) => Box::new(Both {
-            spool: upstream.sink(),
-            copy: ndjson(config.output.file()),
-        }),
-        (None, _) => Box::new(ndjson(config.output.file())),
+        (Some(upstream), None) => (Box::new(upstream.sink()), None, false),
+        (Some(upstream), Some(_)) => {
+            let copy = ndjson(config.output.file());
+            let unwritten = copy.unwritten();
+            let both = Both {
+                spool: upstream.sink(),
+                copy,
+            };
+            (Box::new(both), Some(unwritten), false)
+        }
+        (None, _) => {
+            let only = ndjson(config.output.file());
+            let unwritten = only.unwritten();
+            (Box::new(only), Some(unwritten), true)
+        }
     }
 }
 
@@ -447,6 +466,9 @@ pub struct RunningAgent {
     thresholds: StallThresholds,
     guest_stop: GuestStop,
     config: AgentConfig,
+    /// The NDJSON output is the verdicts' only copy (no upstream): verdicts it refused
+    /// are lost (`stats.output_unwritten`).
+    output_only_copy: bool,
 }
 
 impl RunningAgent {
@@ -509,6 +531,7 @@ impl RunningAgent {
     pub fn stop(self, grace: Duration) -> Result<(), AgentError> {
         self.health.set(Health::Stopping);
         let started = Instant::now();
+        let finite_input_ended = self.input.ended();
         let input_summary = self.input.stop();
         self.stop.store(true, Ordering::Release);
         let done = &self.done;
@@ -543,6 +566,16 @@ impl RunningAgent {
             self.stats.verdicts.load(Ordering::Relaxed),
             self.stats.anomalies.load(Ordering::Relaxed),
         );
+        let unwritten = self.stats.output_unwritten.load(Ordering::Relaxed);
+        if unwritten > 0 && self.output_only_copy {
+            // A finite input's run is judged by its output: exiting 0 with verdicts lost
+            // would tell a script that `run < recorded.csv` did its job. A live agent's
+            // stop is a signal's, and its losses were logged as they happened.
+            if finite_input_ended {
+                return Err(AgentError::OutputLost(unwritten));
+            }
+            warn!("{unwritten} verdicts could not be written to the output (the log says why)");
+        }
         Ok(())
     }
 }

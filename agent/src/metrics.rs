@@ -69,6 +69,7 @@ pub struct PipelineCounts {
     /// Sensors with windows now, and windows closed to make room at the bound.
     pub sensors_active: u64,
     pub sensors_evicted: u64,
+    pub output_unwritten: u64,
 }
 
 impl PipelineCounts {
@@ -76,7 +77,7 @@ impl PipelineCounts {
         let swap = load_counters!(SwapCounts from stats.swap, [swaps, refused, rolled_back, startup_fallbacks]);
         load_counters!(
             Self from stats,
-            [samples, windows, failed_windows, verdicts, anomalies, history_errors, fuel_last, sensors_active, sensors_evicted],
+            [samples, windows, failed_windows, verdicts, anomalies, history_errors, fuel_last, sensors_active, sensors_evicted, output_unwritten],
             swaps: swap.swaps,
             swaps_refused: swap.refused,
             swaps_rolled_back: swap.rolled_back,
@@ -592,6 +593,11 @@ pub fn render(snapshot: &Snapshot) -> String {
         "edge_agent_window_sensors_evicted_total",
         "Sensors' windows closed (their pending samples judged) to make room for a new sensor.",
         p.sensors_evicted,
+    );
+    out.counter(
+        "edge_agent_output_unwritten_total",
+        "Verdicts the NDJSON output ([output] path or standard output) could not write: a full disk, a closed pipe.",
+        p.output_unwritten,
     );
     if let Some(lines) = &snapshot.lines {
         let source = [("source", lines.transport)];

@@ -1,7 +1,8 @@
 //! A recorded series read from CSV (`timestamp,value` with a header), for `replay`.
 //!
 //! Timestamps may be RFC 3339 (`2024-05-01T12:00:00Z`, `…+02:00`), `YYYY-MM-DD HH:MM:SS`
-//! (taken as UTC) or Unix epoch seconds (`1714564800`, fractions allowed). A row that
+//! (taken as UTC) or Unix epoch seconds (`1714564800`, fractions allowed) or milliseconds
+//! (`1714564800000`: a number of 10^11 or more, as the lines' `auto` reads it). A row that
 //! cannot be read is an error naming its line; nothing is skipped silently.
 //!
 //! Rows are kept in file order. Real recordings are not always in time order (NAB's
@@ -108,7 +109,7 @@ impl Series {
     pub fn from_csv_with(input: impl Read, options: ReadOptions) -> Result<Self, SeriesError> {
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
-            .from_reader(input);
+            .from_reader(LineCounter::new(input));
         let header = reader
             .headers()
             .map_err(|e| SeriesError::Io(e.to_string()))?
@@ -124,15 +125,24 @@ impl Series {
         };
 
         let mut series = Series::default();
-        for record in reader.records() {
-            let record = record.map_err(|e| match e.position() {
-                Some(position) => SeriesError::Row {
-                    line: position.line(),
-                    reason: e.to_string(),
-                },
-                None => SeriesError::Io(e.to_string()),
-            })?;
-            let line = record.position().map_or(0, |p| p.line());
+        let mut record = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    return Err(match e.position() {
+                        Some(position) => SeriesError::Row {
+                            line: reader.get_mut().line_at(position.byte()),
+                            reason: e.to_string(),
+                        },
+                        None => SeriesError::Io(e.to_string()),
+                    });
+                }
+            }
+            let line = record
+                .position()
+                .map_or(0, |p| reader.get_mut().line_at(p.byte()));
             let row_error = |reason: String| SeriesError::Row { line, reason };
             let field = |index: usize, name: &str| {
                 record
@@ -174,24 +184,105 @@ impl Series {
     }
 }
 
-/// Unix milliseconds from any of the accepted forms.
+/// The input, counting its newlines as the CSV reader reads it, so that a row's line is
+/// the file's own: the csv crate's `Position::line` undercounts after CRLF line ends and
+/// blank lines (a bad row on line 4 of a Windows file was named line 3). Only the line
+/// ends read ahead of the current row are kept (record starts only grow), so the memory
+/// is the reader's buffer's, not the file's.
+struct LineCounter<R> {
+    inner: R,
+    /// Bytes read so far.
+    read: u64,
+    /// Offsets of the `\r` and `\n` bytes read but not yet passed by a row, and which.
+    ahead: std::collections::VecDeque<(u64, u8)>,
+    /// Newlines before the last row asked about.
+    passed: u64,
+}
+
+impl<R: Read> LineCounter<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            ahead: std::collections::VecDeque::new(),
+            passed: 0,
+        }
+    }
+
+    /// The line (from 1) of the first byte at or after `offset` that ends no line: the
+    /// csv crate places a row's start before the line ends (a CRLF's `\n`, blank lines)
+    /// it skipped to reach it. For offsets that never go back.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let mut cursor = offset;
+        while let Some(&(at, byte)) = self.ahead.front() {
+            if at > cursor {
+                break;
+            }
+            if at == cursor {
+                cursor = cursor.saturating_add(1);
+            }
+            self.ahead.pop_front();
+            if byte == b'\n' {
+                self.passed = self.passed.saturating_add(1);
+            }
+        }
+        self.passed.saturating_add(1)
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, byte) in buf.get(..n).unwrap_or_default().iter().enumerate() {
+            if matches!(byte, b'\n' | b'\r') {
+                let at = self
+                    .read
+                    .saturating_add(u64::try_from(i).unwrap_or(u64::MAX));
+                self.ahead.push_back((at, *byte));
+            }
+        }
+        self.read = self
+            .read
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        Ok(n)
+    }
+}
+
+/// Numbers at or above this are Unix milliseconds, below it seconds: the lines'
+/// `time_format = "auto"` rule. Recorders write either (pandas and Elasticsearch exports
+/// write milliseconds), and 10^11 s is the year 5138, so no real series is ambiguous;
+/// read as seconds, 1714564800000 ms became the year 56,300.
+const SECONDS_BELOW: f64 = 1e11;
+
+/// Unix milliseconds from any of the accepted forms, within the years RFC 3339 can write
+/// (0000 to 9999), which every verdict's timestamp is.
 pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        let millis = (seconds * 1000.0).round();
-        return if millis.is_finite() && millis.abs() < 1e17 {
+    let shown = || crate::support::text::escape(text, 40);
+    if let Ok(number) = text.parse::<f64>() {
+        let millis = if number.abs() < SECONDS_BELOW {
+            number * 1000.0
+        } else {
+            number
+        }
+        .round();
+        // The range check first: the cast below cannot saturate.
+        return if millis.is_finite()
+            && millis.abs() < 1e15
+            && crate::support::timestamp::try_format(millis as i64).is_some()
+        {
             Ok(millis as i64)
         } else {
             Err(format!(
-                "epoch seconds {:?} are out of range",
-                crate::support::text::escape(text, 40)
+                "epoch time {:?} is outside the years 0000 to 9999",
+                shown()
             ))
         };
     }
     match crate::support::timestamp::parse(text) {
         Some(millis) => Ok(millis),
         None => Err(format!(
-            "timestamp {:?} is neither RFC 3339, `YYYY-MM-DD HH:MM:SS` nor epoch seconds",
-            crate::support::text::escape(text, 40)
+            "timestamp {:?} is neither RFC 3339, `YYYY-MM-DD HH:MM:SS` nor epoch seconds or milliseconds",
+            shown()
         )),
     }
 }
@@ -225,6 +316,52 @@ mod tests {
             crate::support::timestamp::format(1714564803500),
             "2024-05-01T12:00:03.5Z"
         );
+    }
+
+    /// An export in epoch milliseconds (pandas, Elasticsearch) is read as milliseconds,
+    /// not as seconds 56,000 years ahead; a time no RFC 3339 can write is refused with
+    /// its line, never replayed as `@…ms`.
+    #[test]
+    fn epoch_milliseconds_are_told_from_seconds() {
+        let csv = "timestamp,value\n1714564800000,1\n1714564800500.0,2\n-1000,3\n";
+        let series = Series::from_csv(csv.as_bytes()).unwrap();
+        assert_eq!(
+            series.timestamps,
+            [1_714_564_800_000, 1_714_564_800_500, -1_000_000]
+        );
+        assert_eq!(
+            crate::support::timestamp::format(series.timestamps[0]),
+            "2024-05-01T12:00:00Z"
+        );
+        for beyond in ["253402300800000", "1e15", "-62167219200001", "inf"] {
+            let csv = format!("timestamp,value\n1,1\n{beyond},2\n");
+            let err = Series::from_csv(csv.as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.starts_with("line 3: epoch time") && err.contains("0000 to 9999"),
+                "{beyond}: {err}"
+            );
+        }
+    }
+
+    /// A row's line is the file's, whatever the line ends and blank lines before it: the
+    /// csv crate's own count said line 3 for line 4 of a CRLF file.
+    #[test]
+    fn a_bad_row_is_named_by_its_own_line_after_crlf_and_blank_lines() {
+        for (csv, line) in [
+            ("timestamp,value\r\n1,1\r\n2,1\r\n3,x\r\n", 4),
+            ("timestamp,value\n1,1\n\n\n3,x\n", 5),
+            ("timestamp,value\r\n1,1\r\n\r\n\r\n3,x", 5),
+            ("timestamp,value\n\"1\n\",1\n3,x\n", 4),
+        ] {
+            let err = Series::from_csv(csv.as_bytes()).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("line {line}: ")), "{csv:?}: {err}");
+        }
+        let steps_back = STEPS_BACK.replace('\n', "\r\n");
+        let series = Series::from_csv(steps_back.as_bytes()).unwrap();
+        assert_eq!(series.order.first.unwrap().line, 4);
+        let uneven = "timestamp,value\r\n1,1\r\n\r\n2,1,9\r\n";
+        let err = Series::from_csv(uneven.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("line 4: "), "{err}");
     }
 
     #[test]

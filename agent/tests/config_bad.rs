@@ -99,6 +99,20 @@ fn every_bad_value_is_exit_78_naming_key_and_line_and_nothing_is_created() {
             "spool.path",
             4,
         ),
+        // An empty path is no file: every verdict would fail its write (`output.path`,
+        // the only copy without an upstream) while the agent ran on and exited 0.
+        case(
+            "an empty output path",
+            "[output]\npath = \"\"\n",
+            "output.path",
+            4,
+        ),
+        es(
+            "an empty dead-letter path",
+            "dead_letter_path = \"\"\n",
+            "elasticsearch.dead_letter_path",
+            5,
+        ),
         case("an unknown key", "[spool]\nmax_mb = 3\n", "spool.max_mb", 4),
         case(
             "a wrong type",

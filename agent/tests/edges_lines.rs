@@ -599,3 +599,79 @@ fn a_last_line_cut_off_by_a_clean_close_is_refused_on_tcp_and_stdin_alike() {
     assert!(logs.contains("refused (incomplete)"), "{logs}");
     assert!(logs.contains("1 refused"), "{logs}");
 }
+
+/// A finite input judged whole, whose output (the only copy, no upstream) refused its
+/// verdicts: a full disk (`/dev/full`). The run did not do its job, and its exit status
+/// says so with the count, instead of 0.
+#[test]
+fn a_finite_input_whose_output_refused_its_verdicts_does_not_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "transport = \"stdin\"");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += "\n[output]\npath = \"/dev/full\"\n";
+    std::fs::write(&config, text).unwrap();
+    let (rows, want) = rows("s", 20);
+    let file = dir.path().join("input.csv");
+    std::fs::write(&file, format!("timestamp,sensor_id,value\n{rows}")).unwrap();
+    let out = Command::new(binary())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "logs:\n{logs}");
+    assert!(
+        logs.contains(&format!(
+            "{} verdicts could not be written to the output",
+            want.len()
+        )),
+        "{logs}"
+    );
+
+    // The same input with an output that takes it: exit 0, every verdict written.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "/dev/full",
+        &dir.path().join("out.ndjson").display().to_string(),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(binary())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(dir.path().join("out.ndjson")).unwrap();
+    assert_eq!(written.lines().count(), want.len());
+}
+
+/// A live agent whose output refuses its verdicts (`/dev/full`): every verdict it could
+/// not write is in a metric, so the counters say where each one went.
+#[test]
+fn verdicts_the_output_refused_are_counted_in_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "time_format = \"unix_ms\"");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += "\n[output]\npath = \"/dev/full\"\n";
+    std::fs::write(&config, text).unwrap();
+    let mut agent = start(&config);
+    let addr = lines_addr(&mut agent);
+    let metrics = agent.metrics_addr();
+    let (rows, _) = rows("s", 16);
+    let _client = send(addr, &format!("timestamp,sensor_id,value\n{rows}"));
+    // Windows of 8 every 4 over 16 samples: the first window decides 8, then 4 and 4.
+    until_metrics(
+        metrics,
+        &[
+            ("edge_agent_verdicts_total", 16),
+            ("edge_agent_output_unwritten_total", 16),
+        ],
+    );
+    let (status, _, logs) = agent.stop();
+    assert!(status.success(), "{}", logs.join("\n"));
+}

@@ -170,3 +170,42 @@ fn the_function_refuses_an_alpha_it_cannot_honour_naming_the_range() {
         "{stderr}"
     );
 }
+
+/// A series as Excel and a pipe give it: a BOM, CRLF line ends, no newline after the
+/// last row, times in epoch milliseconds, read from standard input (`--input -`). Every
+/// row gets its verdict, at the time it was written, in the years it was written.
+#[test]
+fn a_windows_csv_in_milliseconds_replays_from_standard_input() {
+    use std::io::Write as _;
+    let wasm = anomaly_wasm().display().to_string();
+    let values = seasonal_series(96, 24, &[]);
+    let start_ms: i64 = 1_714_564_800_000;
+    let rows: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| format!("{},{value}", start_ms + i as i64 * 3_600_000))
+        .collect();
+    let mut csv = b"\xef\xbb\xbftimestamp,value\r\n".to_vec();
+    csv.extend_from_slice(rows.join("\r\n").as_bytes());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .args(["replay", "--function", &wasm, "--input", "-"])
+        .args(["--param", "period=24"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&csv).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let verdicts = verdicts(&output);
+    assert_eq!(verdicts.len(), values.len(), "{stderr}");
+    assert_eq!(verdicts[0]["timestamp"], "2024-05-01T12:00:00Z");
+    assert_eq!(verdicts[95]["timestamp"], "2024-05-05T11:00:00Z");
+    let last = verdicts[95]["value"].as_f64().unwrap();
+    assert!((last - f64::from(values[95])).abs() < 1e-3, "{last}");
+}

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -101,7 +101,8 @@ Options:
       --deadline-ms <MS>       Wall time one window may take; without it there is none (the
                                fuel still bounds every call), so a replay does not pass or
                                fail by the machine's load
-      --input <data.csv>       The series: CSV with a `timestamp,value` header
+      --input <data.csv>       The series: CSV with a `timestamp,value` header (`-`:
+                               standard input)
       --window <N>             Window size N; without it the whole series is one window
                                (with --hop)
       --hop <H>                Hop H: a window runs every H samples and decides those H
@@ -220,12 +221,20 @@ fn write_plot(
 }
 
 pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
-    let file =
-        File::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
+    // `-` is standard input, as for `--output`'s absence: a series from a pipe
+    // (`zcat year.csv.gz | edge-agent replay --input - ...`) ends where its writer ends.
+    let input: Box<dyn std::io::Read> = if args.input == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            File::open(&args.input)
+                .with_context(|| format!("cannot open {}", args.input.display()))?,
+        )
+    };
     let options = ReadOptions {
         strict_order: args.strict_order,
     };
-    let series = Series::from_csv_with(std::io::BufReader::new(file), options)
+    let series = Series::from_csv_with(std::io::BufReader::new(input), options)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     if let Some(warning) = series.order.warning() {
         eprintln!("edge-agent: warning: {}: {warning}", args.input.display());

@@ -1,6 +1,8 @@
 //! `/metrics` and `/health` over HTTP/1.1, answered by hand: one thread, one connection at
 //! a time, each request read within [`IO_TIMEOUT`] and [`MAX_REQUEST_BYTES`], answered with
-//! `Connection: close`. Two read-only endpoints for a scraper on loopback need no more
+//! `Connection: close`. [`IO_TIMEOUT`] bounds the whole request (and, apart, the whole
+//! answer), not each read: a client that drips a byte every 200 ms would otherwise hold the
+//! one metrics thread for 8 KiB × 200 ms, half an hour. Two read-only endpoints for a scraper on loopback need no more
 //! (tiny_http, which served them before, was 40 KB of the armv7 binary and a thread
 //! pool). The listener is bound first, on its own, so that an address already in use is a
 //! startup error before any other thread runs; serving starts once the stages whose
@@ -14,7 +16,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use thiserror::Error;
@@ -165,14 +167,7 @@ fn wake_addr(addr: SocketAddr) -> SocketAddr {
 }
 
 fn serve(mut stream: TcpStream, collect: &impl Fn() -> Snapshot) {
-    if let Err(error) = stream
-        .set_read_timeout(Some(IO_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
-    {
-        debug!("metrics: {error}");
-        return;
-    }
-    let answer = match read_request_line(&mut stream) {
+    let answer = match read_request_line(&mut stream, Instant::now() + IO_TIMEOUT) {
         Ok(Some(line)) => answer(&line, collect),
         Ok(None) => Answer::plain(400, "bad request\n"),
         Err(error) => {
@@ -187,26 +182,57 @@ fn serve(mut stream: TcpStream, collect: &impl Fn() -> Snapshot) {
         answer.content_type,
         answer.body.len()
     );
-    let written = stream.write_all(head.as_bytes()).and_then(|()| {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let written = write_all_by(&mut stream, head.as_bytes(), deadline).and_then(|()| {
         if answer.head_only {
             Ok(())
         } else {
-            stream.write_all(answer.body.as_bytes())
+            write_all_by(&mut stream, answer.body.as_bytes(), deadline)
         }
     });
-    if let Err(error) = written.and_then(|()| stream.flush()) {
+    if let Err(error) = written {
         // The scraper went away; nothing to do for it.
         debug!("metrics: {}: {error}", untrusted(&answer.request));
     }
     let _ = stream.shutdown(Shutdown::Write);
 }
 
+/// What is left until `deadline`, or `TimedOut` when nothing is: set as the socket's
+/// timeout before each read or write, so that their sum, not each, is bounded.
+fn remaining(deadline: Instant) -> std::io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client took longer than the bound",
+        ));
+    }
+    Ok(left)
+}
+
+/// `bytes` written whole by `deadline`, or an error.
+fn write_all_by(stream: &mut TcpStream, bytes: &[u8], deadline: Instant) -> std::io::Result<()> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        stream.set_write_timeout(Some(remaining(deadline)?))?;
+        match stream.write(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 /// The request's first line, once the whole head (up to the blank line) has arrived
-/// within [`MAX_REQUEST_BYTES`]; `None` for a head that is too long or not text.
-fn read_request_line(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+/// within [`MAX_REQUEST_BYTES`] and by `deadline`; `None` for a head that is too long or
+/// not text.
+fn read_request_line(stream: &mut TcpStream, deadline: Instant) -> std::io::Result<Option<String>> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        stream.set_read_timeout(Some(remaining(deadline)?))?;
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             break;
@@ -380,5 +406,35 @@ mod tests {
             "{:?}",
             stopping.elapsed()
         );
+    }
+
+    /// A client that drips its request a byte every 100 ms, never finishing it, is cut
+    /// off at the bound for the whole request: the next scraper is answered within it,
+    /// not after the drip (each read alone comes well within the timeout).
+    #[test]
+    fn a_client_that_drips_its_request_is_cut_off_at_the_bound() {
+        let server = serving();
+        let addr = server.local_addr();
+        let mut dripper = TcpStream::connect(addr).unwrap();
+        let drip = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut request = b"GET /metrics HTTP/1.1\r\nX-Pad: "
+                .iter()
+                .chain(std::iter::repeat(&b'a'));
+            // Until the server closes on it (a write fails) or 12 s, well past the bound.
+            while started.elapsed() < IO_TIMEOUT * 6 {
+                let byte = *request.next().unwrap();
+                if dripper.write_all(&[byte]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let asked = Instant::now();
+        let get = exchange(addr, b"GET /health HTTP/1.1\r\n\r\n");
+        let waited = asked.elapsed();
+        assert!(get.starts_with("HTTP/1.1 200 OK\r\n"), "{get}");
+        assert!(waited < IO_TIMEOUT * 2, "answered after {waited:?}");
+        drip.join().unwrap();
     }
 }

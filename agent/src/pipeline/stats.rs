@@ -94,6 +94,9 @@ pub struct PipelineStats {
     /// sensor at the bound.
     pub sensors_active: AtomicU64,
     pub sensors_evicted: AtomicU64,
+    /// Verdicts the NDJSON output (`[output] path` or standard output) could not write:
+    /// the sink's own count, shared so that the metrics say where they went.
+    pub output_unwritten: Arc<AtomicU64>,
 }
 
 impl PipelineStats {

@@ -80,7 +80,8 @@ impl Manifest {
     pub fn parse(bytes: &[u8]) -> Result<Self, RegistryError> {
         let bad = |reason: String| RegistryError::Manifest(untrusted(&reason));
         let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| bad(format!("not a manifest: {e}")))?;
+            // The signature covers the BOM with the rest; JSON has no place for one.
+            serde_json::from_slice(crate::support::text::bytes_without_bom(bytes)).map_err(|e| bad(format!("not a manifest: {e}")))?;
         if manifest.format != FORMAT {
             return Err(bad(format!(
                 "format {} (this agent reads {FORMAT})",
@@ -161,7 +162,7 @@ impl TrustedKeys {
         for (n, key) in keys.iter().enumerate() {
             let line = key
                 .lines()
-                .map(str::trim)
+                .map(|line| crate::support::text::without_bom(line.trim()).trim())
                 .rfind(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
                 .unwrap_or_default();
             let key = PublicKey::from_base64(line)
@@ -310,6 +311,27 @@ mod tests {
         assert!(TrustedKeys::parse(&[text]).is_ok());
         assert!(TrustedKeys::parse(&["not a key".into()]).is_err());
         assert!(TrustedKeys::parse(&[]).is_err());
+    }
+
+    /// Files saved on Windows: a key file, a signature and a manifest with a BOM first
+    /// and CRLF line ends. None of them is a different file for that.
+    #[test]
+    fn a_bom_and_crlf_in_keys_signatures_and_manifests_are_read() {
+        let (pair, public) = keypair();
+        let windows = |text: &str| format!("\u{feff}{}", text.replace('\n', "\r\n"));
+        let boxed = pair.pk.to_box().unwrap().to_string();
+        for key in [windows(&public), windows(&boxed)] {
+            assert!(
+                TrustedKeys::parse(std::slice::from_ref(&key)).is_ok(),
+                "{key:?}"
+            );
+        }
+        let keys = TrustedKeys::parse(&[windows(&public)]).unwrap();
+        let mut bytes = b"\xef\xbb\xbf".to_vec();
+        bytes.extend_from_slice(&manifest_bytes(5));
+        let signature = String::from_utf8(sign(&pair, &bytes)).unwrap();
+        let manifest = verify(&bytes, windows(&signature).as_bytes(), &keys).unwrap();
+        assert_eq!(manifest.version, 5);
     }
 
     #[test]

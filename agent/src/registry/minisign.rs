@@ -72,7 +72,7 @@ impl PublicKey {
 impl Signature {
     /// The four lines of a `.minisig` file.
     pub fn decode(text: &str) -> Result<Self, MinisignError> {
-        let mut lines = text.lines();
+        let mut lines = crate::support::text::without_bom(text).lines();
         let mut next = || lines.next().ok_or(MinisignError::Format("too few lines"));
         if !next()?.starts_with("untrusted comment:") {
             return Err(MinisignError::Format("no untrusted comment line"));

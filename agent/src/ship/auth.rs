@@ -88,6 +88,9 @@ fn secret(
         };
         let bytes = read_regular_capped(path, SECRET_FILE_MAX_BYTES).map_err(read_error)?;
         let text = String::from_utf8(bytes).map_err(|_| read_error("not UTF-8".into()))?;
+        // A BOM (Notepad) and the line's end (CRLF too) are the file's, not the secret's:
+        // kept, they would be sent, and every request refused with no word of why.
+        let text = crate::support::text::without_bom(&text);
         return Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()));
     }
     Ok(inline.map(str::to_owned))
@@ -133,5 +136,26 @@ mod tests {
             Err(AuthError::Both)
         );
         assert!(!format!("{:?}", basic("secret")).contains("secret"));
+    }
+
+    /// A secret file saved by Windows' Notepad: a BOM first and CRLF last. Neither is
+    /// part of the secret.
+    #[test]
+    fn a_bom_and_crlf_are_not_part_of_a_secret_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "\u{feff}s3cret\r\n").unwrap();
+        let none = |_: &str| None;
+        assert_eq!(
+            Auth::resolve(Some("u"), None, Some(&file), None, None, none),
+            Ok(Auth::Basic {
+                username: "u".into(),
+                password: "s3cret".into()
+            })
+        );
+        assert_eq!(
+            Auth::resolve(None, None, None, None, Some(&file), none),
+            Ok(Auth::ApiKey("s3cret".into()))
+        );
     }
 }

@@ -308,7 +308,11 @@ pub fn check_index(index: &str) -> Result<(), String> {
 fn read_small(key: &'static str, path: &Path) -> Result<Vec<u8>, Refusal> {
     let bytes = read_regular_capped(path, SECRET_FILE_MAX_BYTES)
         .map_err(|e| (key, format!("{key}: cannot read {}: {e}", path.display())))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    // A BOM and a newline are an empty file's too (Notepad saves one so).
+    if crate::support::text::bytes_without_bom(&bytes)
+        .iter()
+        .all(u8::is_ascii_whitespace)
+    {
         return Err((key, format!("{key}: {} is empty", path.display())));
     }
     Ok(bytes)
@@ -360,5 +364,19 @@ mod tests {
         assert!(check_url("https://es.example.net:9200/prefix").is_ok());
         let shown = crate::ship::redact_url("https://edge:s3cret@es.example.net:9200");
         assert_eq!(shown, "https://es.example.net:9200");
+    }
+
+    /// Notepad's empty file is a BOM and perhaps a CRLF: empty all the same, refused at
+    /// the start instead of sending an empty password.
+    #[test]
+    fn a_secret_file_of_a_bom_and_a_newline_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "\u{feff}\r\n").unwrap();
+        let (key, reason) = read_small("elasticsearch.password_file", &file).unwrap_err();
+        assert_eq!(key, "elasticsearch.password_file");
+        assert!(reason.ends_with("is empty"), "{reason}");
+        std::fs::write(&file, "\u{feff}x\r\n").unwrap();
+        assert!(read_small("elasticsearch.password_file", &file).is_ok());
     }
 }

@@ -25,9 +25,13 @@ pub fn within<T: PartialOrd + Display>(
     }
 }
 
-/// A file the agent will create: its folder must be there (the state directory excepted,
-/// which the agent makes), and the path must not be a folder.
+/// A file the agent will create: not an empty path (no file at all: every write to it
+/// would fail while the agent ran on), its folder must be there (the state directory
+/// excepted, which the agent makes), and the path must not be a folder.
 pub fn creatable(key: &'static str, path: &Path) -> Result<(), Refusal> {
+    if path.as_os_str().is_empty() {
+        return Err((key, format!("{key}: is empty; name a file")));
+    }
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err((
             key,

@@ -5,6 +5,18 @@
 
 use std::fmt::Write as _;
 
+/// `text` without a leading UTF-8 byte order mark. Windows' Notepad and Excel's "CSV
+/// UTF-8" start a file with one; read as text it is an invisible first character that a
+/// password, a key or a header name then silently carries.
+pub fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// [`without_bom`] for bytes not yet known to be text.
+pub fn bytes_without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
+}
+
 /// The most characters of outside text any single message keeps.
 pub const MAX_UNTRUSTED_CHARS: usize = 1024;
 
