@@ -194,7 +194,7 @@ class VM:
             "-serial", f"file:{self.serial}",
             "-kernel", str(self.image_dir / "vmlinuz"),
             "-initrd", str(self.image_dir / "initrd.img"),
-            "-append", "root=/dev/vda rw console=ttyAMA0 fsck.repair=yes "
+            "-append", "root=/dev/vda rw console=ttyAMA0 quiet fsck.repair=yes "
                        "systemd.show_status=false",
             "-drive", f"file={self.disk},if=none,id=hd,format=qcow2,discard=unmap",
             "-device", "virtio-blk-device,drive=hd",
