@@ -219,9 +219,9 @@ class VM:
 
         deadline_wait(f"{self.name} boot {self.boots} (EDGE-VM-READY on the console)",
                       ready, timeout, interval=0.5)
-        deadline_wait("ssh into the guest", lambda: self.sh("true", timeout=30,
+        deadline_wait("ssh into the guest", lambda: self.sh("true", timeout=90,
                                                               check=False).returncode == 0,
-                      60, interval=1)
+                      300, interval=1)
         self.boot_seconds = time.monotonic() - self.started
         return self.boot_seconds
 
@@ -271,12 +271,12 @@ class VM:
     def _ssh_base(self):
         return ["ssh", "-i", str(self.key), "-p", str(self.ssh_port),
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
+                "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=60",
                 "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3",
                 "-o", "ControlMaster=auto", "-o", f"ControlPath={self.control}",
                 "-o", "ControlPersist=600"]
 
-    def sh(self, script, timeout=120, check=True, input=None):
+    def sh(self, script, timeout=300, check=True, input=None):
         """Runs a shell script in the guest as root; its output comes back as text."""
         try:
             result = subprocess.run(self._ssh_base() + ["root@127.0.0.1", script],
@@ -292,7 +292,7 @@ class VM:
                               f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
         return result
 
-    def out(self, script, timeout=120):
+    def out(self, script, timeout=300):
         return self.sh(script, timeout=timeout).stdout.strip()
 
     def put(self, path, data, mode="644"):
