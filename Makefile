@@ -57,7 +57,7 @@ PI_BINS := $(foreach t,$(PI_TARGETS),$(PI_DIR)/$(t)/release/edge-agent)
 QEMU_PREFIX_aarch64-unknown-linux-gnu := /usr/aarch64-linux-gnu
 QEMU_PREFIX_thumbv7neon-unknown-linux-gnueabihf := /usr/arm-linux-gnueabihf
 
-.PHONY: pi-tools cross check-glibc cross-test test-aarch64 test-armv7 deb check-unit
+.PHONY: pi-tools cross check-glibc cross-test test-aarch64 test-armv7 deb check-unit vm-test
 
 ## pi-tools: install the cross linkers, qemu-user, zig, cargo-zigbuild and cargo-deb
 pi-tools:
@@ -118,3 +118,11 @@ deb: cross functions
 ## check-unit: systemd-analyze verify the packaged unit, print its security exposure (≤ 2.0)
 check-unit:
 	deploy/check-unit $(PI_DIR)/debian/edge-agent_*_arm64.deb
+
+## vm-test: the .debs on a booted Debian bookworm arm64 system under real systemd (qemu, TCG):
+## install, start, hardening, life cycle, reboot, no RTC, power cuts, no sensor, chrony,
+## upgrade and purge (deploy/vm/). Needs root (mmdebstrap, binfmt_misc). The image is cached
+## under ~/.cache/edge-agent/vm. VM_POWER_CUTS=20 VM_NO_SENSOR_S=900 for the issue's full run.
+vm-test: deb
+	deploy/install-pi-tools vm
+	deploy/vm/vm-test
