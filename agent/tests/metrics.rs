@@ -592,6 +592,13 @@ fn sensor_faults_are_counted_by_kind() {
             .get("edge_agent_spool_depth_documents", &[])
             .is_none()
     );
+    // A loose wire is no stall (no restart loop), and /health says why.
+    let health = until_health(addr, 200);
+    let sensor = health["sensor"].as_str().unwrap_or_default();
+    assert!(
+        sensor.starts_with("not answering") && sensor.contains("does not open"),
+        "{health}"
+    );
     let (status, _, logs) = agent.stop();
     assert!(status.success(), "{status}; logs:\n{}", logs.join("\n"));
 }

@@ -26,7 +26,13 @@ impl Input {
     /// For the status line.
     pub fn faults(&self) -> String {
         match self {
-            Input::Sampler(sampler) => format!("{} sensor faults", sampler.stats().failures),
+            Input::Sampler(sampler) => {
+                let stats = sampler.stats();
+                match stats.failing() {
+                    Some(failing) => format!("{} sensor faults, sensor {failing}", stats.failures),
+                    None => format!("{} sensor faults", stats.failures),
+                }
+            }
             Input::Lines(source) => {
                 let counts = source.counts();
                 format!(

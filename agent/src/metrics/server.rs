@@ -302,6 +302,9 @@ fn answer(request_line: &str, collect: &impl Fn() -> Snapshot) -> Answer {
             let body = serde_json::json!({
                 "status": snapshot.health.name(),
                 "samples": snapshot.sampler.samples,
+                // A sensor that stopped answering (a loose wire) is not a stall: the agent
+                // stays alive, retrying, and says why here.
+                "sensor": snapshot.sampler.failing().unwrap_or_else(|| "ok".to_owned()),
                 "windows": snapshot.pipeline.windows,
                 "function_sha256": snapshot.pipeline.function_sha256,
                 "disk": shipping.map(|s| if s.disk_degraded() { "refuses writes" } else { "ok" }),

@@ -89,6 +89,33 @@ pub struct SamplerStats {
     pub unsynced_samples: u64,
 }
 
+impl SamplerStats {
+    /// The sensor's state in a few words, for `/health` and the status line: `None` while
+    /// reads succeed; else how many failed in a row and the commonest kind of failure so
+    /// far (a loose wire reads as the bus failing, a missing chip as not found).
+    pub fn failing(&self) -> Option<String> {
+        if self.consecutive_failures == 0 {
+            return None;
+        }
+        let kinds = [
+            (self.open_errors, "the I2C device does not open"),
+            (self.not_found, "no BME680 answers at its address"),
+            (self.bus_errors, "the bus fails"),
+            (self.no_data, "no new data"),
+            (self.driver_panics, "the driver panicked"),
+        ];
+        let why = kinds
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .max_by_key(|(n, _)| *n)
+            .map_or("reads fail", |(_, why)| why);
+        Some(format!(
+            "not answering: {} reads failed in a row ({why})",
+            self.consecutive_failures
+        ))
+    }
+}
+
 /// Something the sampler logged, kept for inspection (tests, a status endpoint).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SamplerEvent {
