@@ -112,7 +112,7 @@ pub enum StartError {
         path: String,
         configured: FunctionError,
         sha: String,
-        fallback: FunctionError,
+        fallback: Box<FunctionError>,
     },
 }
 
@@ -186,7 +186,7 @@ pub fn start(
             path: shown,
             configured: configured_failed,
             sha: short_sha(sha).to_owned(),
-            fallback,
+            fallback: Box::new(fallback),
         }),
     }
 }

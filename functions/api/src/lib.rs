@@ -51,12 +51,14 @@ mod error;
 mod function;
 #[doc(hidden)]
 pub mod guest;
+mod log;
 mod params;
 pub mod testing;
 mod wire;
 
 pub use error::Error;
 pub use function::Function;
+pub use log::{Level, log};
 pub use params::Params;
 pub use wire::{ABI_VERSION, InitInfo, Verdict, Verdicts, Window};
 
