@@ -6,5 +6,6 @@ pub mod args;
 pub mod fail;
 pub mod check;
 pub mod manifest;
+pub mod new;
 pub mod replay;
 pub mod run;
