@@ -6,7 +6,7 @@
 //! most 16 messages per window (counting the rest), escapes them and prints them in its
 //! log (and in `check`'s and `replay`'s output). Natively (tests, the harness) it goes to
 //! standard error. A panic's message is sent at a level of its own just before the abort,
-//! so the agent reports "the function panicked: <message>" instead of an `unreachable`
+//! so the agent reports "the function panicked: …" with it instead of an `unreachable`
 //! instruction.
 
 /// How urgent a message is; the agent logs it at the same level.
