@@ -607,24 +607,14 @@ mod tests {
     /// Judges windows of two samples: the first of each flagged, the second not; `init`
     /// asks for windows of `min` samples at the least.
     fn pairs_module(min: u8) -> Vec<u8> {
-        wat::parse_str(format!(
-            r#"(module (memory (export "memory") 1)
-              (data (i32.const 4096) "\00\{min:02x}")
-              (data (i32.const 8192) "\00\02\01\00\00\00")
-              (func (export "edge_abi_version") (result i32) i32.const 1)
-              (func (export "alloc") (param i32) (result i32) i32.const 1024)
-              (func (export "dealloc") (param i32 i32))
-              (func (export "init") (param i32 i32) (result i64) i64.const 0x0000100000000002)
-              (func (export "execute") (param i32 i32) (result i64) i64.const 0x0000200000000006))"#
-        ))
-        .unwrap()
+        slow_pairs_module(min, 1)
     }
 
     /// [`pairs_module`] with a window that takes `spin` turns of a loop to judge.
-    fn slow_pairs_module(spin: u32) -> Vec<u8> {
+    fn slow_pairs_module(min: u8, spin: u32) -> Vec<u8> {
         wat::parse_str(format!(
             r#"(module (memory (export "memory") 1)
-              (data (i32.const 4096) "\00\01")
+              (data (i32.const 4096) "\00\{min:02x}")
               (data (i32.const 8192) "\00\02\01\00\00\00")
               (func (export "edge_abi_version") (result i32) i32.const 1)
               (func (export "alloc") (param i32) (result i32) i32.const 1024)
@@ -656,20 +646,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_finite_input_is_judged_whole_and_the_agent_stops_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let function = dir.path().join("pairs.wasm");
-        std::fs::write(&function, pairs_module(1)).unwrap();
-        let output = dir.path().join("verdicts.ndjson");
+    /// An agent of `module` on windows of two samples, reading lines (a `Source::Reader`
+    /// stands for standard input), its verdicts in the NDJSON file answered.
+    fn reading_lines(dir: &Path, module: &[u8]) -> (AgentConfig, std::path::PathBuf) {
+        let function = dir.join("pairs.wasm");
+        std::fs::write(&function, module).unwrap();
+        let output = dir.join("verdicts.ndjson");
         let mut config = AgentConfig::default();
         config.function.path = function;
-        config.sensor.state_dir = dir.path().join("state");
+        config.sensor.state_dir = dir.join("state");
         config.window = WindowSection { size: 2, hop: 2 };
         config.metrics.enabled = false;
         config.output.path = Some(output.clone());
         config.source.kind = SourceKind::Lines;
         config.source.transport = Transport::Stdin;
+        (config, output)
+    }
+
+    #[test]
+    fn a_finite_input_is_judged_whole_and_the_agent_stops_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, output) = reading_lines(dir.path(), &pairs_module(1));
         let lines: String = std::iter::once("timestamp,value\n".to_owned())
             .chain((0..6).map(|i| format!("2026-01-01T00:00:0{i}Z,{i}\n")))
             .collect();
@@ -698,17 +695,7 @@ mod tests {
     #[test]
     fn the_end_of_a_finite_input_is_not_a_stop_request() {
         let dir = tempfile::tempdir().unwrap();
-        let function = dir.path().join("pairs.wasm");
-        std::fs::write(&function, slow_pairs_module(200_000)).unwrap();
-        let output = dir.path().join("verdicts.ndjson");
-        let mut config = AgentConfig::default();
-        config.function.path = function;
-        config.sensor.state_dir = dir.path().join("state");
-        config.window = WindowSection { size: 2, hop: 2 };
-        config.metrics.enabled = false;
-        config.output.path = Some(output.clone());
-        config.source.kind = SourceKind::Lines;
-        config.source.transport = Transport::Stdin;
+        let (config, output) = reading_lines(dir.path(), &slow_pairs_module(1, 200_000));
         // Read in an instant, judged in many: the queue outlives the input by far.
         let rows = 400;
         let lines: String = std::iter::once("timestamp,value\n".to_owned())

@@ -9,20 +9,11 @@ use std::time::Duration;
 
 use edge_tests::agent::Agent;
 use edge_tests::anomaly_wasm;
+use edge_tests::crash::{Key, Rng, key};
 use edge_tests::fault_server::FaultServer;
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_edge-agent"))
-}
-
-/// A document's identity from its `_id` (`<host>.<sensor>.<run>.<seq>`).
-type Key = (String, u64);
-
-fn key(id: &str) -> Option<Key> {
-    let mut parts = id.rsplit('.');
-    let seq = parts.next()?.parse().ok()?;
-    let run = parts.next()?.to_owned();
-    Some((run, seq))
 }
 
 /// A window the pipeline judged: how many samples it decided, the first and the last.
@@ -50,18 +41,6 @@ fn judged(logs: &[String]) -> Vec<Judged> {
         .collect()
 }
 
-/// A small deterministic generator, so a failing run can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
 #[test]
 fn sigkill_while_judging_leaves_every_judged_sample_upstream_or_judged_again() {
     let server = FaultServer::healthy();
@@ -87,7 +66,7 @@ fn sigkill_while_judging_leaves_every_judged_sample_upstream_or_judged_again() {
     let args = ["run", "--simulate", "--config", config.to_str().unwrap()];
     let seed = 0x0dec_1ded_u64 ^ std::process::id() as u64;
     eprintln!("seed {seed:#x}");
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::seeded(seed);
     let mut windows = Vec::new();
     for _ in 0..12 {
         let mut agent = Agent::start(binary(), &args);

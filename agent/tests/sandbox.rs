@@ -467,6 +467,10 @@ fn replay_fails_the_windows_of_a_spinning_module_and_finishes() {
         path.to_str().unwrap(),
         "--fuel",
         "100000000000",
+        // Offline there is no wall-clock deadline unless asked (issue 27): asked here, at
+        // the live agent's default.
+        "--deadline-ms",
+        "5000",
         "--input",
         csv.to_str().unwrap(),
         "--window",

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use edge_tests::agent::{Agent, PATIENCE};
 use edge_tests::anomaly_wasm;
+use edge_tests::crash::{Key, Rng, key};
 use edge_tests::fault_server::{FaultServer, Reply};
 
 fn binary() -> &'static Path {
@@ -21,10 +22,6 @@ struct Spooled {
     first: Key,
     last: Key,
 }
-
-/// A document's identity from its `_id` (`<host>.<sensor>.<run>.<seq>`): the run and the
-/// sample's place in it, which order a run's documents.
-type Key = (String, u64);
 
 /// Every "spooled N documents: a .. b" line, in order.
 fn spooled(logs: &[String]) -> Vec<Spooled> {
@@ -56,13 +53,6 @@ fn assert_all_arrived(windows: &[Spooled], stored: &BTreeSet<Key>) {
             window.count
         );
     }
-}
-
-fn key(id: &str) -> Option<Key> {
-    let mut parts = id.rsplit('.');
-    let seq = parts.next()?.parse().ok()?;
-    let run = parts.next()?.to_owned();
-    Some((run, seq))
 }
 
 fn key_of(id: &str) -> Key {
@@ -150,18 +140,6 @@ fn number_before(logs: &[String], marker: &str, suffix: &str) -> usize {
         .expect("a number")
 }
 
-/// A small deterministic generator, so a failing run can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
 #[test]
 fn sigkill_at_random_points_never_loses_or_duplicates_a_spooled_sample() {
     // The fault server stores whatever it is sent and records every request, so the test
@@ -180,7 +158,7 @@ fn sigkill_at_random_points_never_loses_or_duplicates_a_spooled_sample() {
     let args = ["run", "--simulate", "--config", config.to_str().unwrap()];
     let seed = 0x5eed_u64 ^ std::process::id() as u64;
     eprintln!("seed {seed:#x}");
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::seeded(seed);
     let mut accepted = Vec::new();
     // Requests seen by the end of each run: the runs' shares of the request log.
     let mut run_ends = Vec::new();

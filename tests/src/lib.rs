@@ -2,6 +2,7 @@
 //! themselves, so `cargo test` never runs against a stale or hand-built module.
 
 pub mod agent;
+pub mod crash;
 pub mod fault_server;
 pub mod fleet;
 pub mod osmem;
