@@ -28,10 +28,8 @@ Usage: edge-agent run [OPTIONS]
 Options:
       --config <FILE>      The configuration file (TOML); every key has a default
       --simulate           Sample a simulated BME680 instead of the chip on I2C; without
-                           --config, in a state directory of this run's own (a fresh
-                           edge-agent-simulate-<pid> in the temporary directory, removed
-                           at exit), so no trial's last good function or windows reach
-                           another's
+                           --config, with a fresh state directory of its own
+                           ($TMPDIR/edge-agent-simulate-<pid>, removed at exit)
       --scenario <NAME>    The simulated scenario: clean, cooking, window, drift, cold-start,
                            heater-fault [default: clean] (with --simulate)
       --speed <X>          Run the simulated clock this many times faster than real time
@@ -117,7 +115,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 /// The configuration with the command line's overrides, and the source it names.
 fn configure(
     args: &RunArgs,
-    scratch: &mut Option<ScratchState>,
+    #[cfg_attr(not(feature = "simulator"), allow(unused_variables))] scratch: &mut Option<
+        ScratchState,
+    >,
 ) -> Result<(AgentConfig, Source), AgentError> {
     let config_error = |e: ConfigError| AgentError::Config(e.to_string());
     let mut config = match &args.config {
@@ -126,14 +126,17 @@ fn configure(
     };
     if args.simulate.is_some() && args.config.is_none() {
         // A laptop demo: no /var/lib to write to, and the function from this checkout.
-        // Each run gets a state directory of its own: one shared by every trial brought
-        // one trial's last good function (and windows) back in the next.
-        let state = ScratchState::create().map_err(|e| AgentError::Stage {
-            context: "cannot create the simulation's state directory".into(),
-            source: Box::new(e),
-        })?;
-        config.sensor.state_dir = state.path.clone();
-        *scratch = Some(state);
+        #[cfg(feature = "simulator")]
+        {
+            // Each run gets a state directory of its own: one shared by every trial brought
+            // one trial's last good function (and windows) back in the next.
+            let state = ScratchState::create().map_err(|e| AgentError::Stage {
+                context: "cannot create the simulation's state directory".into(),
+                source: Box::new(e),
+            })?;
+            config.sensor.state_dir = state.path.clone();
+            *scratch = Some(state);
+        }
         if !config.function.path.exists() && Path::new(CHECKOUT_FUNCTION).exists() {
             config.function.path = PathBuf::from(CHECKOUT_FUNCTION);
         }
@@ -156,14 +159,20 @@ fn configure(
     Ok((config, source))
 }
 
+/// Without the simulated chip (the Pi's release binaries) there is never one.
+#[cfg(not(feature = "simulator"))]
+struct ScratchState;
+
 /// `run --simulate`'s state directory without a configuration: this process's own, made
 /// fresh and removed when dropped. Named by the process id so that a crashed run's
 /// leftover is recognisable; one left by an earlier process with the same id is removed
 /// first, never reused.
+#[cfg(feature = "simulator")]
 struct ScratchState {
     path: PathBuf,
 }
 
+#[cfg(feature = "simulator")]
 impl ScratchState {
     fn create() -> std::io::Result<Self> {
         let path = std::env::temp_dir().join(format!("edge-agent-simulate-{}", std::process::id()));
@@ -179,6 +188,7 @@ impl ScratchState {
     }
 }
 
+#[cfg(feature = "simulator")]
 impl Drop for ScratchState {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.path) {

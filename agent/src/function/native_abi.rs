@@ -24,8 +24,7 @@ const MAX_VERDICT_BYTES: usize = 6;
 /// Said with a count that does not match: the usual cause is a function answering per
 /// window rather than per sample (or, with an SDK before 1.1, registered for other
 /// types, which the SDK now refuses at `init`).
-const VERDICTS_HINT: &str =
-    " (a function answers one `Verdict` per sample of the `Window` it is sent, in order)";
+const VERDICTS_HINT: &str = " (one `Verdict` per sample of the `Window`, in order)";
 
 /// The typed exports of one live instance.
 pub(super) struct EdgeGuest {
