@@ -213,7 +213,11 @@ impl Agent {
             &last_good,
             &swap_stats,
         )
-        .map_err(AgentError::start)?
+        .map_err(|e| match e.params_refused() {
+            // A misspelt or mistyped parameter: exit 78, not a restart loop.
+            Some(reason) => AgentError::Config(config.function.params_refused(&reason).to_string()),
+            None => AgentError::start(e),
+        })?
         .host;
         let spec = config
             .window_spec()

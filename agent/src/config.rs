@@ -120,9 +120,23 @@ impl AgentConfig {
             Err(e) => return Err(Spans::new(text, None).parse_error(&e, origin)),
         };
         let spans = Spans::new(text, Some(table.get_ref()));
-        let config: Self =
+        let mut config: Self =
             de::from_table(table.get_ref()).map_err(|refused| spans.refused(refused, origin))?;
         config.check(&spans, origin)?;
+        // The function's refusals of its parameters come at start, after this: they name
+        // the key's line from here (`FunctionSection::params_refused`).
+        config.function.param_origin.file = origin.to_owned();
+        config.function.param_origin.lines = config
+            .function
+            .params
+            .keys()
+            .filter_map(|name| {
+                Some((
+                    name.clone(),
+                    spans.line_of(&format!("function.params.{name}"))?,
+                ))
+            })
+            .collect();
         Ok(config)
     }
 

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 mod cli;
 
 use cli::args::{ArgList, UsageError};
+#[cfg(feature = "scaffold")]
+use cli::new;
 use cli::{check, manifest, replay, run};
 
 const HELP: &str = "\
@@ -18,6 +20,8 @@ Commands:
   check     Check a function module before deploying it: load it, run it on a synthetic
             window; or, with --manifest, a registry manifest, its signature and its modules
   manifest  Print a registry manifest naming a function module for a group of agents
+  new       Write a new function crate (example, native test, CSV) to start from (not
+            in the Pi's release binary)
 
 Options:
   -h, --help     Print help (`edge-agent <COMMAND> --help` for a command's options)
@@ -33,6 +37,8 @@ fn main() -> ExitCode {
     let command = argv.next();
     let command = match command.as_ref().and_then(|c| c.to_str()) {
         Some(command @ ("run" | "replay" | "check" | "manifest")) => command,
+        #[cfg(feature = "scaffold")]
+        Some(command @ "new") => command,
         Some("-V" | "--version") => {
             println!("edge-agent {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
@@ -76,6 +82,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::replay(args),
         Command::Check(args) => check::check(args),
         Command::Manifest(args) => manifest::manifest(args),
+        #[cfg(feature = "scaffold")]
+        Command::New(args) => new::new(args),
     };
     match result {
         Ok(code) => code,
@@ -113,6 +121,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     Check(check::CheckArgs),
     Manifest(manifest::ManifestArgs),
+    #[cfg(feature = "scaffold")]
+    New(new::NewArgs),
 }
 
 fn usage_of(command: &str) -> String {
@@ -120,6 +130,8 @@ fn usage_of(command: &str) -> String {
         "run" => run::help(),
         "replay" => replay::help(),
         "manifest" => manifest::help(),
+        #[cfg(feature = "scaffold")]
+        "new" => new::help(),
         _ => check::help(),
     }
 }
@@ -129,6 +141,8 @@ fn parse(command: &str, args: ArgList) -> Result<Command, UsageError> {
         "run" => Command::Run(run::RunArgs::parse(args)?),
         "replay" => Command::Replay(replay::ReplayArgs::parse(args)?),
         "manifest" => Command::Manifest(manifest::ManifestArgs::parse(args)?),
+        #[cfg(feature = "scaffold")]
+        "new" => Command::New(new::NewArgs::parse(args)?),
         _ => Command::Check(check::CheckArgs::parse(args)?),
     })
 }

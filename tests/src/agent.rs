@@ -25,8 +25,14 @@ pub struct Agent {
 impl Agent {
     /// Starts `binary` with `args`, stdout read as NDJSON verdicts, stderr as log lines.
     pub fn start(binary: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(binary, args, &[])
+    }
+
+    /// [`Agent::start`] with these variables set in the agent's environment.
+    pub fn start_with_env(binary: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(binary)
             .args(args)
+            .envs(env.iter().copied())
             // The sink's debug line says what the spool accepted, the pipeline's what it judged;
             // the tests check it all arrives.
             .env(

@@ -6,5 +6,7 @@ pub mod args;
 pub mod fail;
 pub mod check;
 pub mod manifest;
+#[cfg(feature = "scaffold")]
+pub mod new;
 pub mod replay;
 pub mod run;

@@ -27,7 +27,9 @@ Usage: edge-agent run [OPTIONS]
 
 Options:
       --config <FILE>      The configuration file (TOML); every key has a default
-      --simulate           Sample a simulated BME680 instead of the chip on I2C
+      --simulate           Sample a simulated BME680 instead of the chip on I2C; without
+                           --config, with a fresh state directory of its own
+                           ($TMPDIR/edge-agent-simulate-<pid>, removed at exit)
       --scenario <NAME>    The simulated scenario: clean, cooking, window, drift, cold-start,
                            heater-fault [default: clean] (with --simulate)
       --speed <X>          Run the simulated clock this many times faster than real time
@@ -76,7 +78,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // First thing: a SIGHUP during start-up must not kill the agent (its default action).
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let signal_handle = signals.handle();
-    let started = configure(&args).and_then(|(config, source)| Agent::new(config, source).start());
+    // Removed when this returns, after the agent has stopped.
+    let mut scratch = None;
+    let started = configure(&args, &mut scratch)
+        .and_then(|(config, source)| Agent::new(config, source).start());
     let agent = match started {
         Ok(agent) => agent,
         Err(AgentError::Config(error)) => {
@@ -108,7 +113,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 }
 
 /// The configuration with the command line's overrides, and the source it names.
-fn configure(args: &RunArgs) -> Result<(AgentConfig, Source), AgentError> {
+fn configure(
+    args: &RunArgs,
+    #[cfg_attr(not(feature = "simulator"), allow(unused_variables))] scratch: &mut Option<
+        ScratchState,
+    >,
+) -> Result<(AgentConfig, Source), AgentError> {
     let config_error = |e: ConfigError| AgentError::Config(e.to_string());
     let mut config = match &args.config {
         Some(path) => AgentConfig::load(path).map_err(config_error)?,
@@ -116,7 +126,17 @@ fn configure(args: &RunArgs) -> Result<(AgentConfig, Source), AgentError> {
     };
     if args.simulate.is_some() && args.config.is_none() {
         // A laptop demo: no /var/lib to write to, and the function from this checkout.
-        config.sensor.state_dir = std::env::temp_dir().join("edge-agent-simulate");
+        #[cfg(feature = "simulator")]
+        {
+            // Each run gets a state directory of its own: one shared by every trial brought
+            // one trial's last good function (and windows) back in the next.
+            let state = ScratchState::create().map_err(|e| AgentError::Stage {
+                context: "cannot create the simulation's state directory".into(),
+                source: Box::new(e),
+            })?;
+            config.sensor.state_dir = state.path.clone();
+            *scratch = Some(state);
+        }
         if !config.function.path.exists() && Path::new(CHECKOUT_FUNCTION).exists() {
             config.function.path = PathBuf::from(CHECKOUT_FUNCTION);
         }
@@ -137,4 +157,42 @@ fn configure(args: &RunArgs) -> Result<(AgentConfig, Source), AgentError> {
         config.recheck("the command line").map_err(config_error)?;
     }
     Ok((config, source))
+}
+
+/// Without the simulated chip (the Pi's release binaries) there is never one.
+#[cfg(not(feature = "simulator"))]
+struct ScratchState;
+
+/// `run --simulate`'s state directory without a configuration: this process's own, made
+/// fresh and removed when dropped. Named by the process id so that a crashed run's
+/// leftover is recognisable; one left by an earlier process with the same id is removed
+/// first, never reused.
+#[cfg(feature = "simulator")]
+struct ScratchState {
+    path: PathBuf,
+}
+
+#[cfg(feature = "simulator")]
+impl ScratchState {
+    fn create() -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!("edge-agent-simulate-{}", std::process::id()));
+        // remove_dir_all removes a symlink itself, never what it points to.
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        // create_dir, not create_dir_all: it fails if anything took the name meanwhile.
+        std::fs::create_dir(&path)?;
+        Ok(Self { path })
+    }
+}
+
+#[cfg(feature = "simulator")]
+impl Drop for ScratchState {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            log::warn!("cannot remove {}: {e}", self.path.display());
+        }
+    }
 }

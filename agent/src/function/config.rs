@@ -43,6 +43,25 @@ pub struct FunctionSection {
     pub deadline_ms: u64,
     /// How often the function file is checked for a replacement.
     pub watch_interval_ms: u64,
+    /// Where the file and each `[function.params]` key came from, so that a function's
+    /// refusal of a parameter (known only once its `init` has run) names its line too.
+    #[serde(skip)]
+    pub param_origin: ParamOrigin,
+}
+
+/// The configuration file and the line of each `[function.params]` key, as the parser saw
+/// them. Not part of the configuration's value: two configurations that say the same
+/// thing are equal wherever their keys sit.
+#[derive(Debug, Clone, Default)]
+pub struct ParamOrigin {
+    pub file: String,
+    pub lines: BTreeMap<String, usize>,
+}
+
+impl PartialEq for ParamOrigin {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Default for FunctionSection {
@@ -54,6 +73,7 @@ impl Default for FunctionSection {
             max_memory_mib: Limits::DEFAULT_MAX_MEMORY_BYTES >> 20,
             deadline_ms: Limits::DEFAULT_DEADLINE_MS,
             watch_interval_ms: 250,
+            param_origin: ParamOrigin::default(),
         }
     }
 }
@@ -79,6 +99,30 @@ impl FunctionSection {
     /// `max_memory_mib` in bytes, `None` where it does not fit a `usize` (32-bit targets).
     pub fn max_memory_bytes(&self) -> Option<usize> {
         self.max_memory_mib.checked_mul(1 << 20)
+    }
+
+    /// The function's refusal of its parameters (`reason`, guest text already escaped and
+    /// clipped), said as the configuration error it is: the first configured parameter
+    /// the message names in backquotes (as the SDK's `Params::get` and `Params::only`
+    /// do) with its line, else the whole `[function.params]` table.
+    pub fn params_refused(&self, reason: &str) -> ParamsRefused {
+        let named = self
+            .params
+            .keys()
+            .find(|name| reason.contains(&format!("`{name}`")));
+        let (key, line) = match named {
+            Some(name) => (
+                format!("function.params.{name}"),
+                self.param_origin.lines.get(name).copied(),
+            ),
+            None => ("function.params".to_owned(), None),
+        };
+        ParamsRefused {
+            file: self.param_origin.file.clone(),
+            key,
+            line,
+            reason: reason.to_owned(),
+        }
     }
 
     /// The rules serde cannot express.
@@ -109,6 +153,25 @@ impl FunctionSection {
             self.deadline_ms,
             &bounds::DEADLINE_MS,
         )
+    }
+}
+
+/// The function refused a parameter the file gives it: the configuration cannot work, so
+/// the agent exits 78 (the unit does not restart) with this, before anything starts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: `{key}`: the function refuses it: {reason}", origin(file), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+pub struct ParamsRefused {
+    pub file: String,
+    pub key: String,
+    pub line: Option<usize>,
+    pub reason: String,
+}
+
+fn origin(file: &str) -> &str {
+    if file.is_empty() {
+        "[function.params]"
+    } else {
+        file
     }
 }
 
@@ -148,5 +211,33 @@ mod tests {
         assert_eq!(params.raw("period"), Some("60"));
         assert_eq!(params.raw("alpha"), Some("0.01"));
         assert_eq!(params.raw("direction"), Some("pos"));
+    }
+
+    #[test]
+    fn a_refusal_names_the_key_the_function_named_and_its_line() {
+        let config = AgentConfig::parse(
+            "[agent]\nsensor_id = \"s\"\n[function.params]\nperiod = 24\nperod = 12\n",
+            "agent.toml",
+        )
+        .unwrap();
+        let refused = config
+            .function
+            .params_refused("unknown parameter `perod` (known: period)");
+        assert_eq!(refused.key, "function.params.perod");
+        assert_eq!(refused.line, Some(5));
+        assert_eq!(
+            refused.to_string(),
+            "agent.toml, line 5: `function.params.perod`: the function refuses it: unknown parameter `perod` (known: period)"
+        );
+        // A message naming none of them blames the table.
+        let vague = config.function.params_refused("no");
+        assert_eq!((vague.key.as_str(), vague.line), ("function.params", None));
+        // Where a key sits is not part of the configuration's value.
+        let moved = AgentConfig::parse(
+            "[function.params]\nperiod = 24\nperod = 12\n[agent]\nsensor_id = \"s\"\n",
+            "agent.toml",
+        )
+        .unwrap();
+        assert_eq!(moved, config);
     }
 }

@@ -25,7 +25,9 @@ pub enum FunctionError {
         expected: &'static str,
     },
 
-    #[error("module imports {0}, but functions may import nothing")]
+    #[error(
+        "module imports {0}, but a function may import only `edge.log` (func (i32, i32, i32)), the SDK's log"
+    )]
     Imports(String),
 
     #[error("ABI version {found} is not supported (this agent speaks version {supported})")]

@@ -11,6 +11,7 @@ use wasmi::{
     WasmResults,
 };
 
+use super::guest_log::GuestLog;
 use super::{FunctionError, Limits};
 
 /// Fuel handed to the guest at a time. Between two slices the host looks at the clock,
@@ -40,6 +41,8 @@ pub(super) struct HostState {
     /// and an ABI may make several calls per window (Punch frees its buffers after
     /// `apply`), so this, not the fuel left after the last call, is the window's figure.
     pub(super) peak_fuel: u64,
+    /// What the guest said through `edge.log` since the host last printed it.
+    pub(super) log: GuestLog,
 }
 
 impl HostState {
@@ -65,6 +68,7 @@ impl HostState {
                 deadline: Instant::now(),
                 guest_time: Duration::ZERO,
                 peak_fuel: 0,
+                log: GuestLog::default(),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -146,10 +150,10 @@ impl GuestCall {
                     }
                     state = paused.resume(&mut *store);
                 }
-                // The guest has no imports, so no host function can trap.
+                // The one import, `edge.log`, never fails; should it ever, it is a trap.
                 Ok(TypedResumableCall::HostTrap(paused)) => {
                     break Err(FunctionError::Trap(format!(
-                        "host trap with no host functions: {}",
+                        "a host function failed: {}",
                         paused.host_error()
                     )));
                 }
@@ -163,7 +167,14 @@ impl GuestCall {
         let state = store.data_mut();
         state.guest_time = state.guest_time.saturating_add(started.elapsed());
         state.peak_fuel = state.peak_fuel.max(burnt_total);
-        result
+        // The SDK's panic hook says why just before the abort's `unreachable`: the trap
+        // is reported with the guest's reason instead of the instruction's.
+        match (result, state.log.take_panic()) {
+            (Err(FunctionError::Trap(_)), Some(message)) => Err(FunctionError::Trap(format!(
+                "the function panicked: {message}"
+            ))),
+            (result, _) => result,
+        }
     }
 
     fn set_fuel(&self, store: &mut Store<HostState>, fuel: u64) -> Result<(), FunctionError> {

@@ -6,10 +6,11 @@
 use std::time::{Duration, Instant};
 
 use edge_function::{InitInfo, Params, Verdicts, Window};
-use wasmi::{Linker, Store, TypedFunc};
+use wasmi::{Caller, Linker, Store, TypedFunc};
 
 use super::error::guest_text;
 use super::guest_call::{FUEL_SLICE, GuestCall, HostState};
+use super::guest_log::{self, MAX_LOG_BYTES};
 use super::limits::MAX_WINDOW_LEN;
 use super::native_abi::EdgeGuest;
 use super::punch_abi::PunchGuest;
@@ -141,6 +142,10 @@ impl FunctionHost {
             Guest::Edge(guest) => guest.execute(&mut live.store, &self.call, window),
             Guest::Punch(guest) => guest.execute(&mut live.store, &self.call, window),
         };
+        guest_log::print(
+            &mut live.store.data_mut().log,
+            crate::support::text::short_sha(self.module.sha256()),
+        );
         let elapsed = started.elapsed();
         let fuel_used = live.store.data().peak_fuel;
         let guest_time = live.store.data().guest_time;
@@ -191,34 +196,88 @@ fn instantiate(
     let engine = module.module().engine();
     let mut store = HostState::store(engine, &call.limits);
     store.data_mut().begin(call.limits.deadline);
+    let started = start_and_init(module, params, call, &mut store);
+    // What `start` and `init` said, printed whether or not they succeeded.
+    guest_log::print(
+        &mut store.data_mut().log,
+        crate::support::text::short_sha(module.sha256()),
+    );
+    let (guest, info) = started?;
+    Ok((Live { store, guest }, info))
+}
+
+/// The one import a module may have (`module.rs` refuses any other): `edge.log(level,
+/// ptr, len)`. At most [`MAX_LOG_BYTES`] are copied out of guest memory, and nothing at
+/// all once the window's lines are used up; a range outside memory is counted as a
+/// dropped line rather than trapping, so logging can never be why a window fails.
+fn link(engine: &wasmi::Engine) -> Result<Linker<HostState>, FunctionError> {
+    let mut linker = Linker::<HostState>::new(engine);
+    linker
+        .func_wrap(
+            "edge",
+            "log",
+            |mut caller: Caller<'_, HostState>, level: u32, ptr: u32, len: u32| {
+                if !caller.data().log.has_room(level) {
+                    caller.data_mut().log.count_dropped();
+                    return;
+                }
+                let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
+                    caller.data_mut().log.count_dropped();
+                    return;
+                };
+                let kept = (len as usize).min(MAX_LOG_BYTES);
+                let start = ptr as usize;
+                let copied = start
+                    .checked_add(kept)
+                    .and_then(|end| memory.data(&caller).get(start..end))
+                    .map(<[u8]>::to_vec);
+                match copied {
+                    Some(bytes) => caller
+                        .data_mut()
+                        .log
+                        .push(level, &bytes, len as usize - kept),
+                    None => caller.data_mut().log.count_dropped(),
+                }
+            },
+        )
+        .map_err(|e| FunctionError::Instantiate(e.to_string()))?;
+    Ok(linker)
+}
+
+fn start_and_init(
+    module: &FunctionModule,
+    params: &Params,
+    call: &GuestCall,
+    store: &mut Store<HostState>,
+) -> Result<(Guest, InitInfo), FunctionError> {
+    let engine = module.module().engine();
     // The start section was moved to an export (see `shape`), so nothing runs here.
-    let instance = Linker::<HostState>::new(engine)
-        .instantiate_and_start(&mut store, module.module())
+    let instance = link(engine)?
+        .instantiate_and_start(&mut *store, module.module())
         .map_err(|e| match call.classify(&e) {
             FunctionError::Trap(_) => FunctionError::Instantiate(e.to_string()),
             other => other,
         })?;
     if module.has_start() {
         let start: TypedFunc<(), ()> = instance
-            .get_typed_func(&store, START_EXPORT)
+            .get_typed_func(&*store, START_EXPORT)
             .map_err(|e| FunctionError::Instantiate(e.to_string()))?;
-        call.run(&mut store, &start, ()).map_err(|e| match e {
+        call.run(store, &start, ()).map_err(|e| match e {
             FunctionError::Trap(reason) => {
                 FunctionError::Instantiate(format!("the start function trapped: {reason}"))
             }
             other => other,
         })?;
     }
-    let (guest, info) = match module.abi() {
+    Ok(match module.abi() {
         Abi::Edge => {
-            let guest = EdgeGuest::bind(&mut store, &instance, call)?;
-            let info = guest.init(&mut store, call, params)?;
+            let guest = EdgeGuest::bind(store, &instance, call)?;
+            let info = guest.init(store, call, params)?;
             (Guest::Edge(guest), info)
         }
         Abi::Punch => (
-            Guest::Punch(PunchGuest::bind(&mut store, &instance)?),
+            Guest::Punch(PunchGuest::bind(store, &instance)?),
             InitInfo { min_window_len: 1 },
         ),
-    };
-    Ok((Live { store, guest }, info))
+    })
 }

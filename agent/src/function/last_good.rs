@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use edge_function::Params;
-use log::{error, info, warn};
+use log::{info, warn};
 use thiserror::Error;
 
 use super::error::guest_text;
@@ -93,19 +93,53 @@ pub struct Started {
     pub origin: Origin,
 }
 
+/// Why no function started: the configured one failed, and there was no last good copy to
+/// fall back to, or it failed too. One message each, said once (by whoever reports it).
 #[derive(Debug, Error)]
 pub enum StartError {
-    #[error("cannot start {path}: {configured}; no last good function to fall back to: {fallback}")]
+    #[error(
+        "cannot start {path}: {configured}; there is no last good function to fall back to ({last_good} does not exist or does not load)"
+    )]
     NoFallback {
         path: String,
         configured: FunctionError,
-        fallback: String,
+        last_good: String,
     },
+    #[error(
+        "cannot start {path}: {configured}; the last good function {sha} fails too: {fallback}"
+    )]
+    FallbackFails {
+        path: String,
+        configured: FunctionError,
+        sha: String,
+        fallback: Box<FunctionError>,
+    },
+}
+
+impl StartError {
+    /// The configured function's refusal of its parameters, when that is why nothing
+    /// started (and the last good copy, if any, refused them too or failed): the
+    /// configuration's fault, not the module's, so the agent exits 78 instead of being
+    /// restarted every few seconds into the same refusal. The text is guest text,
+    /// escaped and clipped.
+    pub fn params_refused(&self) -> Option<String> {
+        let configured = match self {
+            Self::NoFallback { configured, .. } | Self::FallbackFails { configured, .. } => {
+                configured
+            }
+        };
+        match configured {
+            FunctionError::Function(reason) => Some(reason.clone()),
+            refused @ FunctionError::ParamsNotAccepted { .. } => Some(refused.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// Loads the configured function at `path` with `params`; if it fails to load or
 /// instantiate (its `start` or `init` included), starts the last good copy instead,
-/// logs why and counts it in `stats.startup_fallbacks`.
+/// logs why and counts it in `stats.startup_fallbacks`. When neither starts, nothing is
+/// logged here: the error says it all, and the caller reports it once.
 pub fn start(
     path: &Path,
     params: Params,
@@ -127,14 +161,10 @@ pub fn start(
         Err(e) => e,
     };
     let Some(sha) = last_good.sha256() else {
-        error!("cannot start {shown}: {configured_failed}; there is no last good function");
         return Err(StartError::NoFallback {
             path: shown,
             configured: configured_failed,
-            fallback: format!(
-                "{} does not exist or does not load",
-                last_good.path().display()
-            ),
+            last_good: guest_text(&last_good.path().display().to_string()),
         });
     };
     match last_good.host(params, limits) {
@@ -152,16 +182,12 @@ pub fn start(
                 origin: Origin::LastGood { configured_failed },
             })
         }
-        Err(fallback) => {
-            error!(
-                "cannot start {shown}: {configured_failed}; the last good function fails too: {fallback}"
-            );
-            Err(StartError::NoFallback {
-                path: shown,
-                configured: configured_failed,
-                fallback: fallback.to_string(),
-            })
-        }
+        Err(fallback) => Err(StartError::FallbackFails {
+            path: shown,
+            configured: configured_failed,
+            sha: short_sha(sha).to_owned(),
+            fallback: Box::new(fallback),
+        }),
     }
 }
 
@@ -183,6 +209,67 @@ mod tests {
         .unwrap()
     }
 
+    /// A module whose `init` refuses its parameters as the SDK's `Params::only` does.
+    fn refusing_module() -> Vec<u8> {
+        wat::parse_str(
+            r#"(module (memory (export "memory") 1)
+              (data (i32.const 4096) "\01\19unknown parameter `perod`")
+              (func (export "edge_abi_version") (result i32) i32.const 1)
+              (func (export "alloc") (param i32) (result i32) i32.const 1024)
+              (func (export "dealloc") (param i32 i32))
+              (func (export "init") (param i32 i32) (result i64) i64.const 0x000010000000001b)
+              (func (export "execute") (param i32 i32) (result i64) unreachable))"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn refused_parameters_are_said_once_as_the_configuration_s_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = SwapStats::default();
+        let configured = dir.path().join("f.wasm");
+        std::fs::write(&configured, refusing_module()).unwrap();
+        let params = Params::from([("perod", "12")]);
+        let mut last_good = LastGood::in_dir(dir.path());
+        let run = |last_good: &LastGood| {
+            start(
+                &configured,
+                params.clone(),
+                Limits::default(),
+                last_good,
+                &stats,
+            )
+        };
+
+        let alone = run(&last_good).err().unwrap();
+        assert_eq!(
+            alone.params_refused().as_deref(),
+            Some("unknown parameter `perod`")
+        );
+        let text = alone.to_string();
+        assert!(text.contains("there is no last good function"), "{text}");
+        assert!(!text.contains("fails too"), "{text}");
+
+        // The last good copy refuses them too: still the parameters, said once.
+        last_good
+            .save(&FunctionModule::from_bytes(&refusing_module()).unwrap())
+            .unwrap();
+        let both = run(&last_good).err().unwrap();
+        assert!(both.params_refused().is_some());
+        let text = both.to_string();
+        assert!(
+            text.contains("fails too") && !text.contains("no last good"),
+            "{text}"
+        );
+
+        // A last good copy that takes them runs instead: the file was what was wrong.
+        last_good
+            .save(&FunctionModule::from_bytes(&good_module()).unwrap())
+            .unwrap();
+        let started = run(&last_good).unwrap();
+        assert!(matches!(started.origin, Origin::LastGood { .. }));
+    }
+
     #[test]
     fn a_saved_module_is_found_again_and_started_in_place_of_a_broken_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -199,7 +286,15 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(err.to_string().contains("no last good function"), "{err}");
+        assert!(
+            err.to_string().contains("there is no last good function"),
+            "{err}"
+        );
+        assert_eq!(
+            err.params_refused(),
+            None,
+            "a missing file is not the parameters"
+        );
 
         let module = FunctionModule::from_bytes(&good_module()).unwrap();
         last_good.save(&module).unwrap();

@@ -8,7 +8,8 @@
 //! from the module's exports: the edge-function SDK's (`native_abi`) and Punch's
 //! `punch_api` 1.0 (`punch_abi`). Both enter the guest only through `guest_call` (the
 //! store's state and the bounded call), the leaf of this module: imports run host →
-//! ABIs → `guest_memory` → `guest_call`. Everything the guest hands back is untrusted:
+//! ABIs → `guest_memory` → `guest_call` → `guest_log`. A module may import one host
+//! function, `edge.log` (bounded, see `guest_log`), and nothing else. Everything the guest hands back is untrusted:
 //! every pointer and length is bounds-checked, output is bounded before it is decoded,
 //! and guest text is escaped. [`last_good`] keeps the module that last ran well and
 //! starts from it when the configured one fails; [`SwapStats`] counts swaps; [`config`] is
@@ -17,6 +18,7 @@
 pub mod config;
 mod error;
 mod guest_call;
+mod guest_log;
 mod guest_memory;
 mod host;
 pub mod last_good;
@@ -30,6 +32,7 @@ mod swap_stats;
 pub use config::{FunctionSection, ParamValue};
 pub use error::{FunctionError, PunchGlueError};
 pub use guest_call::{MAX_TABLE_ELEMENTS, MAX_TABLES};
+pub use guest_log::{LEVEL_PANIC, MAX_LOG_BYTES, MAX_LOG_LINES};
 pub use host::{FunctionHost, Outcome};
 pub use limits::{
     GuestStop, Limits, MAX_ANSWER_OVERHEAD_BYTES, MAX_GROWS_PER_FUNCTION, MAX_LOCALS_PER_FUNCTION,

@@ -76,8 +76,15 @@ impl FunctionModule {
         let module = Module::new(&engine, rewritten.as_deref().unwrap_or(bytes))
             .map_err(|e| FunctionError::NotWasm(guest_text(&e.to_string())))?;
 
+        // `edge.log` with its one signature is the only import there is (see `guest_log`).
         let imports: Vec<String> = module
             .imports()
+            .filter(|import| {
+                let log = FuncType::new([ValType::I32, ValType::I32, ValType::I32], []);
+                !(import.module() == "edge"
+                    && import.name() == "log"
+                    && matches!(import.ty(), ExternType::Func(ty) if *ty == log))
+            })
             .map(|import| format!("`{}.{}`", import.module(), import.name()))
             .collect();
         if !imports.is_empty() {

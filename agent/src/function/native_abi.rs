@@ -21,6 +21,11 @@ use super::limits::MAX_ANSWER_OVERHEAD_BYTES;
 /// The most bytes one verdict takes in postcard: the flag, the option's tag, an `f32`.
 const MAX_VERDICT_BYTES: usize = 6;
 
+/// Said with a count that does not match: the usual cause is a function answering per
+/// window rather than per sample (or, with an SDK before 1.1, registered for other
+/// types, which the SDK now refuses at `init`).
+const VERDICTS_HINT: &str = " (one `Verdict` per sample of the `Window`, in order)";
+
 /// The typed exports of one live instance.
 pub(super) struct EdgeGuest {
     memory: Memory,
@@ -74,7 +79,7 @@ impl EdgeGuest {
             self.round_trip(store, call, self.execute, window, Some(window.len()))?;
         if verdicts.len() != window.len() {
             return Err(FunctionError::BadOutput(format!(
-                "{} verdicts for a window of {} samples",
+                "{} verdicts for a window of {} samples{VERDICTS_HINT}",
                 verdicts.len(),
                 window.len()
             )));
@@ -120,7 +125,7 @@ impl EdgeGuest {
             && found != expected as u64
         {
             return Err(FunctionError::BadOutput(format!(
-                "{found} verdicts for a window of {expected} samples"
+                "{found} verdicts for a window of {expected} samples{VERDICTS_HINT}"
             )));
         }
         postcard::from_bytes::<Result<O, edge_function::Error>>(answer)

@@ -7,9 +7,16 @@ use crate::{Error, Params, Verdicts, Window};
 
 /// A data function: built once from its parameters, then run on every window.
 ///
+/// The agent keeps one instance (one wasm instance, one value of your type) from window to
+/// window: `execute` takes `&self`, so state that should survive between windows lives in
+/// a `Cell` or `RefCell` field. The instance is rebuilt from the parameters (so that state
+/// is lost) after a trap, a panic, a spent fuel budget or a missed deadline, when the
+/// function is swapped, and when the agent restarts.
+///
 /// `I` and `O` default to the SDK's [`Window`] and [`Verdicts`], which is what the agent
-/// sends and reads; other serde types work with the native [`testing`](crate::testing)
-/// harness and `register!(Type, Input, Output)`.
+/// sends and reads. Other serde types run only in the native
+/// [`testing`](crate::testing) harness; a wasm build registered with them is refused at
+/// `init` (see [`register!`](crate::register)).
 pub trait Function<I = Window, O = Verdicts>: Sized
 where
     I: DeserializeOwned,

@@ -71,6 +71,39 @@ std::thread_local! {
     static ANSWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Refuses, at `init`, a function registered with an input or output other than what the
+/// agent sends and reads: the agent always sends a [`Window`](crate::Window) and decodes
+/// [`Verdicts`](crate::Verdicts), and postcard is not self-describing, so another type
+/// would otherwise decode garbage or fail on every window with a count that means
+/// nothing. The names are the compiler's, compared within one build.
+pub fn agent_io<I, O>() -> Result<(), Error> {
+    let (input, output) = (core::any::type_name::<I>(), core::any::type_name::<O>());
+    let (window, verdicts) = (
+        core::any::type_name::<crate::Window>(),
+        core::any::type_name::<crate::Verdicts>(),
+    );
+    if input == window && output == verdicts {
+        return Ok(());
+    }
+    Err(Error::new(format!(
+        "this function is registered for `{input}` in and `{output}` out; the agent sends a `Window` and reads `Verdicts` (one per sample): register it with `register!(Type)`; other types run only natively, through `testing::Harness`"
+    )))
+}
+
+/// The `init` export's answer: [`init_bytes`] for a function the agent can run.
+pub fn init_export<F, I, O>(slot: &Slot<F>, params: &[u8]) -> Vec<u8>
+where
+    F: Function<I, O>,
+    I: DeserializeOwned,
+    O: Serialize,
+{
+    crate::log::install_panic_hook();
+    match agent_io::<I, O>() {
+        Ok(()) => init_bytes::<F, I, O>(slot, params),
+        Err(refused) => encode::<InitInfo>(&Err(refused)),
+    }
+}
+
 /// `alloc` export: a buffer of `len` bytes for the host to write input into.
 pub fn alloc(len: usize) -> *mut u8 {
     let mut buffer = core::mem::ManuallyDrop::new(Vec::<u8>::with_capacity(len));
@@ -100,9 +133,13 @@ pub fn call(ptr: *mut u8, len: usize, handler: impl FnOnce(&[u8]) -> Vec<u8>) ->
 
 /// Generates the wasm exports for a [`Function`](crate::Function) type.
 ///
-/// `register!(MyFunction)` for the SDK's `Window` in and `Verdicts` out;
-/// `register!(MyFunction, MyInput, MyOutput)` for other serde types. On targets other
-/// than wasm it expands to nothing, so the same crate builds as an rlib for native tests.
+/// `register!(MyFunction)`: the SDK's `Window` in and `Verdicts` out, which is what the
+/// agent sends and reads. `register!(MyFunction, MyInput, MyOutput)` builds, but a module
+/// registered with other types is refused at `init` with a message saying so (see
+/// [`agent_io`]); other types are for the native [`testing`](crate::testing) harness. The
+/// exports install a panic hook that sends the panic's message to the agent
+/// ([`log()`](crate::log())). On targets other than wasm it expands to nothing, so the
+/// same crate builds as an rlib for native tests.
 #[macro_export]
 macro_rules! register {
     ($function:ty) => {
@@ -135,7 +172,7 @@ macro_rules! register {
             pub extern "C" fn init(ptr: *mut u8, len: usize) -> u64 {
                 $crate::guest::call(ptr, len, |params| {
                     FUNCTION.with(|slot| {
-                        $crate::guest::init_bytes::<$function, $input, $output>(slot, params)
+                        $crate::guest::init_export::<$function, $input, $output>(slot, params)
                     })
                 })
             }
@@ -150,4 +187,55 @@ macro_rules! register {
             }
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Verdict, Verdicts, Window};
+
+    struct Echo;
+
+    impl Function<Vec<f32>, Vec<f32>> for Echo {
+        fn from_params(_: &Params) -> Result<Self, Error> {
+            Ok(Self)
+        }
+
+        fn execute(&self, input: Vec<f32>) -> Result<Vec<f32>, Error> {
+            Ok(input)
+        }
+    }
+
+    struct Calm;
+
+    impl Function for Calm {
+        fn from_params(_: &Params) -> Result<Self, Error> {
+            Ok(Self)
+        }
+
+        fn execute(&self, window: Window) -> Result<Verdicts, Error> {
+            Ok(vec![Verdict::flag(false); window.len()])
+        }
+    }
+
+    #[test]
+    fn init_refuses_types_the_agent_does_not_send_and_names_them() {
+        let params = postcard::to_allocvec(&Params::new()).unwrap();
+        let answer = init_export::<Echo, Vec<f32>, Vec<f32>>(&Slot::new(None), &params);
+        let refused = postcard::from_bytes::<Result<InitInfo, Error>>(&answer)
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            refused.message.contains("`alloc::vec::Vec<f32>` in"),
+            "{refused}"
+        );
+        assert!(
+            refused.message.contains("the agent sends a `Window`"),
+            "{refused}"
+        );
+
+        let answer = init_export::<Calm, Window, Verdicts>(&Slot::new(None), &params);
+        let info = postcard::from_bytes::<Result<InitInfo, Error>>(&answer).unwrap();
+        assert_eq!(info, Ok(InitInfo { min_window_len: 1 }));
+    }
 }

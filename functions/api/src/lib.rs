@@ -2,10 +2,12 @@
 //!
 //! A function is a type that implements [`Function`] and one [`register!`] line. The SDK
 //! generates every WebAssembly export the agent needs; the author never writes `unsafe`
-//! or touches a pointer.
+//! or touches a pointer. `edge-agent new NAME` writes a crate like this one, with its
+//! wasm profile, a native test and a CSV to replay; its `Cargo.toml` names this crate by
+//! path (`edge-function = { path = "/…/edge-agent/functions/api" }`).
 //!
 //! ```
-//! use edge_function::{register, Error, Function, Params, Verdict, Verdicts, Window};
+//! use edge_function::{log, register, Error, Function, Params, Verdict, Verdicts, Window};
 //!
 //! /// Flags every sample above a fixed threshold.
 //! pub struct Threshold {
@@ -19,6 +21,7 @@
 //!     }
 //!
 //!     fn execute(&self, window: Window) -> Result<Verdicts, Error> {
+//!         log!("{} samples from {}", window.len(), window.sensor_id); // in the agent's log
 //!         Ok(window.air_quality.iter().map(|&v| Verdict::flag(v > self.limit)).collect())
 //!     }
 //! }
@@ -46,17 +49,23 @@
 //!
 //! `init` and `execute` take ownership of their input buffer and return `ptr << 32 | len`
 //! of a postcard `Result<_, Error>` that stays valid until the next call into the guest.
+//!
+//! One import is allowed, `edge.log(level: i32, ptr: i32, len: i32)`, behind [`log()`],
+//! [`log!`] and the panic hook (SDK 1.1 on; the agent copies at most 512 bytes of a
+//! message and keeps 16 messages a window). A module importing anything else is refused.
 
 mod error;
 mod function;
 #[doc(hidden)]
 pub mod guest;
+mod log;
 mod params;
 pub mod testing;
 mod wire;
 
 pub use error::Error;
 pub use function::Function;
+pub use log::{Level, log};
 pub use params::Params;
 pub use wire::{ABI_VERSION, InitInfo, Verdict, Verdicts, Window};
 
