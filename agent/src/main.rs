@@ -5,9 +5,11 @@ use std::process::ExitCode;
 mod cli;
 
 use cli::args::{ArgList, UsageError};
+#[cfg(feature = "publish")]
+use cli::manifest;
 #[cfg(feature = "scaffold")]
 use cli::new;
-use cli::{check, manifest, replay, run};
+use cli::{check, replay, run};
 
 const HELP: &str = "\
 Air-quality edge agent with sandboxed WebAssembly data functions
@@ -20,6 +22,7 @@ Commands:
   check     Check a function module before deploying it: load it, run it on a synthetic
             window; or, with --manifest, a registry manifest, its signature and its modules
   manifest  Print a registry manifest naming a function module for a group of agents
+            (not in the Pi's release binary)
   new       Write a new function crate (example, native test, CSV) to start from (not
             in the Pi's release binary)
 
@@ -36,7 +39,9 @@ fn main() -> ExitCode {
     let mut argv = std::env::args_os().skip(1);
     let command = argv.next();
     let command = match command.as_ref().and_then(|c| c.to_str()) {
-        Some(command @ ("run" | "replay" | "check" | "manifest")) => command,
+        Some(command @ ("run" | "replay" | "check")) => command,
+        #[cfg(feature = "publish")]
+        Some(command @ "manifest") => command,
         #[cfg(feature = "scaffold")]
         Some(command @ "new") => command,
         Some("-V" | "--version") => {
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::replay(args),
         Command::Check(args) => check::check(args),
+        #[cfg(feature = "publish")]
         Command::Manifest(args) => manifest::manifest(args),
         #[cfg(feature = "scaffold")]
         Command::New(args) => new::new(args),
@@ -120,6 +126,7 @@ enum Command {
     Run(run::RunArgs),
     Replay(replay::ReplayArgs),
     Check(check::CheckArgs),
+    #[cfg(feature = "publish")]
     Manifest(manifest::ManifestArgs),
     #[cfg(feature = "scaffold")]
     New(new::NewArgs),
@@ -129,6 +136,7 @@ fn usage_of(command: &str) -> String {
     match command {
         "run" => run::help(),
         "replay" => replay::help(),
+        #[cfg(feature = "publish")]
         "manifest" => manifest::help(),
         #[cfg(feature = "scaffold")]
         "new" => new::help(),
@@ -140,6 +148,7 @@ fn parse(command: &str, args: ArgList) -> Result<Command, UsageError> {
     Ok(match command {
         "run" => Command::Run(run::RunArgs::parse(args)?),
         "replay" => Command::Replay(replay::ReplayArgs::parse(args)?),
+        #[cfg(feature = "publish")]
         "manifest" => Command::Manifest(manifest::ManifestArgs::parse(args)?),
         #[cfg(feature = "scaffold")]
         "new" => Command::New(new::NewArgs::parse(args)?),

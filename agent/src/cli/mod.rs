@@ -5,6 +5,7 @@ pub mod args;
 #[macro_use]
 pub mod fail;
 pub mod check;
+#[cfg(feature = "publish")]
 pub mod manifest;
 #[cfg(feature = "scaffold")]
 pub mod new;
