@@ -183,6 +183,20 @@ fn too_long(feed: &Feed, origin: &str, line_no: u64) {
     feed.refuse(Refused::TooLong, origin, line_no, b"");
 }
 
+/// A stream's next whole line, handled (a stream waits for room in the queue rather than
+/// lose a line), and the buffer made ready for the one after.
+fn take_line(
+    buffer: &mut LineBuffer,
+    feed: &Feed,
+    parser: &mut LineParser,
+    origin: &str,
+    line_no: &mut u64,
+) {
+    *line_no = line_no.saturating_add(1);
+    handle_line(feed, parser, WhenFull::Wait, origin, *line_no, &buffer.line);
+    buffer.line.clear();
+}
+
 /// A stream's unfinished line when the stream ends, however it ends: counted as
 /// `incomplete` (or `too_long`), never judged.
 fn abandon(buffer: &mut LineBuffer, feed: &Feed, origin: &str, line_no: &mut u64) {
@@ -227,16 +241,7 @@ pub fn read_stream(
     while !stop.is_stopped() {
         match buffer.next(&mut reader) {
             Ok(LineEvent::Line) => {
-                line_no = line_no.saturating_add(1);
-                handle_line(
-                    feed,
-                    &mut parser,
-                    WhenFull::Wait,
-                    origin,
-                    line_no,
-                    &buffer.line,
-                );
-                buffer.line.clear();
+                take_line(&mut buffer, feed, &mut parser, origin, &mut line_no);
                 LinesStats::count(&feed.stats().heartbeat);
             }
             Ok(LineEvent::TooLong) => {
@@ -384,16 +389,7 @@ fn serve_client(
         }
         match event {
             Ok(LineEvent::Line) => {
-                line_no = line_no.saturating_add(1);
-                handle_line(
-                    feed,
-                    &mut parser,
-                    WhenFull::Wait,
-                    &origin,
-                    line_no,
-                    &buffer.line,
-                );
-                buffer.line.clear();
+                take_line(&mut buffer, feed, &mut parser, &origin, &mut line_no);
             }
             Ok(LineEvent::TooLong) => {
                 line_no = line_no.saturating_add(1);
