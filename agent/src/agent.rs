@@ -155,6 +155,30 @@ impl Source {
     }
 }
 
+/// Where `make functions` leaves the S-H-ESD function in a checkout: the demo's default.
+const CHECKOUT_FUNCTION: &str = "target/wasm32-unknown-unknown/wasm/edge_anomaly.wasm";
+
+/// `run --simulate` without a configuration, a laptop demo: no /var/lib to write to, so a
+/// state directory of this run's own (one shared by every trial brought one trial's last
+/// good function and windows back in the next), removed when the answer is dropped; and
+/// the function from this checkout if the configured one is not there.
+pub fn laptop_defaults(
+    config: &mut AgentConfig,
+) -> Result<Option<crate::support::file::ScratchDir>, AgentError> {
+    if !config.function.path.exists() && Path::new(CHECKOUT_FUNCTION).exists() {
+        config.function.path = std::path::PathBuf::from(CHECKOUT_FUNCTION);
+    }
+    // The Pi's release binaries cannot simulate: nothing to make.
+    if !cfg!(feature = "simulator") {
+        return Ok(None);
+    }
+    let state = crate::support::file::ScratchDir::create("edge-agent-simulate").map_err(
+        AgentError::stage("cannot create the simulation's state directory"),
+    )?;
+    config.sensor.state_dir = state.path().to_owned();
+    Ok(Some(state))
+}
+
 #[cfg(feature = "simulator")]
 fn simulated_chip(scenario: &str, speed: f64) -> Result<Source, AgentError> {
     use crate::sensor::simulator::Scenario;

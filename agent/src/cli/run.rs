@@ -3,7 +3,7 @@
 //! function), exit codes (78 for a configuration error: the unit does not restart on it)
 //! and printing; the agent's life cycle itself lives in the library.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
 
@@ -11,13 +11,12 @@ use super::args::{ArgList, UsageError};
 use super::fail::Result;
 use edge_agent::agent::{Agent, AgentError, Command, STOP_GRACE, Source, SystemdNotifier};
 use edge_agent::config::{AgentConfig, ConfigError};
+use edge_agent::support::file::ScratchDir;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// sysexits' EX_CONFIG: the unit file does not restart on it.
 pub const EXIT_CONFIG: u8 = 78;
-/// Where `make functions` leaves the S-H-ESD function in a checkout: the demo's default.
-const CHECKOUT_FUNCTION: &str = "target/wasm32-unknown-unknown/wasm/edge_anomaly.wasm";
 
 pub fn help() -> String {
     "\
@@ -78,10 +77,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // First thing: a SIGHUP during start-up must not kill the agent (its default action).
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let signal_handle = signals.handle();
-    // Removed when this returns, after the agent has stopped.
-    let mut scratch = None;
-    let started = configure(&args, &mut scratch)
-        .and_then(|(config, source)| Agent::new(config, source).start());
+    // `_scratch` (a simulation's own state directory) is removed when this returns, after
+    // the agent has stopped.
+    let (started, _scratch) = match configure(&args) {
+        Ok((config, source, scratch)) => (Agent::new(config, source).start(), scratch),
+        Err(e) => (Err(e), None),
+    };
     let agent = match started {
         Ok(agent) => agent,
         Err(AgentError::Config(error)) => {
@@ -112,34 +113,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configuration with the command line's overrides, and the source it names.
-fn configure(
-    args: &RunArgs,
-    #[cfg_attr(not(feature = "simulator"), allow(unused_variables))] scratch: &mut Option<
-        ScratchState,
-    >,
-) -> Result<(AgentConfig, Source), AgentError> {
+/// The configuration with the command line's overrides, the source it names, and the
+/// state directory of a simulation without a configuration.
+fn configure(args: &RunArgs) -> Result<(AgentConfig, Source, Option<ScratchDir>), AgentError> {
+    let mut scratch = None;
     let config_error = |e: ConfigError| AgentError::Config(e.to_string());
     let mut config = match &args.config {
         Some(path) => AgentConfig::load(path).map_err(config_error)?,
         None => AgentConfig::default(),
     };
     if args.simulate.is_some() && args.config.is_none() {
-        // A laptop demo: no /var/lib to write to, and the function from this checkout.
-        #[cfg(feature = "simulator")]
-        {
-            // Each run gets a state directory of its own: one shared by every trial brought
-            // one trial's last good function (and windows) back in the next.
-            let state = ScratchState::create().map_err(|e| AgentError::Stage {
-                context: "cannot create the simulation's state directory".into(),
-                source: Box::new(e),
-            })?;
-            config.sensor.state_dir = state.path.clone();
-            *scratch = Some(state);
-        }
-        if !config.function.path.exists() && Path::new(CHECKOUT_FUNCTION).exists() {
-            config.function.path = PathBuf::from(CHECKOUT_FUNCTION);
-        }
+        scratch = edge_agent::agent::laptop_defaults(&mut config)?;
     }
     if let Some(function) = &args.function {
         config.function.path = function.clone();
@@ -156,43 +140,5 @@ fn configure(
         // missing), before anything is created.
         config.recheck("the command line").map_err(config_error)?;
     }
-    Ok((config, source))
-}
-
-/// Without the simulated chip (the Pi's release binaries) there is never one.
-#[cfg(not(feature = "simulator"))]
-struct ScratchState;
-
-/// `run --simulate`'s state directory without a configuration: this process's own, made
-/// fresh and removed when dropped. Named by the process id so that a crashed run's
-/// leftover is recognisable; one left by an earlier process with the same id is removed
-/// first, never reused.
-#[cfg(feature = "simulator")]
-struct ScratchState {
-    path: PathBuf,
-}
-
-#[cfg(feature = "simulator")]
-impl ScratchState {
-    fn create() -> std::io::Result<Self> {
-        let path = std::env::temp_dir().join(format!("edge-agent-simulate-{}", std::process::id()));
-        // remove_dir_all removes a symlink itself, never what it points to.
-        match std::fs::remove_dir_all(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        // create_dir, not create_dir_all: it fails if anything took the name meanwhile.
-        std::fs::create_dir(&path)?;
-        Ok(Self { path })
-    }
-}
-
-#[cfg(feature = "simulator")]
-impl Drop for ScratchState {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.path) {
-            log::warn!("cannot remove {}: {e}", self.path.display());
-        }
-    }
+    Ok((config, source, scratch))
 }

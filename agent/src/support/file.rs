@@ -42,6 +42,42 @@ pub fn read_regular_capped(path: &Path, max_bytes: u64) -> Result<Vec<u8>, Strin
     Ok(bytes)
 }
 
+/// A directory of this process's own under the system's temporary folder, made fresh and
+/// removed when dropped (`run --simulate` without a configuration: one trial's state must
+/// not come back in the next). Named `<prefix>-<pid>` so that a crashed run's leftover is
+/// recognisable; one left by an earlier process with the same id is removed first, never
+/// reused.
+pub struct ScratchDir {
+    path: std::path::PathBuf,
+}
+
+impl ScratchDir {
+    pub fn create(prefix: &str) -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        // remove_dir_all removes a symlink itself, never what it points to.
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        // create_dir, not create_dir_all: it fails if anything took the name meanwhile.
+        std::fs::create_dir(&path)?;
+        Ok(Self { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            log::warn!("cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
