@@ -9,7 +9,7 @@
 //! from the request to the client closing the connection.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,6 +20,7 @@ use edge_agent::registry::source::{Location, Source, Validators};
 use edge_agent::ship::{BulkOutcome, Client, ClientError};
 use edge_agent::spool::{Destination, Entry};
 use edge_tests::agent::{Agent, http_get, write_test_config};
+use edge_tests::fault_server::{Request, read_request};
 use edge_tests::shipping::{ShipOptions, Shipping};
 use serde_json::{Value, json};
 
@@ -153,7 +154,7 @@ impl Drop for DripServer {
 fn serve(stream: TcpStream, state: &(Mutex<State>, Condvar), stop: &AtomicBool, script: &Script) {
     let _ = stream.set_read_timeout(Some(PATIENCE));
     let mut reader = BufReader::new(stream);
-    let Some((path, body)) = read_request(&mut reader) else {
+    let Some(Request { path, body, .. }) = read_request(&mut reader) else {
         return;
     };
     let mut stream = reader.into_inner();
@@ -235,29 +236,6 @@ fn serve(stream: TcpStream, state: &(Mutex<State>, Condvar), stop: &AtomicBool, 
             state.1.notify_all();
         }
     }
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_owned();
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((path, body))
 }
 
 fn entries(n: usize) -> Vec<Entry> {

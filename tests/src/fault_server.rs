@@ -308,7 +308,9 @@ fn serve_connection<S: Read + Write>(
     state.1.notify_all();
 }
 
-fn read_request<S: Read>(reader: &mut BufReader<S>) -> Option<Request> {
+/// One HTTP/1.1 request off `reader`: its line, headers and body (inflated if gzipped);
+/// `None` when the client closed or sent something else.
+pub fn read_request<S: Read>(reader: &mut BufReader<S>) -> Option<Request> {
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
