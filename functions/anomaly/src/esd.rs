@@ -10,8 +10,9 @@
 
 use core::cmp::Ordering;
 
-use distrs::StudentsT;
 use stlrs::Stl;
+
+use crate::critical::Critical;
 
 /// Which side of the remainder can be anomalous.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +30,17 @@ pub fn detect(
     period: usize,
     max_anoms: f32,
     alpha: f32,
+    tail: Tail,
+) -> Result<Vec<usize>, &'static str> {
+    detect_with(series, period, max_anoms, Critical::F32(alpha), tail)
+}
+
+/// [`detect`] with the critical values chosen (see [`crate::critical`]).
+pub fn detect_with(
+    series: &[f32],
+    period: usize,
+    max_anoms: f32,
+    critical: Critical,
     tail: Tail,
 ) -> Result<Vec<usize>, &'static str> {
     let n = series.len();
@@ -64,11 +76,7 @@ pub fn detect(
         anomalies.push(indexes.remove(index));
         sorted.remove(index);
 
-        let p = critical_p(alpha, n - i + 1, tail);
-        let t = StudentsT::ppf(p as f64, (n - i - 1) as u32) as f32;
-        let lambda =
-            t * (n - i) as f32 / (((n - i - 1) as f32 + t * t) * (n - i + 1) as f32).sqrt();
-        if r > lambda {
+        if critical.exceeded(r, n, i, tail) {
             significant = i;
         }
     }
@@ -107,7 +115,7 @@ pub fn min_alpha(n: usize, tail: Tail) -> f64 {
 /// crate's stable sort of indices. (Also its unstable sort of the values themselves, as
 /// equal values are interchangeable.) One sort serves every use, so the wasm build
 /// carries one copy of the sorting code.
-fn sorted_indexes(values: &[f32]) -> Vec<usize> {
+pub(crate) fn sorted_indexes(values: &[f32]) -> Vec<usize> {
     let mut indexes: Vec<usize> = (0..values.len()).collect();
     indexes.sort_unstable_by(|&a, &b| ascending(&values[a], &values[b]).then(a.cmp(&b)));
     indexes

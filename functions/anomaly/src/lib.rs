@@ -12,6 +12,9 @@
 //! | `max_anoms` | 0.1 | most anomalies, as a fraction of the window; clamped to (0, 0.49] |
 //! | `alpha` | 0.05 | significance level of the ESD test, in (0, 1); above about 6e-8 × the window length (3e-8 with one tail), or windows are refused |
 //! | `direction` | `both` | `both`, `pos` (only highs) or `neg` (only lows) |
+//! | `longterm_period` | none | judge the window in pieces of this many samples (≥ 2 × `period`), each with its own median: R's `longterm` piecewise median, for trends ([`options::pieces`]) |
+//! | `threshold` | `none` | keep only flags at or above the `med_max`, `p95` or `p99` of the per-season maxima |
+//! | `critical` | `auto` | critical values in `f32` (the crate's), `f64`, or `auto`: `f32` unless it cannot honour `alpha` on the window, then `f64` |
 //!
 //! The crate panics on `period < 2` and on infinite values; this function refuses both
 //! (and NaN, and too-short windows) with an [`Error`] before any arithmetic, so a wasm
@@ -19,7 +22,9 @@
 //!
 //! Licence: GPL-3.0-or-later, as `anomaly_detection` is.
 
+pub mod critical;
 pub mod esd;
+pub mod options;
 
 use edge_function::{Error, Function, Params, Verdict, Verdicts, Window, register};
 use esd::Tail;
@@ -34,7 +39,15 @@ pub const MAX_ANOMS_CEILING: f32 = 0.49;
 /// crate panics; no air-quality value comes near it.
 const MAX_MAGNITUDE: f32 = 1e30;
 
-const PARAMETERS: &[&str] = &["period", "max_anoms", "alpha", "direction"];
+const PARAMETERS: &[&str] = &[
+    "period",
+    "max_anoms",
+    "alpha",
+    "direction",
+    "longterm_period",
+    "threshold",
+    "critical",
+];
 
 /// S-H-ESD with its parameters checked.
 #[derive(Clone, Debug)]
@@ -46,6 +59,7 @@ pub struct SeasonalHybridEsd {
     /// serve.
     alpha_text: String,
     tail: Tail,
+    options: options::Options,
 }
 
 impl Function for SeasonalHybridEsd {
@@ -96,6 +110,7 @@ impl Function for SeasonalHybridEsd {
             alpha,
             alpha_text: params.raw("alpha").unwrap_or("0.05").trim().to_owned(),
             tail,
+            options: options::Options::from_params(params, period)?,
         };
         // An alpha too small for even the shortest window it accepts can never flag
         // anything: refuse it now rather than judge every window "no anomaly".
@@ -142,8 +157,15 @@ impl Function for SeasonalHybridEsd {
         }
 
         self.check_alpha(series.len())?;
-        let anomalies = esd::detect(series, self.period, self.max_anoms, self.alpha, self.tail)
-            .map_err(|e| Error::new(format!("S-H-ESD: {e}")))?;
+        let anomalies = options::detect(
+            series,
+            self.period,
+            self.max_anoms,
+            self.alpha,
+            self.tail,
+            &self.options,
+        )
+        .map_err(|e| Error::new(format!("S-H-ESD: {e}")))?;
         let mut verdicts = vec![Verdict::flag(false); series.len()];
         for index in anomalies {
             if let Some(verdict) = verdicts.get_mut(index) {
@@ -161,6 +183,10 @@ impl SeasonalHybridEsd {
     /// critical value is infinite. Silently answering "no anomaly" would look like a
     /// clean series; the message names the usable range instead.
     fn check_alpha(&self, n: usize) -> Result<(), Error> {
+        let n = self.options.longest_run(n);
+        if self.options.precision != critical::Precision::F32 {
+            return self.check_alpha64(n);
+        }
         if esd::honours_alpha(self.alpha, n, self.tail) {
             return Ok(());
         }
@@ -175,6 +201,22 @@ impl SeasonalHybridEsd {
              window, or shorter windows",
             self.alpha_text,
             scientific_up(least)
+        )))
+    }
+}
+
+impl SeasonalHybridEsd {
+    /// [`Self::check_alpha`] for `f64` critical values, whose limit is about 1e-16 x the
+    /// window length: only an absurd `alpha` reaches it.
+    fn check_alpha64(&self, n: usize) -> Result<(), Error> {
+        if critical::honours_alpha64(f64::from(self.alpha), n, self.tail) {
+            return Ok(());
+        }
+        Err(Error::new(format!(
+            "parameter `alpha` = {} cannot be honoured on a window of {n} samples even with \
+             f64 critical values: nothing could be flagged; use alpha of at least {}",
+            self.alpha_text,
+            scientific_up(n as f64 * f64::EPSILON)
         )))
     }
 }

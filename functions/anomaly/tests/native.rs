@@ -158,9 +158,10 @@ fn never_panics_on_odd_but_finite_series() {
     }
 }
 
-/// f32 critical values: with `alpha` below about 6e-8 × the window length (3e-8 with one
-/// tail) the ESD test's probability rounds to 1 and nothing could ever be flagged. Such
-/// an `alpha` is refused, naming the usable range, instead of answering "no anomaly".
+/// f32 critical values (`critical = f32`, the crate's): with `alpha` below about 6e-8 ×
+/// the window length (3e-8 with one tail) the ESD test's probability rounds to 1 and
+/// nothing could ever be flagged. Such an `alpha` is refused, naming the usable range,
+/// instead of answering "no anomaly".
 #[test]
 fn an_alpha_the_f32_test_cannot_honour_is_refused_with_the_usable_range() {
     let series = spiked_series(2016, 288);
@@ -173,6 +174,7 @@ fn an_alpha_the_f32_test_cannot_honour_is_refused_with_the_usable_range() {
             ("period", "288"),
             ("alpha", refused),
             ("direction", direction),
+            ("critical", "f32"),
         ])
         .unwrap();
         let err = match f.execute(&window(series.clone())) {
@@ -197,6 +199,7 @@ fn an_alpha_the_f32_test_cannot_honour_is_refused_with_the_usable_range() {
             ("period", "288"),
             ("alpha", honoured),
             ("direction", direction),
+            ("critical", "f32"),
         ])
         .unwrap();
         let verdicts = f.execute(&window(series.clone())).unwrap();
@@ -205,7 +208,7 @@ fn an_alpha_the_f32_test_cannot_honour_is_refused_with_the_usable_range() {
         }
     }
     // Too small for even the shortest window it accepts (two periods): refused at init.
-    let err = harness(&[("period", "24"), ("alpha", "1e-9")])
+    let err = harness(&[("period", "24"), ("alpha", "1e-9"), ("critical", "f32")])
         .err()
         .expect("refused");
     assert!(
@@ -229,4 +232,101 @@ fn spiked_series(len: usize, period: usize) -> Vec<f32> {
             60.0 + 10.0 * phase.sin() + wobble + spike
         })
         .collect()
+}
+
+/// By default (`critical = auto`) a window where f32 could flag nothing is judged with f64
+/// critical values instead of refused, so a small `alpha` works; `f64` does it everywhere.
+#[test]
+fn a_small_alpha_works_in_f64() {
+    let series = spiked_series(2016, 288);
+    for precision in ["auto", "f64"] {
+        for alpha in ["1e-4", "1e-9"] {
+            let f =
+                harness(&[("period", "288"), ("alpha", alpha), ("critical", precision)]).unwrap();
+            let flagged = flagged(&f.execute(&window(series.clone())).unwrap());
+            assert_eq!(flagged, vec![700], "{precision} alpha {alpha}");
+        }
+    }
+    // Below what even f64 can honour: refused, with the bound.
+    let err = harness(&[("period", "24"), ("alpha", "1e-20")])
+        .err()
+        .expect("refused");
+    assert!(err.message.contains("even with f64"), "{err}");
+    // Where f32 can honour it, auto is f32: the crate's result (tests/equivalence.rs).
+    let auto = harness(&[("period", "7"), ("max_anoms", "0.2")]).unwrap();
+    let f32 = harness(&[("period", "7"), ("max_anoms", "0.2"), ("critical", "f32")]).unwrap();
+    assert_eq!(
+        auto.execute(&window(crate_example())).unwrap(),
+        f32.execute(&window(crate_example())).unwrap()
+    );
+}
+
+/// A level shift halfway: one median for the whole window calls a run of the higher half
+/// anomalous; the piecewise median (`longterm_period`) follows the shift and flags the
+/// spike, and at most the one shifted sample the piece before the shift ends with.
+#[test]
+fn the_piecewise_median_follows_a_level_shift() {
+    let period = 24;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let values: Vec<f32> = (0..960)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let phase = i as f32 / period as f32 * std::f32::consts::TAU;
+            let wobble = (state % 1000) as f32 / 500.0 - 1.0;
+            let level = if i >= 480 { 40.0 } else { 0.0 };
+            let spike = if i == 700 { 25.0 } else { 0.0 };
+            50.0 + 5.0 * phase.sin() + wobble + level + spike
+        })
+        .collect();
+    let whole = harness(&[("period", "24")]).unwrap();
+    let pieces = harness(&[("period", "24"), ("longterm_period", "240")]).unwrap();
+    let whole = flagged(&whole.execute(&window(values.clone())).unwrap());
+    let pieces = flagged(&pieces.execute(&window(values)).unwrap());
+    assert!(
+        pieces.contains(&700) && pieces.iter().all(|&i| i == 700 || i == 480),
+        "piecewise: {pieces:?}"
+    );
+    assert!(whole.len() > 10, "whole window: {whole:?}");
+}
+
+/// `threshold` keeps only flags at or above the statistic of the season maxima: the
+/// crate example's low anomaly (15) goes, its high ones stay.
+#[test]
+fn threshold_keeps_only_high_flags() {
+    for (threshold, expected) in [
+        ("none", vec![9, 15, 26]),
+        ("med_max", vec![9, 26]),
+        ("p95", vec![26]),
+        ("p99", vec![26]),
+    ] {
+        let f = harness(&[
+            ("period", "7"),
+            ("max_anoms", "0.2"),
+            ("threshold", threshold),
+        ])
+        .unwrap();
+        let verdicts = f.execute(&window(crate_example())).unwrap();
+        assert_eq!(flagged(&verdicts), expected, "threshold {threshold}");
+    }
+}
+
+#[test]
+fn bad_options_are_refused_with_the_name() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("period", "7"), ("longterm_period", "13")],
+            "`longterm_period` must be at least two seasons (14 samples",
+        ),
+        (&[("longterm_period", "x")], "`longterm_period`"),
+        (&[("threshold", "p90")], "`threshold` must be"),
+        (&[("critical", "f16")], "`critical` must be"),
+    ];
+    for (params, expected) in cases {
+        let err = harness(params)
+            .err()
+            .unwrap_or_else(|| panic!("{params:?} accepted"));
+        assert!(err.message.contains(expected), "{params:?}: {err}");
+    }
 }
