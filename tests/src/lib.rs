@@ -6,8 +6,10 @@ pub mod crash;
 pub mod fault_server;
 pub mod fleet;
 pub mod osmem;
+pub mod pyculiarity;
 pub mod shipping;
 pub mod static_server;
+pub mod venv;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,6 @@
 //! imitation of OpenSearch 3.x, a static binary inside the wheel), installed once into a
 //! virtualenv under `target/`, started on 127.0.0.1 on a free port, stopped by pid.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::workspace;
+use crate::venv::python_venv;
 
 /// Pinned: the tests rely on its behaviour (see shared/reference/ELASTICSEARCH_BULK.md §5).
 pub const OSMEM_VERSION: &str = "0.1.6";
@@ -20,26 +19,11 @@ pub const OSMEM_VERSION: &str = "0.1.6";
 pub fn osmem_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let target = workspace().join("target");
-        std::fs::create_dir_all(&target).expect("target/ can be created");
-        let lock = File::create(target.join("osmem.lock")).expect("the lock file");
-        lock.lock().expect("the install lock");
-        let venv = target.join("osmem-venv");
-        if find_binary(&venv).is_none() {
-            let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-            let ok = Command::new(&python)
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "{python} -m venv failed: install python3-venv");
-            let ok = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check"])
-                .arg(format!("osmem-server=={OSMEM_VERSION}"))
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "pip install osmem-server=={OSMEM_VERSION} failed");
-        }
+        let venv = python_venv(
+            "osmem-venv",
+            &[&format!("osmem-server=={OSMEM_VERSION}")],
+            |venv| find_binary(venv).is_some(),
+        );
         find_binary(&venv).expect("the osmem-server wheel carries its binary")
     })
 }

@@ -15,6 +15,12 @@ fn identical_verdicts_natively_and_in_wasmi() {
         &[("period", "12"), ("max_anoms", "0.2"), ("alpha", "0.1")],
         &[("period", "24"), ("direction", "pos")],
         &[("period", "7"), ("direction", "neg"), ("max_anoms", "0.49")],
+        &[
+            ("period", "12"),
+            ("longterm_period", "36"),
+            ("threshold", "p95"),
+        ],
+        &[("period", "24"), ("alpha", "1e-7"), ("critical", "auto")],
     ];
     let mut anomalies = 0;
     for pairs in parameter_sets {
