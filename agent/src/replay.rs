@@ -1,6 +1,8 @@
 //! `replay`: a recorded series through a function, window by window, exactly as the live
 //! agent would judge it, one NDJSON verdict line per sample in input order.
 
+pub mod labels;
+
 use std::io::Write;
 use std::time::Duration;
 
@@ -34,6 +36,9 @@ pub struct ReplaySummary {
     pub anomalies: usize,
     /// Positions (0 = the first row) of the flagged samples, in order.
     pub flagged: Vec<u64>,
+    /// For each of `flagged`, the position of the last sample of the window that decided
+    /// it: when the live agent would have emitted it.
+    pub flagged_decided_at: Vec<u64>,
     /// Wall time of each window that ran, in order.
     pub window_times: Vec<Duration>,
     pub max_fuel: u64,
@@ -159,6 +164,7 @@ fn run_window(
         if judged_ok.is_some_and(|v| v.is_anomaly) {
             summary.anomalies += 1;
             summary.flagged.push(index);
+            summary.flagged_decided_at.push(plan.end.saturating_sub(1));
         }
         let line = VerdictLine {
             index,

@@ -123,7 +123,8 @@ fn the_function_refuses_an_alpha_it_cannot_honour_naming_the_range() {
     // A week of five-minute samples (a daily season of 288) with three spikes.
     let n = 2016;
     let csv = write_series(dir.path(), &seasonal_series(n, 288, &[500, 1200, 1900]));
-    let run = |alpha: &str| {
+    // `critical=f32`: the crate's critical values, which refuse what they cannot serve.
+    let run_in = |alpha: &str, critical: &str| {
         replay(&[
             "--function",
             &wasm,
@@ -133,8 +134,11 @@ fn the_function_refuses_an_alpha_it_cannot_honour_naming_the_range() {
             "period=288",
             "--param",
             &format!("alpha={alpha}"),
+            "--param",
+            &format!("critical={critical}"),
         ])
     };
+    let run = |alpha: &str| run_in(alpha, "f32");
 
     // 1e-4 < 2016 × 6e-8: f32 critical values would round to certainty.
     let out = run("1e-4");
@@ -169,6 +173,27 @@ fn the_function_refuses_an_alpha_it_cannot_honour_naming_the_range() {
         stderr.contains("cannot be honoured on a window of 576 samples"),
         "{stderr}"
     );
+
+    // By default (`critical=auto`) the same small alpha is judged in f64: the spikes.
+    for alpha in ["1e-4", "1e-12"] {
+        let out = run_in(alpha, "auto");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{alpha}: {stderr}");
+        let flagged: Vec<u64> = verdicts(&out)
+            .iter()
+            .filter(|v| v["is_anomaly"] == true)
+            .map(|v| v["index"].as_u64().unwrap())
+            .collect();
+        assert!(
+            flagged.contains(&500) && flagged.contains(&1200),
+            "{alpha}: {flagged:?}"
+        );
+    }
+    // Even f64 has a floor, about 2e-16 x the window: refused at init, naming it.
+    let out = run_in("1e-20", "auto");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("even with f64 critical values"), "{stderr}");
 }
 
 /// A series as Excel and a pipe give it: a BOM, CRLF line ends, no newline after the

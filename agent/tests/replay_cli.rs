@@ -381,3 +381,140 @@ fn a_series_whose_clock_steps_back_is_replayed_in_file_order() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 202"), "{stderr}");
 }
+
+fn demo_labels() -> String {
+    workspace()
+        .join("demo/air_quality.labels.json")
+        .display()
+        .to_string()
+}
+
+/// `--labels`: the demo's four labelled events, scored at several settings in one table.
+/// The whole series flags exactly the four (see the first test), so it detects 4/4 at
+/// precision 1.00; sliding windows emit sooner.
+#[test]
+fn labels_score_every_setting_in_one_table() {
+    let wasm = anomaly_wasm().display().to_string();
+    let out = replay(&[
+        "--function",
+        &wasm,
+        "--input",
+        &demo_csv(),
+        "--labels",
+        &demo_labels(),
+        "--window",
+        "series,168",
+        "--hop",
+        "24",
+        "--param",
+        "period=24",
+        "--grid",
+        "alpha=0.05,0.001",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        stdout.starts_with("336 samples, 4 labelled windows"),
+        "{stdout}"
+    );
+    assert_eq!(rows.len(), 4, "{stdout}");
+    // window, hop, period, alpha, detected, precision, flags/1k, delays, failed
+    let whole = &rows[0];
+    assert_eq!(
+        whole[..4],
+        ["series", "-", "period=24", "alpha=0.05"],
+        "{stdout}"
+    );
+    assert_eq!(whole[4..7], ["4/4", "1.00", "11.9"], "{stdout}");
+    // Every event is flagged at its own sample: no delay by sample time.
+    assert_eq!(whole[7], "0s", "{stdout}");
+    let sliding = &rows[1];
+    assert_eq!(
+        sliding[..4],
+        ["168", "24", "period=24", "alpha=0.05"],
+        "{stdout}"
+    );
+    // A window of a week hopping a day emits within a day, the whole series at its end.
+    assert_eq!(sliding[4], "4/4", "{stdout}");
+    assert_eq!(sliding[8], "20h00m", "{stdout}");
+    assert_eq!(whole[8], "7d15h", "{stdout}");
+    assert_eq!(
+        rows[3][..4],
+        ["168", "24", "period=24", "alpha=0.001"],
+        "{stdout}"
+    );
+    assert_eq!(rows[3][4..6], ["4/4", "1.00"], "{stdout}");
+}
+
+#[test]
+fn bad_labels_are_named_by_file_and_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = anomaly_wasm().display().to_string();
+    let cases = [
+        (
+            r#"[["2026-11-04T19:00:00Z", "2026-11-04T20:00:00Z"], ["2026-11-07T09:00:00Z", "2026-11-07T08:00:00Z"]]"#,
+            "entry 1 ([\"2026-11-07T09:00:00Z\",\"2026-11-07T08:00:00Z\"]): its end is before its start",
+        ),
+        (r#"[["yesterday", "2026-11-04T20:00:00Z"]]"#, "entry 0"),
+        (r#"[["2026-11-04T19:00:00Z"]]"#, "not a [start, end] pair"),
+        ("[[", "it is not JSON"),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("labels{i}.json"));
+        std::fs::write(&path, text).unwrap();
+        let shown = path.display().to_string();
+        let out = replay(&[
+            "--function",
+            &wasm,
+            "--input",
+            &demo_csv(),
+            "--labels",
+            &shown,
+            "--param",
+            "period=24",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(stderr.contains(&format!("bad labels {shown}")), "{stderr}");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+        assert!(out.stdout.is_empty(), "{text}");
+    }
+    let missing = dir.path().join("missing.json").display().to_string();
+    let out = replay(&[
+        "--function",
+        &wasm,
+        "--input",
+        &demo_csv(),
+        "--labels",
+        &missing,
+        "--param",
+        "period=24",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("bad labels {missing}: cannot read it")),
+        "{stderr}"
+    );
+    // A table is not verdicts: --output and --plot are refused with --labels.
+    let out = replay(&[
+        "--function",
+        &wasm,
+        "--input",
+        &demo_csv(),
+        "--labels",
+        &demo_labels(),
+        "--output",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--labels prints a table"));
+}

@@ -11,3 +11,5 @@ pub mod manifest;
 pub mod new;
 pub mod replay;
 pub mod run;
+#[cfg(feature = "tune")]
+pub mod tune;

@@ -17,9 +17,9 @@ use edge_function::Params;
 
 use super::args::{ArgList, UsageError, params};
 
-struct FunctionArgs {
+pub struct FunctionArgs {
     function: PathBuf,
-    params: Vec<(String, String)>,
+    pub params: Vec<(String, String)>,
     fuel: u64,
     max_memory_mib: usize,
     /// `--deadline-ms`: none unless asked.
@@ -62,6 +62,11 @@ impl FunctionArgs {
     }
 
     fn host(&self) -> Result<FunctionHost> {
+        self.host_with(&self.params)
+    }
+
+    /// The host with these parameters instead of `--param`'s.
+    pub fn host_with(&self, params: &[(String, String)]) -> Result<FunctionHost> {
         let module = FunctionModule::load(&self.function)
             .with_context(|| format!("refusing {}", self.function.display()))?;
         let max_memory_bytes = self.max_memory_mib.checked_mul(1 << 20).with_context(|| {
@@ -76,12 +81,8 @@ impl FunctionArgs {
             deadline: self.deadline_ms.map_or(NO_DEADLINE, Duration::from_millis),
             ..Limits::default()
         };
-        FunctionHost::new(
-            module,
-            self.params.iter().cloned().collect::<Params>(),
-            limits,
-        )
-        .with_context(|| format!("cannot start {}", self.function.display()))
+        FunctionHost::new(module, params.iter().cloned().collect::<Params>(), limits)
+            .with_context(|| format!("cannot start {}", self.function.display()))
     }
 }
 
@@ -104,9 +105,16 @@ Options:
       --input <data.csv>       The series: CSV with a `timestamp,value` header (`-`:
                                standard input)
       --window <N>             Window size N; without it the whole series is one window
-                               (with --hop)
+                               (with --hop). With --labels a list (`256,512`), where
+                               `series` is the whole series as one window
       --hop <H>                Hop H: a window runs every H samples and decides those H
-                               (with --window)
+                               (with --window). With --labels a list (`32,64`)
+      --labels <FILE>          Score the replay against labelled anomaly windows (a JSON list
+                               of [start, end] times, or NAB's combined_windows.json) at
+                               every --window x --hop x --grid setting: a table out, no
+                               verdicts
+      --grid <NAME=V1,V2,...>  With --labels: a function parameter at each of these values;
+                               repeat for several (every combination is run)
       --output <out.ndjson>    Write the verdicts here instead of standard output
       --sensor-id <ID>         The sensor id the function sees [default: replay]
       --strict-order           Refuse a series whose timestamps ever step back or repeat,
@@ -129,24 +137,64 @@ pub struct ReplayArgs {
     sensor_id: String,
     strict_order: bool,
     plot: Option<PathBuf>,
+    tune: Option<Tune>,
 }
+
+#[cfg(feature = "tune")]
+type Tune = super::tune::TuneArgs;
+/// This build has no tuning table; `--labels` is refused when parsed.
+#[cfg(not(feature = "tune"))]
+type Tune = std::convert::Infallible;
 
 impl ReplayArgs {
     pub fn parse(mut args: ArgList) -> Result<Self, UsageError> {
+        let function = FunctionArgs::parse(&mut args)?;
+        let input = args
+            .value("input")?
+            .map(PathBuf::from)
+            .ok_or_else(|| UsageError::new("--input <data.csv> is required"))?;
+        let (window, hop) = (args.value("window")?, args.value("hop")?);
+        if let Some(labels) = args.value("labels")?.map(PathBuf::from) {
+            let tune = tune_args(&mut args, labels, window.as_deref(), hop.as_deref())?;
+            for option in ["output", "plot"] {
+                if args.value(option)?.is_some() {
+                    return Err(UsageError::new(format!(
+                        "--labels prints a table: replay without it for --{option}"
+                    )));
+                }
+            }
+            let parsed = Self {
+                function,
+                input,
+                window: None,
+                hop: None,
+                output: None,
+                sensor_id: args
+                    .value("sensor-id")?
+                    .unwrap_or_else(|| "replay".to_owned()),
+                strict_order: args.flag("strict-order")?,
+                plot: None,
+                tune: Some(tune),
+            };
+            args.finish()?;
+            return Ok(parsed);
+        }
         let parsed = Self {
-            function: FunctionArgs::parse(&mut args)?,
-            input: args
-                .value("input")?
-                .map(PathBuf::from)
-                .ok_or_else(|| UsageError::new("--input <data.csv> is required"))?,
-            window: args.parsed("window")?,
-            hop: args.parsed("hop")?,
+            function,
+            input,
+            window: window
+                .map(|text| super::args::parse_as("window", &text))
+                .transpose()?,
+            hop: hop
+                .map(|text| super::args::parse_as("hop", &text))
+                .transpose()?,
             output: args.value("output")?.map(PathBuf::from),
             sensor_id: args
                 .value("sensor-id")?
                 .unwrap_or_else(|| "replay".to_owned()),
             strict_order: args.flag("strict-order")?,
             plot: args.value("plot")?.map(PathBuf::from),
+            tune: None,
         };
         if parsed.window.is_some() != parsed.hop.is_some() {
             return Err(UsageError::new("--window and --hop go together"));
@@ -154,6 +202,29 @@ impl ReplayArgs {
         args.finish()?;
         Ok(parsed)
     }
+}
+
+#[cfg(feature = "tune")]
+fn tune_args(
+    args: &mut ArgList,
+    labels: PathBuf,
+    window: Option<&str>,
+    hop: Option<&str>,
+) -> Result<Tune, UsageError> {
+    super::tune::TuneArgs::parse(args, labels, window, hop)
+}
+
+#[cfg(not(feature = "tune"))]
+fn tune_args(
+    _: &mut ArgList,
+    _: PathBuf,
+    _: Option<&str>,
+    _: Option<&str>,
+) -> Result<Tune, UsageError> {
+    Err(UsageError::new(
+        "this build has no --labels (the Pi's release binary leaves it out): score on a \
+         laptop (`cargo run --release -p edge-agent -- replay ...`)",
+    ))
 }
 
 /// The replay as SVG (`--plot`).
@@ -238,6 +309,12 @@ pub fn replay(args: ReplayArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     if let Some(warning) = series.order.warning() {
         eprintln!("edge-agent: warning: {}: {warning}", args.input.display());
+    }
+    if let Some(tune) = &args.tune {
+        #[cfg(feature = "tune")]
+        return super::tune::tune(&args.function, &args.input, &series, tune, &args.sensor_id);
+        #[cfg(not(feature = "tune"))]
+        match *tune {}
     }
     let spec = match (args.window, args.hop) {
         (Some(size), Some(hop)) => Some(WindowSpec::new(size, hop)?),
