@@ -74,9 +74,9 @@ fn build(
             Event::Dip(len, by) => values[at..at + len].iter_mut().for_each(|v| *v += by),
             Event::Shift(by) => values[at..].iter_mut().for_each(|v| *v += by),
             Event::Flat(len) => {
-                for i in at..at + len {
+                for (i, value) in values.iter_mut().enumerate().skip(at).take(len) {
                     let phase = (i % PERIOD) as f32 / PERIOD as f32 * std::f32::consts::TAU;
-                    values[i] -= season * phase.sin();
+                    *value -= season * phase.sin();
                 }
             }
         }
