@@ -116,6 +116,20 @@ fn offline_has_no_deadline_unless_asked_and_says_why_a_window_failed() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// The first two spikes of the series below are among the flags.
+fn assert_spikes_flagged(out: &Output, alpha: &str) {
+    let flagged: Vec<u64> = verdicts(out)
+        .iter()
+        .filter(|v| v["is_anomaly"] == true)
+        .map(|v| v["index"].as_u64().unwrap())
+        .collect();
+    assert!(
+        flagged.contains(&500) && flagged.contains(&1200),
+        "alpha {alpha}: {flagged:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_function_refuses_an_alpha_it_cannot_honour_naming_the_range() {
     let dir = tempfile::tempdir().unwrap();
@@ -155,15 +169,7 @@ fn the_function_refuses_an_alpha_it_cannot_honour_naming_the_range() {
     let out = run("2e-4");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let flagged: Vec<u64> = verdicts(&out)
-        .iter()
-        .filter(|v| v["is_anomaly"] == true)
-        .map(|v| v["index"].as_u64().unwrap())
-        .collect();
-    assert!(
-        flagged.contains(&500) && flagged.contains(&1200),
-        "{flagged:?}: {stderr}"
-    );
+    assert_spikes_flagged(&out, "2e-4");
 
     // An alpha no window it accepts could honour is refused at once, at init.
     let out = run("1e-12");
@@ -179,15 +185,7 @@ fn the_function_refuses_an_alpha_it_cannot_honour_naming_the_range() {
         let out = run_in(alpha, "auto");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{alpha}: {stderr}");
-        let flagged: Vec<u64> = verdicts(&out)
-            .iter()
-            .filter(|v| v["is_anomaly"] == true)
-            .map(|v| v["index"].as_u64().unwrap())
-            .collect();
-        assert!(
-            flagged.contains(&500) && flagged.contains(&1200),
-            "{alpha}: {flagged:?}"
-        );
+        assert_spikes_flagged(&out, alpha);
     }
     // Even f64 has a floor, about 2e-16 x the window: refused at init, naming it.
     let out = run_in("1e-20", "auto");

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `period` | 24 | samples per season (≥ 2); a window needs at least two seasons |
 //! | `max_anoms` | 0.1 | most anomalies, as a fraction of the window; clamped to (0, 0.49] |
-//! | `alpha` | 0.05 | significance level of the ESD test, in (0, 1); above about 6e-8 × the window length (3e-8 with one tail), or windows are refused |
+//! | `alpha` | 0.05 | significance level of the ESD test, in (0, 1); below about 6e-8 × the window length (3e-8 with one tail) `f32` critical values cannot serve it (see `critical`) |
 //! | `direction` | `both` | `both`, `pos` (only highs) or `neg` (only lows) |
 //! | `longterm_period` | none | judge the window in pieces of this many samples (≥ 2 × `period`), each with its own median: R's `longterm` piecewise median, for trends ([`options::pieces`]) |
 //! | `threshold` | `none` | keep only flags at or above the `med_max`, `p95` or `p99` of the per-season maxima |
