@@ -154,48 +154,38 @@ impl ReplayArgs {
             .map(PathBuf::from)
             .ok_or_else(|| UsageError::new("--input <data.csv> is required"))?;
         let (window, hop) = (args.value("window")?, args.value("hop")?);
-        if let Some(labels) = args.value("labels")?.map(PathBuf::from) {
-            let tune = tune_args(&mut args, labels, window.as_deref(), hop.as_deref())?;
-            for option in ["output", "plot"] {
-                if args.value(option)?.is_some() {
-                    return Err(UsageError::new(format!(
-                        "--labels prints a table: replay without it for --{option}"
-                    )));
-                }
-            }
-            let parsed = Self {
-                function,
-                input,
-                window: None,
-                hop: None,
-                output: None,
-                sensor_id: args
-                    .value("sensor-id")?
-                    .unwrap_or_else(|| "replay".to_owned()),
-                strict_order: args.flag("strict-order")?,
-                plot: None,
-                tune: Some(tune),
-            };
-            args.finish()?;
-            return Ok(parsed);
-        }
+        // With --labels, --window and --hop are lists, for the table.
+        let tune = match args.value("labels")? {
+            Some(labels) => Some(tune_args(
+                &mut args,
+                PathBuf::from(labels),
+                window.as_deref(),
+                hop.as_deref(),
+            )?),
+            None => None,
+        };
+        let single = |name: &str, text: Option<String>| match (&tune, text) {
+            (None, Some(text)) => super::args::parse_as(name, &text).map(Some),
+            _ => Ok(None),
+        };
         let parsed = Self {
             function,
             input,
-            window: window
-                .map(|text| super::args::parse_as("window", &text))
-                .transpose()?,
-            hop: hop
-                .map(|text| super::args::parse_as("hop", &text))
-                .transpose()?,
+            window: single("window", window)?,
+            hop: single("hop", hop)?,
             output: args.value("output")?.map(PathBuf::from),
             sensor_id: args
                 .value("sensor-id")?
                 .unwrap_or_else(|| "replay".to_owned()),
             strict_order: args.flag("strict-order")?,
             plot: args.value("plot")?.map(PathBuf::from),
-            tune: None,
+            tune,
         };
+        if parsed.tune.is_some() && (parsed.output.is_some() || parsed.plot.is_some()) {
+            return Err(UsageError::new(
+                "--labels prints a table: replay without it for --output or --plot",
+            ));
+        }
         if parsed.window.is_some() != parsed.hop.is_some() {
             return Err(UsageError::new("--window and --hop go together"));
         }
