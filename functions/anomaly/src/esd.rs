@@ -11,7 +11,8 @@
 use core::cmp::Ordering;
 
 use distrs::StudentsT;
-use stlrs::Stl;
+
+use crate::stl;
 
 /// Which side of the remainder can be anomalous.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,19 +33,12 @@ pub fn detect(
     tail: Tail,
 ) -> Result<Vec<usize>, &'static str> {
     let n = series.len();
-    let decomposition = Stl::params()
-        .robust(true)
-        .seasonal_length(n * 10 + 1)
-        .fit(series, period)
-        .map_err(|e| match e {
-            stlrs::Error::Series(message) | stlrs::Error::Parameter(message) => message,
-        })?;
-    let seasonal = decomposition.seasonal();
+    let seasonal = stl::seasonal(series, period, n * 10 + 1)?;
 
     let median = median_of_sorted(&sorted_values(series, &sorted_indexes(series)));
     let remainder: Vec<f32> = series
         .iter()
-        .zip(seasonal)
+        .zip(&seasonal)
         .map(|(value, season)| value - (season + median))
         .collect();
     let mut indexes = sorted_indexes(&remainder);
