@@ -324,40 +324,50 @@ impl Smoother {
         }
         let kernel = self.kernels.get(xs, nleft, nright, h);
         let y = &y[nleft - 1..nright];
-        // The weights normalised to sum 1: the kernel's own, or with the robustness.
+        let linear = h > 0.0 && self.linear;
+        // The weights normalised to sum 1 (the kernel's own, or with the robustness),
+        // and for a linear fit their centre, Σ w·j.
+        let mut centre = 0.0f32;
         let weights: &[f32] = match rw {
             None => {
                 if kernel.sum <= 0.0 {
                     return None;
                 }
+                if linear {
+                    let mut j = nleft as f32;
+                    for weight in &kernel.normalised {
+                        centre += weight * j;
+                        j += 1.0;
+                    }
+                }
                 &kernel.normalised
             }
             Some(rw) => {
                 let w = &mut self.weights;
-                w.clear();
+                w.resize(kernel.raw.len(), 0.0);
                 let mut a = 0.0f32;
-                w.extend(kernel.raw.iter().zip(&rw[nleft - 1..nright]).map(|(k, r)| {
-                    // w·1 = w and 0·r = 0: the crate's product only where it makes one.
-                    let weight = k * r;
-                    a += weight;
-                    weight
-                }));
+                // 1·r = r and 0·r = 0: the crate's product only where it makes one.
+                for ((weight, k), r) in w.iter_mut().zip(&kernel.raw).zip(&rw[nleft - 1..nright]) {
+                    *weight = k * r;
+                    a += *weight;
+                }
                 if a <= 0.0 {
                     return None;
                 }
+                if !linear {
+                    return Some(w.iter().zip(y).fold(0.0, |ys, (w, y)| ys + (w / a) * y));
+                }
+                let mut j = nleft as f32;
                 for weight in w.iter_mut() {
                     *weight /= a;
+                    centre += *weight * j;
+                    j += 1.0;
                 }
                 w
             }
         };
-        if h > 0.0 && self.linear {
-            let mut a = 0.0f32;
-            let mut j = nleft as f32;
-            for weight in weights {
-                a += weight * j;
-                j += 1.0;
-            }
+        if linear {
+            let a = centre;
             let mut c = 0.0f32;
             let mut j = nleft as f32;
             for weight in weights {
