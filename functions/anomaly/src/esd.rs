@@ -35,7 +35,8 @@ pub fn detect(
     let n = series.len();
     let seasonal = stl::seasonal(series, period, n * 10 + 1)?;
 
-    let median = median_of_sorted(&sorted_values(series, &sorted_indexes(series)));
+    let (lower, upper) = stl::middle_pair(&mut series.to_vec());
+    let median = (lower + upper) / 2.0;
     let remainder: Vec<f32> = series
         .iter()
         .zip(&seasonal)
@@ -153,25 +154,34 @@ fn most_extreme(sorted: &[f32], centre: f32, tail: Tail) -> (usize, f32) {
 fn median_abs_deviation(sorted: &[f32], centre: f32) -> f32 {
     let len = sorted.len();
     let split = sorted.partition_point(|&value| value - centre < 0.0);
+    let deviation = |i: usize| (sorted[i] - centre).abs();
     let mut left = split; // next candidate is sorted[left - 1]
     let mut right = split; // next candidate is sorted[right]
+    let (mut l, mut r) = (0.0, 0.0); // their deviations, where they exist
+    if left > 0 {
+        l = deviation(left - 1);
+    }
+    if right < len {
+        r = deviation(right);
+    }
+    // Ties go left; a side that has run out is never taken while the other has some.
     let mut take = || {
-        let from_left = (left > 0).then(|| (sorted[left - 1] - centre).abs());
-        let from_right = (right < len).then(|| (sorted[right] - centre).abs());
-        match (from_left, from_right) {
-            (Some(l), Some(r)) if ascending(&l, &r) != Ordering::Greater => {
-                left -= 1;
-                l
+        if left > 0 && (right == len || ascending(&l, &r) != Ordering::Greater) {
+            let taken = l;
+            left -= 1;
+            if left > 0 {
+                l = deviation(left - 1);
             }
-            (Some(l), None) => {
-                left -= 1;
-                l
+            taken
+        } else if right < len {
+            let taken = r;
+            right += 1;
+            if right < len {
+                r = deviation(right);
             }
-            (_, Some(r)) => {
-                right += 1;
-                r
-            }
-            (None, None) => 0.0,
+            taken
+        } else {
+            0.0
         }
     };
     let lower_rank = (len - 1) / 2;

@@ -166,21 +166,12 @@ impl Decomposition<'_> {
     /// `trend + season`. Only the two middle order statistics of the residuals are
     /// needed, so they are selected rather than sorted: the same values.
     fn update_robustness(&mut self) {
-        let n = self.y.len();
         let residual = |((y, t), s): ((&f32, &f32), &f32)| (y - (t + s)).abs();
         let fit = self.y.iter().zip(&self.trend).zip(&self.season);
         for (r, value) in self.robustness.iter_mut().zip(fit.clone().map(residual)) {
             *r = value;
         }
-        let (mid1, mid2) = ((n - 1) / 2, n / 2);
-        let by_value = |a: &f32, b: &f32| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal);
-        let (below, upper, _) = self.robustness.select_nth_unstable_by(mid2, by_value);
-        let upper = *upper;
-        let lower = if mid1 == mid2 {
-            upper
-        } else {
-            below.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-        };
+        let (lower, upper) = middle_pair(&mut self.robustness);
         let cmad = (3.0f64 as f32) * (lower + upper);
         let c9 = (0.999f64 as f32) * cmad;
         let c1 = (0.001f64 as f32) * cmad;
@@ -195,6 +186,24 @@ impl Decomposition<'_> {
                 0.0
             };
         }
+    }
+}
+
+/// The two middle order statistics of `values` (the same one twice for an odd length),
+/// selected in place: what sorting would leave at `(len - 1) / 2` and `len / 2`, at a
+/// fraction of the operations. `values` is non-empty and has no NaN.
+pub(crate) fn middle_pair(values: &mut [f32]) -> (f32, f32) {
+    let (mid1, mid2) = ((values.len() - 1) / 2, values.len() / 2);
+    let by_value = |a: &f32, b: &f32| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal);
+    let (below, upper, _) = values.select_nth_unstable_by(mid2, by_value);
+    let upper = *upper;
+    if mid1 == mid2 {
+        (upper, upper)
+    } else {
+        (
+            below.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            upper,
+        )
     }
 }
 
