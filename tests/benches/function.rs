@@ -62,29 +62,41 @@ fn main() {
     for n in [256usize, 1024, 4096] {
         let values = seasonal_series(n, PERIOD, &[n / 5, n / 2, 4 * n / 5]);
         let window = Window::from_air_quality("bench", (0..n as i64).collect(), values.clone());
-        let runs = if n >= 4096 { 5 } else { 11 };
+        let runs = if n >= 4096 { 7 } else { 15 };
 
-        let (crate_time, _) = time(runs, || {
-            anomaly_detection::params()
-                .max_anoms(0.1)
-                .fit(&values, PERIOD)
-                .expect("the crate judges the window")
-        });
+        // One of each a round, so that a busy machine weighs on all three alike.
         let native = Harness::<SeasonalHybridEsd>::new(&params).expect("parameters are good");
-        let (native_time, native_verdicts) =
-            time(runs * 3, || native.execute(&window).expect("native run"));
-
         let mut host = FunctionHost::new(module.clone(), params.clone(), unlimited)
             .expect("the function starts");
+        let (mut crate_times, mut native_times, mut wasm_times) = (vec![], vec![], vec![]);
         let mut host_times = Vec::new();
-        let (wasm_time, outcome) = time(runs, || {
-            let outcome = host.run(&window).expect("wasm run");
-            host_times.push(outcome.host_time);
-            outcome
-        });
+        let (mut native_verdicts, mut outcome) = (None, None);
+        for _ in 0..runs {
+            let (took, _) = time(1, || {
+                anomaly_detection::params()
+                    .max_anoms(0.1)
+                    .fit(&values, PERIOD)
+                    .expect("the crate judges the window")
+            });
+            crate_times.push(took);
+            let (took, verdicts) = time(1, || native.execute(&window).expect("native run"));
+            native_times.push(took);
+            native_verdicts = Some(verdicts);
+            let (took, ran) = time(1, || host.run(&window).expect("wasm run"));
+            wasm_times.push(took);
+            host_times.push(ran.host_time);
+            outcome = Some(ran);
+        }
+        let outcome = outcome.expect("at least one run");
         assert_eq!(
-            outcome.verdicts, native_verdicts,
+            Some(&outcome.verdicts),
+            native_verdicts.as_ref(),
             "wasm and native disagree at N={n}"
+        );
+        let (crate_time, native_time, wasm_time) = (
+            median(crate_times),
+            median(native_times),
+            median(wasm_times),
         );
         let host_time = median(host_times);
 
@@ -206,6 +218,7 @@ fn armhf_against(baseline: &std::path::Path, wasm: &std::path::Path) {
                 ])
                 .output()
                 .expect("qemu-arm runs (make pi-tools)");
+            let errors = String::from_utf8_lossy(&output.stderr);
             let text = String::from_utf8_lossy(&output.stdout);
             let ran = text
                 .lines()
@@ -213,13 +226,13 @@ fn armhf_against(baseline: &std::path::Path, wasm: &std::path::Path) {
                 .and_then(|line| line.split(" in ").nth(1))
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(parse_duration)
-                .unwrap_or_else(|| panic!("no time in `check`'s output: {text}"));
+                .unwrap_or_else(|| panic!("no time in `check`'s output: {text}{errors}"));
             times[slot].push(ran);
         }
     }
     let [baseline_time, current_time] = times.map(median);
     println!(
-        "\n32-bit ARM (thumbv7neon, `edge-agent check`, N=1024, period 24) under qemu-arm, median of 3 interleaved: {current_time:.0?} against {baseline_time:.0?} for the baseline build ({:.2}x as fast)",
+        "\n32-bit ARM (thumbv7neon, `edge-agent check`, N=1024, period 24) under qemu-arm, median of 3 interleaved: {current_time:.2?} against {baseline_time:.2?} for the baseline build ({:.2}x as fast)",
         baseline_time.as_secs_f64() / current_time.as_secs_f64()
     );
 }
