@@ -344,9 +344,14 @@ impl Smoother {
                 }
                 if linear {
                     let mut j = nleft as f32;
-                    for weight in &kernel.normalised {
+                    let (pairs, last) = kernel.normalised.as_chunks::<2>();
+                    for [w0, w1] in pairs {
+                        centre += w0 * j;
+                        centre += w1 * (j + 1.0);
+                        j += 2.0;
+                    }
+                    if let [weight] = last {
                         centre += weight * j;
-                        j += 1.0;
                     }
                 }
                 &kernel.normalised
@@ -356,7 +361,17 @@ impl Smoother {
                 w.resize(kernel.raw.len(), 0.0);
                 let mut a = 0.0f32;
                 // 1·r = r and 0·r = 0: the crate's product only where it makes one.
-                for ((weight, k), r) in w.iter_mut().zip(&kernel.raw).zip(&rw[nleft - 1..nright]) {
+                let (w_pairs, w_last) = w.as_chunks_mut::<2>();
+                let (k_pairs, k_last) = kernel.raw.as_chunks::<2>();
+                let (r_pairs, r_last) = rw[nleft - 1..nright].as_chunks::<2>();
+                for (([w0, w1], [k0, k1]), [r0, r1]) in w_pairs.iter_mut().zip(k_pairs).zip(r_pairs)
+                {
+                    *w0 = k0 * r0;
+                    a += *w0;
+                    *w1 = k1 * r1;
+                    a += *w1;
+                }
+                if let ([weight], [k], [r]) = (w_last, k_last, r_last) {
                     *weight = k * r;
                     a += *weight;
                 }
@@ -367,10 +382,17 @@ impl Smoother {
                     return Some(w.iter().zip(y).fold(0.0, |ys, (w, y)| ys + (w / a) * y));
                 }
                 let mut j = nleft as f32;
-                for weight in w.iter_mut() {
+                let (pairs, last) = w.as_chunks_mut::<2>();
+                for [w0, w1] in pairs {
+                    *w0 /= a;
+                    centre += *w0 * j;
+                    *w1 /= a;
+                    centre += *w1 * (j + 1.0);
+                    j += 2.0;
+                }
+                if let [weight] = last {
                     *weight /= a;
                     centre += *weight * j;
-                    j += 1.0;
                 }
                 w
             }
