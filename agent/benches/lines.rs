@@ -5,14 +5,16 @@
 //! agent's resident memory with 100 sensors of 1024-sample windows, against the same
 //! agent before any line; and the gateway's figure: the agent's CPU per sensor-hour at
 //! 1 Hz (N=1024, H=60, S-H-ESD period 60) for 1 and 100 sensors over TCP, and so how many
-//! such sensors one core judges in real time. Prints them; asserts nothing about time.
+//! such sensors one core judges in real time (and, with `EDGE_BENCH_FUNCTION_BASELINE`
+//! naming another build of the function's `.wasm`, the same with it, for a ratio in one
+//! run). Prints them; asserts nothing about time.
 //!
 //! `cargo bench -p edge-agent --bench lines`
 
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use edge_agent::sensor::lines::{self, Format, LineParser, SourceConfig, SourceKind, TimeFormat};
@@ -65,13 +67,25 @@ fn main() {
     println!(
         "gateway (1 Hz lines over TCP, N={WINDOW}, H={HOP}, S-H-ESD period 60; the agent's user + system CPU once every first window is judged):"
     );
+    let baseline = std::env::var_os("EDGE_BENCH_FUNCTION_BASELINE").map(PathBuf::from);
     for (sensors, windows) in [(1, 60), (SENSORS, 5)] {
-        let per_hour = gateway_cpu_per_sensor_hour(sensors, windows);
-        println!(
+        let per_hour = gateway_cpu_per_sensor_hour(anomaly_wasm(), sensors, windows);
+        print!(
             "- {sensors:3} sensor(s), {windows} windows each: {per_hour:.2} s CPU per sensor-hour ({:.3}% of a core per sensor): {:.0} such sensors per core in real time",
             100.0 * per_hour / 3600.0,
             3600.0 / per_hour
         );
+        match &baseline {
+            Some(function) => {
+                let before = gateway_cpu_per_sensor_hour(function, sensors, windows);
+                println!(
+                    "; {before:.2} s with {} ({:.2}x)",
+                    function.display(),
+                    before / per_hour
+                );
+            }
+            None => println!(),
+        }
     }
 }
 
@@ -218,9 +232,12 @@ fn tcp_accepted(text: &str) -> f64 {
 /// The agent with 100 sensors' windows full: (RSS before any line, RSS after, bytes the
 /// windows' samples take), RSS from the agent's own gauge.
 /// An agent with the lines source over TCP for `sensors` sensors (windows of [`WINDOW`],
-/// hop [`HOP`], S-H-ESD period 60), its metrics address and its lines address. The
-/// directory holds its state; drop it after the agent.
-fn lines_agent(sensors: usize) -> (Agent, SocketAddr, SocketAddr, tempfile::TempDir) {
+/// hop [`HOP`], `function`, S-H-ESD, at period 60), its metrics address and its lines
+/// address. The directory holds its state; drop it after the agent.
+fn lines_agent(
+    function: &Path,
+    sensors: usize,
+) -> (Agent, SocketAddr, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let config = dir.path().join("agent.toml");
     std::fs::write(
@@ -228,7 +245,7 @@ fn lines_agent(sensors: usize) -> (Agent, SocketAddr, SocketAddr, tempfile::Temp
         format!(
             "[sensor]\nstate_dir = \"{}\"\n\n[function]\npath = \"{}\"\n\n[function.params]\nperiod = 60\n\n[window]\nsize = {WINDOW}\nhop = {HOP}\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[source]\nkind = \"lines\"\nlisten = \"127.0.0.1:0\"\nmax_sensors = {sensors}\ntime_format = \"unix_ms\"\n",
             dir.path().join("state").display(),
-            anomaly_wasm().display()
+            function.display()
         ),
     )
     .expect("write the config");
@@ -256,7 +273,7 @@ fn until_verdicts(metrics: SocketAddr, total: usize) {
 }
 
 fn rss_with_sensors() -> (u64, u64, usize) {
-    let (agent, metrics, addr, _dir) = lines_agent(SENSORS);
+    let (agent, metrics, addr, _dir) = lines_agent(anomaly_wasm(), SENSORS);
     let idle = rss_kib(agent.pid());
     let total = SENSORS * WINDOW;
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -276,8 +293,8 @@ fn rss_with_sensors() -> (u64, u64, usize) {
 /// of lines more per sensor are sent as fast as the agent takes them, and the CPU it
 /// spent from there until their last verdict is divided by the sensor-hours they hold.
 /// Reading, parsing, the windows, the function and the spool all count.
-fn gateway_cpu_per_sensor_hour(sensors: usize, windows: usize) -> f64 {
-    let (agent, metrics, addr, _dir) = lines_agent(sensors);
+fn gateway_cpu_per_sensor_hour(function: &Path, sensors: usize, windows: usize) -> f64 {
+    let (agent, metrics, addr, _dir) = lines_agent(function, sensors);
     let first = sensors * WINDOW;
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
