@@ -20,6 +20,7 @@
 //! Licence: GPL-3.0-or-later, as `anomaly_detection` is.
 
 pub mod esd;
+pub mod stl;
 
 use edge_function::{Error, Function, Params, Verdict, Verdicts, Window, register};
 use esd::Tail;
