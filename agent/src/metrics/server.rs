@@ -312,6 +312,8 @@ fn answer(request_line: &str, collect: &impl Fn() -> Snapshot) -> Answer {
                     Some(pause) => format!("paused: {}", pause.label()),
                     None => "ok".to_owned(),
                 }),
+                // The lines listener open to anyone: a warning, not a failure.
+                "lines": snapshot.lines.as_ref().map(|l| l.exposed.unwrap_or("ok")),
             });
             let status = if snapshot.health == Health::Alive {
                 200
