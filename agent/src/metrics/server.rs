@@ -396,6 +396,31 @@ mod tests {
     }
 
     #[test]
+    fn health_says_when_the_lines_listener_is_open_to_anyone() {
+        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let server = MetricsServer::start(listener, || Snapshot {
+            health: Health::Alive,
+            sampler: SamplerStats::default(),
+            pipeline: PipelineCounts::default(),
+            shipping: None,
+            resident_memory_bytes: None,
+            start_time_seconds: 0.0,
+            lines: Some(crate::sensor::lines::LinesCounts {
+                exposed: Some(crate::sensor::lines::EXPOSED),
+                ..Default::default()
+            }),
+            rollout: None,
+        })
+        .unwrap();
+        let get = exchange(server.local_addr(), b"GET /health HTTP/1.1\r\n\r\n");
+        let (head, body) = get.split_once("\r\n\r\n").unwrap();
+        // A warning, not a failure: still alive.
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{get}");
+        let health: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(health["lines"], crate::sensor::lines::EXPOSED);
+    }
+
+    #[test]
     fn a_silent_client_holds_the_server_no_longer_than_the_timeout() {
         let server = serving();
         let addr = server.local_addr();

@@ -593,6 +593,122 @@ mod tests {
     }
 
     #[test]
+    fn networks_hold_their_addresses_whatever_the_socket_family() {
+        let net = |text: &str| Network::try_from(text.to_owned());
+        let lan = net("192.168.1.0/24").unwrap();
+        assert!(lan.contains("192.168.1.77".parse().unwrap()));
+        assert!(!lan.contains("192.168.2.1".parse().unwrap()));
+        // An IPv4 client of an IPv6 socket is the IPv4 address it is.
+        assert!(lan.contains("::ffff:192.168.1.77".parse().unwrap()));
+        assert!(!lan.contains("::1".parse().unwrap()));
+        let one = net("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(
+            net("0.0.0.0/0")
+                .unwrap()
+                .contains("10.1.2.3".parse().unwrap())
+        );
+        assert!(
+            net("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+        assert_eq!(String::from(net("10.0.0.1").unwrap()), "10.0.0.1/32");
+        for bad in ["", "lan", "10.0.0.0/33", "::/129", "10.0.0.0/x", "10.0.0/8"] {
+            assert!(net(bad).is_err(), "{bad:?}");
+        }
+        let file = crate::config::AgentConfig::parse(
+            "[source]\nkind = \"lines\"\nallow = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n",
+            "agent.toml",
+        );
+        let message = file.unwrap_err().to_string();
+        assert!(
+            message.contains("allow") && message.contains("line 3"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn tls_is_configured_whole_and_for_tcp() {
+        let key = |config: SourceConfig| config.check(1024).unwrap_err().0;
+        let file = |name: &str| Some(PathBuf::from(format!("/nonexistent/{name}")));
+        assert_eq!(
+            key(SourceConfig {
+                transport: Transport::Udp,
+                columns: vec!["value".into()],
+                tls_cert: file("c"),
+                tls_key: file("k"),
+                ..lines()
+            }),
+            "tls_cert"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                tls_cert: file("c"),
+                ..lines()
+            }),
+            "tls_key"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                tls_client_ca: file("ca"),
+                ..lines()
+            }),
+            "tls_client_ca"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                bind_sensor_to_certificate: true,
+                ..lines()
+            }),
+            "bind_sensor_to_certificate"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                tls_cert: file("c"),
+                tls_key: file("k"),
+                ..lines()
+            }),
+            "tls_cert"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                tls_handshake_timeout_s: 0,
+                ..lines()
+            }),
+            "tls_handshake_timeout_s"
+        );
+    }
+
+    #[test]
+    fn only_a_network_address_with_nothing_in_front_is_exposed() {
+        let at = |listen: &str| SourceConfig {
+            listen: listen.into(),
+            ..lines()
+        };
+        assert!(!at("127.0.0.1:7878").exposed());
+        assert!(!at("[::1]:7878").exposed());
+        assert!(at("0.0.0.0:7878").exposed());
+        assert!(at("[::]:7878").exposed());
+        let allowed = SourceConfig {
+            allow: vec![Network::try_from("192.168.1.0/24".to_owned()).unwrap()],
+            ..at("0.0.0.0:7878")
+        };
+        assert!(!allowed.exposed());
+        let tls = SourceConfig {
+            tls_cert: Some("c".into()),
+            ..at("0.0.0.0:7878")
+        };
+        assert!(!tls.exposed());
+        let stdin = SourceConfig {
+            transport: Transport::Stdin,
+            ..at("0.0.0.0:7878")
+        };
+        assert!(!stdin.exposed());
+    }
+
+    #[test]
     fn the_defaults_pass_and_bme680_checks_nothing() {
         assert_eq!(lines().check(1024), Ok(()));
         let odd = SourceConfig {
