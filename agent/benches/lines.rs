@@ -53,7 +53,9 @@ fn main() {
     );
     let pki = Pki::new("bench CA");
     let files = tempfile::tempdir().expect("a temp dir");
-    let (cert, key) = pki.issue(&["127.0.0.1"], false).write(files.path(), "server");
+    let (cert, key) = pki
+        .issue(&["127.0.0.1"], false)
+        .write(files.path(), "server");
     let over_tls = tcp_accepted(&csv, Some((&pki, cert, key)));
     println!(
         "tls accept: {over_tls:>12.0} lines/s parsed and queued ({:.2}x of plain TCP's {accepted:.0} lines/s, this run)",

@@ -45,6 +45,21 @@ fn tls_source(dir: &Path, pki: &Pki, extra: &str) -> String {
     )
 }
 
+/// An agent with a TLS listener whose clients need a certificate `pki` issued, and
+/// `extra` keys; with where it listens and serves metrics.
+fn certified_agent(dir: &Path, pki: &Pki, extra: &str) -> (Agent, SocketAddr, SocketAddr) {
+    let ca = pki.write_ca(dir, "sensors-ca");
+    let source = tls_source(
+        dir,
+        pki,
+        &format!("tls_client_ca = \"{}\"\n{extra}", ca.display()),
+    );
+    let mut agent = start(&write_config(dir, anomaly_wasm(), &source));
+    let addr = lines_addr(&mut agent);
+    let metrics = agent.metrics_addr();
+    (agent, addr, metrics)
+}
+
 /// The records' (sensor, peer, peer_name), each once, sorted.
 fn senders(verdicts: &[Value]) -> Vec<(String, String, String)> {
     let mut seen: Vec<_> = verdicts
@@ -69,18 +84,11 @@ fn tls_send(addr: SocketAddr, pki: &Pki, identity: Option<&Issued>, text: &str) 
 fn a_tls_listener_hears_certified_clients_alone_and_names_them_on_each_record() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new("sensors CA");
-    let ca = pki.write_ca(dir.path(), "sensors-ca");
-    let source = tls_source(
+    let (agent, addr, metrics) = certified_agent(
         dir.path(),
         &pki,
-        &format!(
-            "tls_client_ca = \"{}\"\ncolumns = [\"timestamp\", \"sensor_id\", \"value\"]\ntime_format = \"unix_ms\"",
-            ca.display()
-        ),
+        "columns = [\"timestamp\", \"sensor_id\", \"value\"]\ntime_format = \"unix_ms\"",
     );
-    let mut agent = start(&write_config(dir.path(), anomaly_wasm(), &source));
-    let addr = lines_addr(&mut agent);
-    let metrics = agent.metrics_addr();
 
     tls_send(
         addr,
@@ -127,18 +135,11 @@ fn a_tls_listener_hears_certified_clients_alone_and_names_them_on_each_record() 
 fn a_connection_bound_to_its_certificate_speaks_for_its_sensor_alone() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new("sensors CA");
-    let ca = pki.write_ca(dir.path(), "sensors-ca");
-    let source = tls_source(
+    let (agent, addr, metrics) = certified_agent(
         dir.path(),
         &pki,
-        &format!(
-            "tls_client_ca = \"{}\"\nbind_sensor_to_certificate = true\nformat = \"ndjson\"\ntime_format = \"unix_ms\"",
-            ca.display()
-        ),
+        "bind_sensor_to_certificate = true\nformat = \"ndjson\"\ntime_format = \"unix_ms\"",
     );
-    let mut agent = start(&write_config(dir.path(), anomaly_wasm(), &source));
-    let addr = lines_addr(&mut agent);
-    let metrics = agent.metrics_addr();
 
     // Its own sensor by name, then by saying none; another sensor's name is refused.
     let mut text = String::new();

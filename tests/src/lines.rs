@@ -10,9 +10,38 @@ use crate::agent::{Agent, http_get};
 /// A failure guard, never a synchronisation.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
-/// `dir/agent.toml`: a lines agent running `function` on windows of 8 every 4, metrics on
-/// a free port, `source` (keys under `[source]`) after `kind` and `listen`.
+/// `dir/agent.toml`: a lines agent running `function` (S-H-ESD, period 4) on windows of
+/// 8 every 4, metrics on a free port, `source` (keys under `[source]`) after `kind` and
+/// `listen`.
 pub fn write_config(dir: &Path, function: &Path, source: &str) -> PathBuf {
+    write_config_windowed(
+        dir,
+        function,
+        Windows {
+            size: 8,
+            hop: 4,
+            period: 4,
+        },
+        source,
+    )
+}
+
+/// The windows and the function's `period`.
+#[derive(Clone, Copy, Debug)]
+pub struct Windows {
+    pub size: usize,
+    pub hop: usize,
+    pub period: usize,
+}
+
+/// [`write_config`] with other windows.
+pub fn write_config_windowed(
+    dir: &Path,
+    function: &Path,
+    windows: Windows,
+    source: &str,
+) -> PathBuf {
+    let Windows { size, hop, period } = windows;
     let path = dir.join("agent.toml");
     let text = format!(
         r#"[agent]
@@ -27,11 +56,11 @@ path = "{function}"
 fuel_per_call = 300000000
 
 [function.params]
-period = 4
+period = {period}
 
 [window]
-size = 8
-hop = 4
+size = {size}
+hop = {hop}
 
 [metrics]
 listen = "127.0.0.1:0"

@@ -346,9 +346,8 @@ mod tests {
     use super::*;
     use crate::metrics::{PipelineCounts, SamplerStats};
 
-    fn serving() -> MetricsServer {
-        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        MetricsServer::start(listener, || Snapshot {
+    fn alive() -> Snapshot {
+        Snapshot {
             health: Health::Alive,
             sampler: SamplerStats::default(),
             pipeline: PipelineCounts::default(),
@@ -357,8 +356,12 @@ mod tests {
             start_time_seconds: 0.0,
             lines: None,
             rollout: None,
-        })
-        .unwrap()
+        }
+    }
+
+    fn serving() -> MetricsServer {
+        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        MetricsServer::start(listener, alive).unwrap()
     }
 
     fn exchange(addr: SocketAddr, request: &[u8]) -> String {
@@ -399,17 +402,11 @@ mod tests {
     fn health_says_when_the_lines_listener_is_open_to_anyone() {
         let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let server = MetricsServer::start(listener, || Snapshot {
-            health: Health::Alive,
-            sampler: SamplerStats::default(),
-            pipeline: PipelineCounts::default(),
-            shipping: None,
-            resident_memory_bytes: None,
-            start_time_seconds: 0.0,
             lines: Some(crate::sensor::lines::LinesCounts {
                 exposed: Some(crate::sensor::lines::EXPOSED),
                 ..Default::default()
             }),
-            rollout: None,
+            ..alive()
         })
         .unwrap();
         let get = exchange(server.local_addr(), b"GET /health HTTP/1.1\r\n\r\n");
