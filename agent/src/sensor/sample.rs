@@ -124,6 +124,13 @@ fn nan_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f32, D::Err
 mod tests {
     use super::*;
 
+    /// The windows' memory bound (`[source]`'s `WINDOWED_SAMPLES`) counts on this size.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_sample_is_72_bytes() {
+        assert_eq!(std::mem::size_of::<Sample>(), 72);
+    }
+
     #[test]
     fn a_skipped_channel_round_trips_through_json_as_null() {
         let sample = Sample {

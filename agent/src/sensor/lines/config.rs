@@ -340,8 +340,9 @@ pub mod bounds {
     pub const ALLOW: RangeInclusive<usize> = 0..=64;
 
     /// Samples all sensors' windows may hold together (`max_sensors` × `[window] size`):
-    /// 64 bytes each (`size_of::<Sample>()` on 64-bit), so 128 MiB at the bound, within a
-    /// Pi 3's RAM; the default 100 × 1024 is 6.4 MB (`benches/lines.rs` measures it).
+    /// 72 bytes each (`size_of::<Sample>()` on 64-bit, the sender's pointer included), so
+    /// 144 MiB at the bound, within a Pi 3's RAM; the default 100 × 1024 is 7.4 MB
+    /// (`benches/lines.rs` measures it).
     pub const WINDOWED_SAMPLES: usize = 1 << 21;
 }
 
