@@ -317,3 +317,31 @@ fn tls_files_that_cannot_serve_stop_the_start_with_exit_78_naming_the_key() {
         );
     }
 }
+
+/// A client that closes its socket with bytes it never read makes the kernel reset the
+/// connection, and the server loses what it had not read yet: the listener sends nothing
+/// after the handshake (no session tickets), so there is nothing such a client leaves
+/// unread.
+#[test]
+fn a_long_tls_stream_from_a_client_that_never_reads_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("server CA");
+    let source = tls_source(
+        dir.path(),
+        &pki,
+        "columns = [\"timestamp\", \"sensor_id\", \"value\"]\ntime_format = \"unix_ms\"",
+    );
+    let mut agent = start(&write_config(dir.path(), anomaly_wasm(), &source));
+    let addr = lines_addr(&mut agent);
+    let metrics = agent.metrics_addr();
+    // Written, closed, dropped at once, never read from: as a small sensor does.
+    tls_send(addr, &pki, None, &csv("long", 20_000));
+    until_metrics(
+        metrics,
+        &[
+            (&series("accepted_total", "tcp"), 20_000),
+            (&series("read_total", "tcp"), 20_000),
+        ],
+    );
+    let _ = agent.stop();
+}

@@ -91,7 +91,7 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let config = builder.with_single_cert(chain, private).map_err(|e| {
+    let mut config = builder.with_single_cert(chain, private).map_err(|e| {
         (
             "tls_key",
             format!(
@@ -101,6 +101,11 @@ pub fn server_config(
             ),
         )
     })?;
+    // Nothing is sent after the handshake: a sensor that writes, closes and never reads
+    // would otherwise close with the tickets unread, its kernel would answer with a
+    // reset, and ours would throw away whatever of its lines it had not read yet. A
+    // sensor connects for hours; resuming a session saves it nothing worth that.
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
