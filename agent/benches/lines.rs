@@ -11,7 +11,7 @@
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use edge_agent::sensor::lines::{self, Format, LineParser, SourceConfig, SourceKind, TimeFormat};
@@ -46,17 +46,21 @@ fn main() {
     }
 
     let raw = tcp_baseline(&csv);
-    let accepted = tcp_accepted(&csv, None);
-    println!(
-        "tcp accept: {accepted:>12.0} lines/s parsed and queued ({:.2}x of the same bytes through a socket, counting newlines only, {raw:.0} lines/s)",
-        accepted / raw
-    );
     let pki = Pki::new("bench CA");
     let files = tempfile::tempdir().expect("a temp dir");
     let (cert, key) = pki
         .issue(&["127.0.0.1"], false)
         .write(files.path(), "server");
-    let over_tls = tcp_accepted(&csv, Some((&pki, cert, key)));
+    // Plain and TLS in turn, the best of three each: a loaded machine's noise falls on both.
+    let (mut accepted, mut over_tls) = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        accepted = accepted.max(tcp_accepted(&csv, None));
+        over_tls = over_tls.max(tcp_accepted(&csv, Some((&pki, &cert, &key))));
+    }
+    println!(
+        "tcp accept: {accepted:>12.0} lines/s parsed and queued ({:.2}x of the same bytes through a socket, counting newlines only, {raw:.0} lines/s)",
+        accepted / raw
+    );
     println!(
         "tls accept: {over_tls:>12.0} lines/s parsed and queued ({:.2}x of plain TCP's {accepted:.0} lines/s, this run)",
         over_tls / accepted
@@ -176,13 +180,13 @@ fn tcp_baseline(text: &str) -> f64 {
 
 /// The lines source on TCP (with TLS: the CA and the server's certificate and key), a
 /// thread draining the ring as the pipeline would.
-fn tcp_accepted(text: &str, tls: Option<(&Pki, PathBuf, PathBuf)>) -> f64 {
+fn tcp_accepted(text: &str, tls: Option<(&Pki, &Path, &Path)>) -> f64 {
     let (writer, reader) = sample_queue(4096).expect("queue");
     let config = SourceConfig {
         listen: "127.0.0.1:0".into(),
         max_sensors: SENSORS,
-        tls_cert: tls.as_ref().map(|(_, cert, _)| cert.clone()),
-        tls_key: tls.as_ref().map(|(_, _, key)| key.clone()),
+        tls_cert: tls.map(|(_, cert, _)| cert.to_path_buf()),
+        tls_key: tls.map(|(_, _, key)| key.to_path_buf()),
         ..config(Format::Csv)
     };
     let source = lines::start(&config, "bench", writer).expect("the source starts");
