@@ -56,7 +56,7 @@ impl HandshakeFailure {
 }
 
 /// The server's configuration: `cert` (a PEM chain, the server's own first), `key` (its
-/// PEM private key, not readable by every user), and, with `client_ca`, clients must
+/// PEM private key, ECDSA (`support::tls`), not readable by every user), and, with `client_ca`, clients must
 /// present a certificate that CA issued. Errors name the `[source]` key.
 pub fn server_config(
     cert: &Path,
@@ -72,7 +72,7 @@ pub fn server_config(
             format!("{}: no PEM private key ({e})", key.display()),
         )
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::support::tls::provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ("tls_cert", e.to_string()))?;
@@ -95,7 +95,8 @@ pub fn server_config(
         (
             "tls_key",
             format!(
-                "{} does not go with the certificate in tls_cert {}: {e}",
+                "{} cannot serve the certificate in tls_cert {}: {e} (the key must be the \
+                 certificate's, and ECDSA: P-256 or P-384)",
                 key.display(),
                 cert.display()
             ),
