@@ -3,11 +3,12 @@
 //! against a baseline measured in the same run (splitting the same bytes into lines;
 //! the same bytes through a TCP socket to a reader that only counts newlines); and the
 //! agent's resident memory with 100 sensors of 1024-sample windows, against the same
-//! agent before any line; and the gateway's figure: the agent's CPU per sensor-hour at
-//! 1 Hz (N=1024, H=60, S-H-ESD period 60) for 1 and 100 sensors over TCP, and so how many
-//! such sensors one core judges in real time (and, with `EDGE_BENCH_FUNCTION_BASELINE`
-//! naming another build of the function's `.wasm`, the same with it, for a ratio in one
-//! run). Prints them; asserts nothing about time.
+//! agent before any line; lines accepted over TLS (rustls, TLS 1.3, ECDSA P-256) against
+//! plain TCP, both measured here; and the gateway's figure: the agent's CPU per
+//! sensor-hour at 1 Hz (N=1024, H=60, S-H-ESD period 60) for 1 and 100 sensors over TCP,
+//! and so how many such sensors one core judges in real time (and, with
+//! `EDGE_BENCH_FUNCTION_BASELINE` naming another build of the function's `.wasm`, the same
+//! with it, for a ratio in one run). Prints them; asserts nothing about time.
 //!
 //! `cargo bench -p edge-agent --bench lines`
 
@@ -21,6 +22,7 @@ use edge_agent::sensor::lines::{self, Format, LineParser, SourceConfig, SourceKi
 use edge_agent::sensor::{Sample, sample_queue};
 use edge_tests::agent::{Agent, PATIENCE, cpu_seconds, http_get};
 use edge_tests::anomaly_wasm;
+use edge_tests::pki::{Pki, connect};
 
 const PARSE_LINES: usize = 1_000_000;
 const TCP_LINES: usize = 1_000_000;
@@ -49,10 +51,24 @@ fn main() {
     }
 
     let raw = tcp_baseline(&csv);
-    let accepted = tcp_accepted(&csv);
+    let pki = Pki::new("bench CA");
+    let files = tempfile::tempdir().expect("a temp dir");
+    let (cert, key) = pki
+        .issue(&["127.0.0.1"], false)
+        .write(files.path(), "server");
+    // Plain and TLS in turn, the best of three each: a loaded machine's noise falls on both.
+    let (mut accepted, mut over_tls) = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        accepted = accepted.max(tcp_accepted(&csv, None));
+        over_tls = over_tls.max(tcp_accepted(&csv, Some((&pki, &cert, &key))));
+    }
     println!(
         "tcp accept: {accepted:>12.0} lines/s parsed and queued ({:.2}x of the same bytes through a socket, counting newlines only, {raw:.0} lines/s)",
         accepted / raw
+    );
+    println!(
+        "tls accept: {over_tls:>12.0} lines/s parsed and queued ({:.2}x of plain TCP's {accepted:.0} lines/s, this run)",
+        over_tls / accepted
     );
 
     let (idle, full, windowed) = rss_with_sensors();
@@ -198,12 +214,15 @@ fn tcp_baseline(text: &str) -> f64 {
     TCP_LINES as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The lines source on TCP, a thread draining the ring as the pipeline would.
-fn tcp_accepted(text: &str) -> f64 {
+/// The lines source on TCP (with TLS: the CA and the server's certificate and key), a
+/// thread draining the ring as the pipeline would.
+fn tcp_accepted(text: &str, tls: Option<(&Pki, &Path, &Path)>) -> f64 {
     let (writer, reader) = sample_queue(4096).expect("queue");
     let config = SourceConfig {
         listen: "127.0.0.1:0".into(),
         max_sensors: SENSORS,
+        tls_cert: tls.map(|(_, cert, _)| cert.to_path_buf()),
+        tls_key: tls.map(|(_, _, key)| key.to_path_buf()),
         ..config(Format::Csv)
     };
     let source = lines::start(&config, "bench", writer).expect("the source starts");
@@ -220,8 +239,18 @@ fn tcp_accepted(text: &str) -> f64 {
         taken
     });
     let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.write_all(&bytes).expect("write");
+    // The handshake is inside the time: one per connection, as a sensor's.
+    match tls {
+        Some((pki, _, _)) => {
+            let mut stream = connect(addr, pki.client(None));
+            stream.write_all(&bytes).expect("write");
+            stream.flush().expect("flush");
+        }
+        None => {
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            stream.write_all(&bytes).expect("write");
+        }
+    }
     let taken = drain.join().expect("drain");
     let elapsed = started.elapsed();
     let counts = source.stop();

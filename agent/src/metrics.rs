@@ -642,6 +642,11 @@ pub fn render(snapshot: &Snapshot) -> String {
                 "Times a stream waited for room in the full queue (the client slowed down, nothing lost).",
                 lines.queue_waits,
             ),
+            (
+                "edge_agent_lines_not_allowed_total",
+                "TCP clients closed and UDP datagrams dropped from addresses outside [source] allow, before a byte was read.",
+                lines.not_allowed,
+            ),
         ];
         let kernel = lines.kernel_drops.map(|drops| {
             (
@@ -665,6 +670,20 @@ pub fn render(snapshot: &Snapshot) -> String {
                 &[("source", lines.transport), ("reason", reason)],
                 *n,
             );
+        }
+        if let Some(failures) = &lines.handshake_failures {
+            out.family(
+                "edge_agent_lines_tls_handshakes_failed_total",
+                "counter",
+                "TLS handshakes that did not finish (the connection closed, its place freed), by reason.",
+            );
+            for (reason, n) in failures {
+                out.sample(
+                    "edge_agent_lines_tls_handshakes_failed_total",
+                    &[("source", lines.transport), ("reason", reason)],
+                    *n,
+                );
+            }
         }
         for (name, help, value) in [
             (

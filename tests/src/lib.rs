@@ -5,7 +5,9 @@ pub mod agent;
 pub mod crash;
 pub mod fault_server;
 pub mod fleet;
+pub mod lines;
 pub mod osmem;
+pub mod pki;
 pub mod shipping;
 pub mod static_server;
 

@@ -15,8 +15,9 @@ use log::warn;
 use crate::sensor::clock::system_clock_sync;
 use crate::sensor::identity::RunId;
 use crate::sensor::lines::parse::{Reading, Refused};
+use crate::sensor::lines::tls::HandshakeFailure;
 use crate::sensor::queue::SampleWriter;
-use crate::sensor::sample::Sample;
+use crate::sensor::sample::{Peer, Sample};
 use crate::support::log_rate::LogRate;
 use crate::support::text;
 use crate::support::wake::Stop;
@@ -66,6 +67,11 @@ pub struct LinesStats {
     pub sensors_expired: AtomicU64,
     /// Times a stream waited for room in a full queue.
     pub queue_waits: AtomicU64,
+    /// TCP connections closed and UDP datagrams dropped because their address is not in
+    /// `allow`, before a byte of theirs was read.
+    pub not_allowed: AtomicU64,
+    /// TLS handshakes that did not finish, by [`HandshakeFailure::index`].
+    pub handshake_failures: [AtomicU64; HandshakeFailure::ALL.len()],
     /// Refused-line log lines left out by the rate limit.
     pub log_suppressed: AtomicU64,
     /// Moves while the listener thread turns (at least every 200 ms): its sign of life.
@@ -92,6 +98,12 @@ pub struct LinesCounts {
     pub sensors_active: u64,
     pub sensors_expired: u64,
     pub queue_waits: u64,
+    pub not_allowed: u64,
+    /// TLS handshakes that failed, by reason; `None` without TLS.
+    pub handshake_failures: Option<Vec<(&'static str, u64)>>,
+    /// Why the listener is open to anyone who can reach it (a non-loopback `listen`
+    /// without TLS or `allow`), for `/health`; `None` when it is not.
+    pub exposed: Option<&'static str>,
 }
 
 impl LinesStats {
@@ -130,6 +142,9 @@ impl LinesStats {
             sensors_active: load(&self.sensors_active),
             sensors_expired: load(&self.sensors_expired),
             queue_waits: load(&self.queue_waits),
+            not_allowed: load(&self.not_allowed),
+            handshake_failures: None,
+            exposed: None,
         }
     }
 }
@@ -222,6 +237,16 @@ impl Feed {
 
     /// Turns `reading` into the next sample of its sensor and queues it.
     pub fn offer(&self, reading: &Reading<'_>, when_full: WhenFull) -> Result<(), Refused> {
+        self.offer_from(reading, None, when_full)
+    }
+
+    /// [`Self::offer`], the sample naming who sent it.
+    pub fn offer_from(
+        &self,
+        reading: &Reading<'_>,
+        peer: Option<&Arc<Peer>>,
+        when_full: WhenFull,
+    ) -> Result<(), Refused> {
         let mut waited = false;
         loop {
             let mut inner = self.lock();
@@ -237,11 +262,16 @@ impl Feed {
                 self.stop.sleep(ROOM_POLL);
                 continue;
             }
-            return self.queue(&mut inner, reading);
+            return self.queue(&mut inner, reading, peer);
         }
     }
 
-    fn queue(&self, inner: &mut Inner, reading: &Reading<'_>) -> Result<(), Refused> {
+    fn queue(
+        &self,
+        inner: &mut Inner,
+        reading: &Reading<'_>,
+        peer: Option<&Arc<Peer>>,
+    ) -> Result<(), Refused> {
         let name: &str = reading.sensor.as_deref().unwrap_or(&self.default_sensor);
         let now = Instant::now();
         let received_ms = unix_ms();
@@ -285,6 +315,7 @@ impl Feed {
             heater_stable: true,
             burn_in: false,
             sensor_id: Some(state.key.clone()),
+            peer: peer.cloned(),
         };
         // Room was checked under this lock and only this writer adds: it is stored.
         writer.push(sample);
@@ -356,17 +387,23 @@ impl Feed {
         note: &str,
     ) {
         LinesStats::count(&self.stats.refused[reason.index()]);
+        self.warn_limited(|| {
+            let shown = String::from_utf8_lossy(&line[..line.len().min(LOG_LINE_BYTES)]);
+            format!(
+                "{origin} line {line_no}: refused ({}): {}{note}",
+                reason.name(),
+                text::untrusted(&shown),
+            )
+        });
+    }
+
+    /// Logs what `message` makes within the refused lines' rate limit (a flood of bad
+    /// lines and one of bad handshakes or strangers are one flood for the log); the rest
+    /// are counted.
+    pub fn warn_limited(&self, message: impl FnOnce() -> String) {
         let admitted = self.log.lock().map(|mut log| log.allow()).unwrap_or(None);
         match admitted {
-            Some(suppressed) => {
-                let shown = String::from_utf8_lossy(&line[..line.len().min(LOG_LINE_BYTES)]);
-                warn!(
-                    "{origin} line {line_no}: refused ({}): {}{note}{}",
-                    reason.name(),
-                    text::untrusted(&shown),
-                    LogRate::note(suppressed)
-                );
-            }
+            Some(suppressed) => warn!("{}{}", message(), LogRate::note(suppressed)),
             None => LinesStats::count(&self.stats.log_suppressed),
         }
     }
