@@ -17,8 +17,10 @@ replay-demo: toolchain functions
 	@echo "Flagged (all verdicts in target/demo.ndjson):"
 	@grep '"is_anomaly":true' target/demo.ndjson
 
-## test: every test in the workspace (the tests build the wasm functions themselves)
+## test: every test in the workspace (the tests build the wasm functions themselves; the C
+## example function needs clang and lld, which deploy/ensure-clang installs when it can)
 test: toolchain
+	@deploy/ensure-clang
 	cargo test --workspace
 
 ## toolchain: the pinned Rust with its components and targets (cheap when present)

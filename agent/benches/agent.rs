@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use edge_tests::agent::Agent;
+use edge_tests::agent::{Agent, cpu_seconds};
 use edge_tests::{anomaly_wasm, misbehave_wasm, sha256_hex};
 
 const SPEED: f64 = 1000.0;
@@ -90,21 +90,6 @@ fn seconds(verdict: &serde_json::Value) -> f64 {
 
 fn latest_time(agent: &Agent) -> f64 {
     agent.verdicts.last().map(seconds).unwrap_or(0.0)
-}
-
-/// User plus system CPU time of `pid`, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc is there");
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest)
-        .unwrap_or("")
-        .split(' ')
-        .collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
-    ticks / 100.0
 }
 
 /// VmRSS and VmHWM of `pid`, in KiB.

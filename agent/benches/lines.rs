@@ -3,25 +3,32 @@
 //! against a baseline measured in the same run (splitting the same bytes into lines;
 //! the same bytes through a TCP socket to a reader that only counts newlines); and the
 //! agent's resident memory with 100 sensors of 1024-sample windows, against the same
-//! agent before any line. Prints them; asserts nothing about time.
+//! agent before any line; lines accepted over TLS (rustls, TLS 1.3, ECDSA P-256) against
+//! plain TCP, both measured here; and the gateway's figure: the agent's CPU per
+//! sensor-hour at 1 Hz (N=1024, H=60, S-H-ESD period 60) for 1 and 100 sensors over TCP,
+//! and so how many such sensors one core judges in real time (and, with
+//! `EDGE_BENCH_FUNCTION_BASELINE` naming another build of the function's `.wasm`, the same
+//! with it, for a ratio in one run). Prints them; asserts nothing about time.
 //!
 //! `cargo bench -p edge-agent --bench lines`
 
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use edge_agent::sensor::lines::{self, Format, LineParser, SourceConfig, SourceKind, TimeFormat};
 use edge_agent::sensor::{Sample, sample_queue};
-use edge_tests::agent::{Agent, PATIENCE, http_get};
+use edge_tests::agent::{Agent, PATIENCE, cpu_seconds, http_get};
 use edge_tests::anomaly_wasm;
+use edge_tests::pki::{Pki, connect};
 
 const PARSE_LINES: usize = 1_000_000;
 const TCP_LINES: usize = 1_000_000;
 const SENSORS: usize = 100;
 const WINDOW: usize = 1024;
+const HOP: usize = 60;
 const T0: i64 = 1_767_225_600_000;
 
 fn main() {
@@ -44,10 +51,24 @@ fn main() {
     }
 
     let raw = tcp_baseline(&csv);
-    let accepted = tcp_accepted(&csv);
+    let pki = Pki::new("bench CA");
+    let files = tempfile::tempdir().expect("a temp dir");
+    let (cert, key) = pki
+        .issue(&["127.0.0.1"], false)
+        .write(files.path(), "server");
+    // Plain and TLS in turn, the best of three each: a loaded machine's noise falls on both.
+    let (mut accepted, mut over_tls) = (0.0f64, 0.0f64);
+    for _ in 0..3 {
+        accepted = accepted.max(tcp_accepted(&csv, None));
+        over_tls = over_tls.max(tcp_accepted(&csv, Some((&pki, &cert, &key))));
+    }
     println!(
         "tcp accept: {accepted:>12.0} lines/s parsed and queued ({:.2}x of the same bytes through a socket, counting newlines only, {raw:.0} lines/s)",
         accepted / raw
+    );
+    println!(
+        "tls accept: {over_tls:>12.0} lines/s parsed and queued ({:.2}x of plain TCP's {accepted:.0} lines/s, this run)",
+        over_tls / accepted
     );
 
     let (idle, full, windowed) = rss_with_sensors();
@@ -58,6 +79,30 @@ fn main() {
         full.saturating_sub(idle) as f64 / SENSORS as f64,
         windowed / 1024
     );
+
+    println!(
+        "gateway (1 Hz lines over TCP, N={WINDOW}, H={HOP}, S-H-ESD period 60; the agent's user + system CPU once every first window is judged):"
+    );
+    let baseline = std::env::var_os("EDGE_BENCH_FUNCTION_BASELINE").map(PathBuf::from);
+    for (sensors, windows) in [(1, 60), (SENSORS, 5)] {
+        let per_hour = gateway_cpu_per_sensor_hour(anomaly_wasm(), sensors, windows);
+        print!(
+            "- {sensors:3} sensor(s), {windows} windows each: {per_hour:.2} s CPU per sensor-hour ({:.3}% of a core per sensor): {:.0} such sensors per core in real time",
+            100.0 * per_hour / 3600.0,
+            3600.0 / per_hour
+        );
+        match &baseline {
+            Some(function) => {
+                let before = gateway_cpu_per_sensor_hour(function, sensors, windows);
+                println!(
+                    "; {before:.2} s with {} ({:.2}x)",
+                    function.display(),
+                    before / per_hour
+                );
+            }
+            None => println!(),
+        }
+    }
 }
 
 fn cores() -> usize {
@@ -77,9 +122,16 @@ fn rate(lines: usize, mut work: impl FnMut() -> usize) -> f64 {
 }
 
 fn csv_lines(n: usize, sensors: usize) -> String {
-    let mut text = String::with_capacity(n * 40);
-    text.push_str("timestamp,sensor_id,value,temperature\n");
-    for i in 0..n {
+    let mut text = String::from("timestamp,sensor_id,value,temperature\n");
+    text.push_str(&csv_rows(0..n, sensors));
+    text
+}
+
+/// Rows `range` of [`csv_lines`] (without its header): sensor `i % sensors` at second
+/// `i / sensors`.
+fn csv_rows(range: std::ops::Range<usize>, sensors: usize) -> String {
+    let mut text = String::with_capacity(range.len() * 40);
+    for i in range {
         let ms = T0 + (i / sensors) as i64 * 1000;
         text.push_str(&format!(
             "{ms},sensor-{:03},{}.{},21.5\n",
@@ -162,12 +214,15 @@ fn tcp_baseline(text: &str) -> f64 {
     TCP_LINES as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The lines source on TCP, a thread draining the ring as the pipeline would.
-fn tcp_accepted(text: &str) -> f64 {
+/// The lines source on TCP (with TLS: the CA and the server's certificate and key), a
+/// thread draining the ring as the pipeline would.
+fn tcp_accepted(text: &str, tls: Option<(&Pki, &Path, &Path)>) -> f64 {
     let (writer, reader) = sample_queue(4096).expect("queue");
     let config = SourceConfig {
         listen: "127.0.0.1:0".into(),
         max_sensors: SENSORS,
+        tls_cert: tls.map(|(_, cert, _)| cert.to_path_buf()),
+        tls_key: tls.map(|(_, _, key)| key.to_path_buf()),
         ..config(Format::Csv)
     };
     let source = lines::start(&config, "bench", writer).expect("the source starts");
@@ -184,8 +239,18 @@ fn tcp_accepted(text: &str) -> f64 {
         taken
     });
     let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.write_all(&bytes).expect("write");
+    // The handshake is inside the time: one per connection, as a sensor's.
+    match tls {
+        Some((pki, _, _)) => {
+            let mut stream = connect(addr, pki.client(None));
+            stream.write_all(&bytes).expect("write");
+            stream.flush().expect("flush");
+        }
+        None => {
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            stream.write_all(&bytes).expect("write");
+        }
+    }
     let taken = drain.join().expect("drain");
     let elapsed = started.elapsed();
     let counts = source.stop();
@@ -195,15 +260,21 @@ fn tcp_accepted(text: &str) -> f64 {
 
 /// The agent with 100 sensors' windows full: (RSS before any line, RSS after, bytes the
 /// windows' samples take), RSS from the agent's own gauge.
-fn rss_with_sensors() -> (u64, u64, usize) {
+/// An agent with the lines source over TCP for `sensors` sensors (windows of [`WINDOW`],
+/// hop [`HOP`], `function`, S-H-ESD, at period 60), its metrics address and its lines
+/// address. The directory holds its state; drop it after the agent.
+fn lines_agent(
+    function: &Path,
+    sensors: usize,
+) -> (Agent, SocketAddr, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let config = dir.path().join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "[sensor]\nstate_dir = \"{}\"\n\n[function]\npath = \"{}\"\n\n[function.params]\nperiod = 60\n\n[window]\nsize = {WINDOW}\nhop = 60\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[source]\nkind = \"lines\"\nlisten = \"127.0.0.1:0\"\nmax_sensors = {SENSORS}\ntime_format = \"unix_ms\"\n",
+            "[sensor]\nstate_dir = \"{}\"\n\n[function]\npath = \"{}\"\n\n[function.params]\nperiod = 60\n\n[window]\nsize = {WINDOW}\nhop = {HOP}\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[source]\nkind = \"lines\"\nlisten = \"127.0.0.1:0\"\nmax_sensors = {sensors}\ntime_format = \"unix_ms\"\n",
             dir.path().join("state").display(),
-            anomaly_wasm().display()
+            function.display()
         ),
     )
     .expect("write the config");
@@ -216,8 +287,22 @@ fn rss_with_sensors() -> (u64, u64, usize) {
         .iter()
         .find(|l| l.contains(" lines over "))
         .and_then(|l| l.rsplit(" on ").next())
-        .and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok())
+        .and_then(|a| a.trim().parse::<SocketAddr>().ok())
         .expect("the lines address");
+    (agent, metrics, addr, dir)
+}
+
+/// Polls the agent's verdict count until it reaches `total` (samples judged).
+fn until_verdicts(metrics: SocketAddr, total: usize) {
+    let deadline = Instant::now() + PATIENCE * 10;
+    while metric(metrics, "edge_agent_verdicts_total") < total as u64 {
+        assert!(Instant::now() < deadline, "the windows never filled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn rss_with_sensors() -> (u64, u64, usize) {
+    let (agent, metrics, addr, _dir) = lines_agent(anomaly_wasm(), SENSORS);
     let idle = rss_kib(agent.pid());
     let total = SENSORS * WINDOW;
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -225,15 +310,37 @@ fn rss_with_sensors() -> (u64, u64, usize) {
         .write_all(csv_lines(total, SENSORS).as_bytes())
         .expect("write");
     // Every sensor's first window judged: the windows are full and the queue empty.
-    let deadline = Instant::now() + PATIENCE * 10;
-    while metric(metrics, "edge_agent_verdicts_total") < total as u64 {
-        assert!(Instant::now() < deadline, "the windows never filled");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until_verdicts(metrics, total);
     let full = rss_kib(agent.pid());
     drop(stream);
     let _ = agent.stop();
     (idle, full, total * std::mem::size_of::<Sample>())
+}
+
+/// The agent's CPU seconds per sensor-hour of 1 Hz lines: every sensor's first window is
+/// filled and judged first (a start, not the steady state), then `windows` hops' worth
+/// of lines more per sensor are sent as fast as the agent takes them, and the CPU it
+/// spent from there until their last verdict is divided by the sensor-hours they hold.
+/// Reading, parsing, the windows, the function and the spool all count.
+fn gateway_cpu_per_sensor_hour(function: &Path, sensors: usize, windows: usize) -> f64 {
+    let (agent, metrics, addr, _dir) = lines_agent(function, sensors);
+    let first = sensors * WINDOW;
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .write_all(csv_lines(first, sensors).as_bytes())
+        .expect("write");
+    until_verdicts(metrics, first);
+    let cpu_before = cpu_seconds(agent.pid());
+    let more = sensors * windows * HOP;
+    stream
+        .write_all(csv_rows(first..first + more, sensors).as_bytes())
+        .expect("write");
+    until_verdicts(metrics, first + more);
+    let cpu = cpu_seconds(agent.pid()) - cpu_before;
+    drop(stream);
+    let _ = agent.stop();
+    let sensor_hours = more as f64 / 3600.0;
+    cpu / sensor_hours
 }
 
 fn metric(addr: std::net::SocketAddr, name: &str) -> u64 {

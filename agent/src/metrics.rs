@@ -206,6 +206,21 @@ pub fn render(snapshot: &Snapshot) -> String {
     let mut out = Exposition::default();
     let s = &snapshot.sampler;
     let p = &snapshot.pipeline;
+    // The wall clock as the sampler saw it, or the lines source stamping on receipt: one
+    // clock, so one set of metrics (an agent has one source or the other).
+    let (steps_back, steps_forward, unsynced) = match &snapshot.lines {
+        Some(lines) => (
+            s.clock_steps_back.saturating_add(lines.clock_steps_back),
+            s.clock_steps_forward
+                .saturating_add(lines.clock_steps_forward),
+            s.unsynced_samples.saturating_add(lines.unsynced_samples),
+        ),
+        None => (
+            s.clock_steps_back,
+            s.clock_steps_forward,
+            s.unsynced_samples,
+        ),
+    };
 
     out.family(
         "edge_agent_up",
@@ -275,17 +290,17 @@ pub fn render(snapshot: &Snapshot) -> String {
     out.sample(
         "edge_agent_clock_steps_total",
         &[("direction", "back")],
-        s.clock_steps_back,
+        steps_back,
     );
     out.sample(
         "edge_agent_clock_steps_total",
         &[("direction", "forward")],
-        s.clock_steps_forward,
+        steps_forward,
     );
     out.counter(
         "edge_agent_samples_unsynced_total",
         "Samples stamped while the system clock was not synchronised (clock_synced false).",
-        s.unsynced_samples,
+        unsynced,
     );
     out.counter(
         "edge_agent_sensor_log_lines_suppressed_total",
@@ -642,6 +657,11 @@ pub fn render(snapshot: &Snapshot) -> String {
                 "Times a stream waited for room in the full queue (the client slowed down, nothing lost).",
                 lines.queue_waits,
             ),
+            (
+                "edge_agent_lines_not_allowed_total",
+                "TCP clients closed and UDP datagrams dropped from addresses outside [source] allow, before a byte was read.",
+                lines.not_allowed,
+            ),
         ];
         let kernel = lines.kernel_drops.map(|drops| {
             (
@@ -665,6 +685,20 @@ pub fn render(snapshot: &Snapshot) -> String {
                 &[("source", lines.transport), ("reason", reason)],
                 *n,
             );
+        }
+        if let Some(failures) = &lines.handshake_failures {
+            out.family(
+                "edge_agent_lines_tls_handshakes_failed_total",
+                "counter",
+                "TLS handshakes that did not finish (the connection closed, its place freed), by reason.",
+            );
+            for (reason, n) in failures {
+                out.sample(
+                    "edge_agent_lines_tls_handshakes_failed_total",
+                    &[("source", lines.transport), ("reason", reason)],
+                    *n,
+                );
+            }
         }
         for (name, help, value) in [
             (

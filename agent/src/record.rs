@@ -82,6 +82,13 @@ pub struct VerdictRecord {
     pub function_sha256: String,
     pub window_start: String,
     pub window_end: String,
+    /// The address that sent the sample over TCP or UDP (`[source] kind = "lines"`);
+    /// absent for the chip and standard input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<std::net::IpAddr>,
+    /// The name in the sender's TLS client certificate, when it presented one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_name: Option<Arc<str>>,
 }
 
 /// Bytes of the host or sensor id kept in a document id (after escaping): the run id and
@@ -165,6 +172,8 @@ impl VerdictRecord {
             function_sha256: judgement.function_sha256.to_owned(),
             window_start: timestamp::format(judgement.window.0),
             window_end: timestamp::format(judgement.window.1),
+            peer: sample.peer.as_ref().map(|peer| peer.address),
+            peer_name: sample.peer.as_ref().and_then(|peer| peer.name.clone()),
         }
     }
 }
@@ -188,6 +197,7 @@ mod tests {
             heater_stable: true,
             burn_in: false,
             sensor_id: None,
+            peer: None,
         }
     }
 
@@ -247,5 +257,18 @@ mod tests {
         assert_eq!(json["run_id"], "0000000000000001");
         assert_eq!(json["seq"], 0);
         assert_eq!(json["clock_synced"], true);
+        assert!(json.get("peer").is_none() && json.get("peer_name").is_none());
+    }
+
+    #[test]
+    fn a_networked_sample_names_its_sender() {
+        let mut networked = sample(1, 0, 0);
+        networked.peer = Some(Arc::new(crate::sensor::Peer {
+            address: "192.168.1.7".parse().unwrap(),
+            name: Some("kitchen".into()),
+        }));
+        let json = serde_json::to_value(record("pi", "s", &networked)).unwrap();
+        assert_eq!(json["peer"], "192.168.1.7");
+        assert_eq!(json["peer_name"], "kitchen");
     }
 }

@@ -10,14 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use edge_tests::agent::{Agent, http_get, time_ms};
+use edge_tests::agent::{Agent, time_ms};
 use edge_tests::anomaly_wasm;
+use edge_tests::lines::{PATIENCE, lines_addr, scrape, until_metrics, value};
 use serde_json::Value;
 
 /// Unix ms of the first sample each test sends: 2026-01-01T00:00:00Z, in the past.
 const T0: i64 = 1_767_225_600_000;
-/// A failure guard, never a synchronisation.
-const PATIENCE: Duration = Duration::from_secs(120);
 const BOM: &str = "\u{feff}";
 
 fn binary() -> &'static Path {
@@ -26,84 +25,11 @@ fn binary() -> &'static Path {
 
 /// A lines agent on `source` (keys under `[source]`), windows of 8 every 4.
 fn write_config(dir: &Path, source: &str) -> PathBuf {
-    let path = dir.join("agent.toml");
-    let text = format!(
-        r#"[agent]
-sensor_id = "fallback"
-host_id = "test-host"
-
-[sensor]
-state_dir = "{state}"
-
-[function]
-path = "{function}"
-fuel_per_call = 300000000
-
-[function.params]
-period = 4
-
-[window]
-size = 8
-hop = 4
-
-[metrics]
-listen = "127.0.0.1:0"
-
-[source]
-kind = "lines"
-listen = "127.0.0.1:0"
-{source}
-"#,
-        state = dir.join("state").display(),
-        function = anomaly_wasm().display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    edge_tests::lines::write_config(dir, anomaly_wasm(), source)
 }
 
 fn start(config: &Path) -> Agent {
     Agent::start(binary(), &["run", "--config", config.to_str().unwrap()])
-}
-
-fn lines_addr(agent: &mut Agent) -> SocketAddr {
-    let said = |l: &str| l.contains(" lines over ") && l.contains(" on ");
-    agent.until_log_where("where it reads lines", said);
-    let line = agent.logs.iter().find(|l| said(l)).unwrap();
-    line.rsplit(" on ").next().unwrap().trim().parse().unwrap()
-}
-
-fn scrape(addr: SocketAddr) -> String {
-    let (status, _, body) = http_get(addr, "/metrics");
-    assert_eq!(status, 200);
-    body
-}
-
-/// The value of one series (`name{labels}` exactly as rendered), `None` when absent.
-fn value(body: &str, series: &str) -> Option<u64> {
-    body.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-}
-
-/// Polls `/metrics` until every `(series, value)` holds.
-fn until_metrics(addr: SocketAddr, want: &[(&str, u64)]) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let body = scrape(addr);
-        let got: Vec<u64> = want
-            .iter()
-            .map(|(series, _)| value(&body, series).unwrap_or(0))
-            .collect();
-        if want.iter().zip(&got).all(|((_, want), got)| want == got) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "metrics never reached {want:?}; last {got:?}\n{body}"
-        );
-        // The server cannot notify; the deadline above is the guard.
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 fn refused(source: &str, reason: &str) -> String {

@@ -42,6 +42,7 @@ fn shipped_fields() -> BTreeSet<String> {
         heater_stable: true,
         burn_in: false,
         sensor_id: None,
+        peer: None,
     };
     let judgement = Judgement {
         host_id: "pi",

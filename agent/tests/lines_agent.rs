@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use edge_tests::agent::{Agent, http_get, time_ms};
 use edge_tests::anomaly_wasm;
+use edge_tests::lines::{Windows, write_config_windowed};
 use serde_json::Value;
 
 /// Unix ms of the first sample each test sends.
@@ -27,39 +28,12 @@ fn binary() -> &'static Path {
 
 /// A lines agent on `source` (keys under `[source]`), windows of `size` every `hop`.
 fn write_config(dir: &Path, size: usize, hop: usize, source: &str) -> PathBuf {
-    let path = dir.join("agent.toml");
-    let text = format!(
-        r#"[agent]
-sensor_id = "fallback"
-host_id = "test-host"
-
-[sensor]
-state_dir = "{state}"
-
-[function]
-path = "{function}"
-fuel_per_call = 300000000
-
-[function.params]
-period = 8
-
-[window]
-size = {size}
-hop = {hop}
-
-[metrics]
-listen = "127.0.0.1:0"
-
-[source]
-kind = "lines"
-listen = "127.0.0.1:0"
-{source}
-"#,
-        state = dir.join("state").display(),
-        function = anomaly_wasm().display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    let windows = Windows {
+        size,
+        hop,
+        period: 8,
+    };
+    write_config_windowed(dir, anomaly_wasm(), windows, source)
 }
 
 fn start(config: &Path) -> Agent {

@@ -129,3 +129,130 @@ fn a_new_function_builds_outside_the_workspace_and_passes_check() {
         "{said}"
     );
 }
+
+/// The C example (`functions/c-zscore/zscore.c`), compiled exactly as its header and the
+/// README say, in a directory outside the workspace; replayed through the agent, its flags
+/// and scores equal the same arithmetic done here, sample for sample, and its parameter
+/// errors and log reach the user. Skips without clang and wasm-ld, except under CI.
+#[test]
+fn a_function_in_c_speaks_the_abi_by_hand() {
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    let have_tools = [clang.as_str(), "wasm-ld"].iter().all(|tool| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    if !have_tools {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs clang and wasm-ld (deploy/ensure-clang)"
+        );
+        eprintln!("skipped: no clang/wasm-ld (apt install clang lld)");
+        return;
+    }
+    let outside = tempfile::tempdir().unwrap();
+    let source = edge_tests::workspace().join("functions/c-zscore/zscore.c");
+    std::fs::copy(&source, outside.path().join("zscore.c")).unwrap();
+    let built = Command::new(&clang)
+        .current_dir(outside.path())
+        .args([
+            "--target=wasm32",
+            "-O2",
+            "-nostdlib",
+            "-Wl,--no-entry",
+            "-Wl,-z,stack-size=65536",
+            "-o",
+            "zscore.wasm",
+            "zscore.c",
+        ])
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", text(&built));
+
+    let checked = agent(outside.path(), &["check", "zscore.wasm"]);
+    let said = text(&checked);
+    assert!(checked.status.success(), "{said}");
+    assert!(said.contains("edge-function v1"), "{said}");
+    assert!(said.contains("min window 8 samples"), "{said}");
+    assert!(said.contains("says: z-score function ready"), "{said}");
+
+    for (param, refusal) in [
+        (
+            "k=x",
+            "parameter `k`: cannot use `x`: not a positive number",
+        ),
+        ("kk=2", "unknown parameter `kk` (known: k)"),
+    ] {
+        let refused = agent(outside.path(), &["check", "zscore.wasm", "--param", param]);
+        let said = text(&refused);
+        assert!(!refused.status.success(), "{param}: {said}");
+        assert!(said.contains(refusal), "{param}: {said}");
+    }
+
+    const WINDOW: usize = 64;
+    let spikes = [70, 200, 201, 333];
+    let values = edge_tests::seasonal_series(8 * WINDOW, 48, &spikes);
+    let mut csv = String::from("timestamp,value\n");
+    for (minute, value) in values.iter().enumerate() {
+        csv += &format!(
+            "2026-01-01T{:02}:{:02}:00Z,{value}\n",
+            minute / 60,
+            minute % 60
+        );
+    }
+    std::fs::write(outside.path().join("series.csv"), csv).unwrap();
+    let window = WINDOW.to_string();
+    let replayed = agent(
+        outside.path(),
+        &[
+            "replay",
+            "--function",
+            "zscore.wasm",
+            "--input",
+            "series.csv",
+            "--window",
+            &window,
+            "--hop",
+            &window,
+            "--param",
+            "k=2.5",
+            "--output",
+            "verdicts.ndjson",
+        ],
+    );
+    assert!(replayed.status.success(), "{}", text(&replayed));
+    let verdicts: Vec<serde_json::Value> =
+        std::fs::read_to_string(outside.path().join("verdicts.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    assert_eq!(verdicts.len(), values.len());
+
+    // The C code's arithmetic: f64 sums in order, the score rounded to f32 at the end.
+    let mut expected = Vec::new();
+    for chunk in values.chunks(WINDOW) {
+        let n = chunk.len() as f64;
+        let mean = chunk.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let squares: f64 = chunk.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum();
+        let deviation = (squares / n).sqrt();
+        expected.extend(
+            chunk
+                .iter()
+                .map(|&v| ((f64::from(v) - mean).abs() / deviation) as f32),
+        );
+    }
+    let mut flagged = Vec::new();
+    for (index, (verdict, score)) in verdicts.iter().zip(&expected).enumerate() {
+        assert_eq!(verdict["index"], index);
+        // Printed as the shortest text that reads back as the same f32.
+        let printed = verdict["score"].as_f64().map(|score| score as f32);
+        assert_eq!(printed, Some(*score), "{index}");
+        assert_eq!(verdict["is_anomaly"], f64::from(*score) > 2.5, "{index}");
+        if *score > 2.5 {
+            flagged.push(index);
+        }
+    }
+    assert_eq!(flagged, spikes, "the spikes, and nothing else");
+}

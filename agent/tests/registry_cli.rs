@@ -120,6 +120,22 @@ fn publish_sign_and_check_as_an_agent_would() {
         assert!(out.contains("ran "), "{out}");
     }
 
+    // As the README has the publisher type it: the manifest by its relative path.
+    let relative = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .current_dir(dir.path())
+        .args([
+            "check",
+            "--manifest",
+            "manifest.json",
+            "--public-key",
+            "registry.pub",
+        ])
+        .args(["--window", "64"])
+        .output()
+        .unwrap();
+    assert!(relative.status.success(), "{}", text(&relative));
+    assert!(text(&relative).contains("(good, by a trusted key)"));
+
     // What an agent refuses, check refuses: another key, changed bytes, a changed module.
     let stranger = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
     let refused = edge_agent(&[

@@ -2,11 +2,10 @@
 """Runs inside the guest: a sensor that is not on the bus, sending CSV lines to the agent's
 lines listener over TCP, as an ESP32 or a logger would.
 
-  feed.py --sensor NAME --count N [--rate PER_S] [--start-ts UNIX_S] [--port 7878]
+  feed.py --sensor NAME --count N [--rate PER_S] [--port 7878]
 
-Without --start-ts the lines carry no time (the agent stamps them when received, so their
-clock_synced is the guest clock's state); with it, one line per second from that time.
---count 0 sends until killed. Connects with retries until --connect-timeout (the listener
+The lines carry no time: the agent (`time_field = ""`) stamps them when received, so their
+clock_synced is the guest clock's state. --count 0 sends until killed. Connects with retries until --connect-timeout (the listener
 may still be starting); prints how many lines it sent.
 """
 import argparse
@@ -19,7 +18,6 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--sensor", required=True)
 parser.add_argument("--count", type=int, required=True)
 parser.add_argument("--rate", type=float, default=0)
-parser.add_argument("--start-ts", type=int)
 parser.add_argument("--port", type=int, default=7878)
 parser.add_argument("--connect-timeout", type=float, default=60)
 args = parser.parse_args()
@@ -35,19 +33,14 @@ while True:
         time.sleep(0.2)
 sock.settimeout(120)
 
-header = "timestamp,sensor_id,value\n" if args.start_ts is not None else "sensor_id,value\n"
-sock.sendall(header.encode())
+sock.sendall(b"sensor_id,value\n")
 sent = 0
 started = time.monotonic()
 try:
     while args.count == 0 or sent < args.count:
         # A daily-ish wave with a spike every 97 samples: something for S-H-ESD to flag.
         value = 50 + 10 * math.sin(sent / 12 * 2 * math.pi) + (40 if sent % 97 == 50 else 0)
-        if args.start_ts is not None:
-            line = f"{args.start_ts + sent},{args.sensor},{value:.3f}\n"
-        else:
-            line = f"{args.sensor},{value:.3f}\n"
-        sock.sendall(line.encode())
+        sock.sendall(f"{args.sensor},{value:.3f}\n".encode())
         sent += 1
         if args.rate > 0:
             ahead = sent / args.rate - (time.monotonic() - started)

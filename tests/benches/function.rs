@@ -6,6 +6,11 @@
 //! runs, the RSS two instances at their ceiling cost, and load times of hostile modules.
 //! Prints tables; asserts nothing about time.
 //!
+//! With `EDGE_BENCH_ARMHF_BASELINE` naming a directory that holds an earlier 32-bit build
+//! (`edge-agent`, from `make cross`, and its `edge_anomaly.wasm`), it also times
+//! `edge-agent check` of both builds under `qemu-arm`, interleaved: the Pi's figure against
+//! that baseline in one run. `make cross` builds the current one.
+//!
 //! `cargo bench -p edge-tests --bench function`
 
 use std::time::{Duration, Instant};
@@ -51,40 +56,53 @@ fn main() {
         "S-H-ESD (period {PERIOD}, max_anoms 0.1), median per window; {wasm_size} byte module"
     );
     println!(
-        "| N | crate natively | function natively | function in wasmi | wasmi / native | host share | fuel | fuel per µs |"
+        "| N | crate natively | function natively | function in wasmi | wasmi / crate | wasmi / function natively | host share | fuel | fuel per µs |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for n in [256usize, 1024, 4096] {
         let values = seasonal_series(n, PERIOD, &[n / 5, n / 2, 4 * n / 5]);
         let window = Window::from_air_quality("bench", (0..n as i64).collect(), values.clone());
-        let runs = if n >= 4096 { 5 } else { 11 };
+        let runs = if n >= 4096 { 7 } else { 15 };
 
-        let (crate_time, _) = time(runs, || {
-            anomaly_detection::params()
-                .max_anoms(0.1)
-                .fit(&values, PERIOD)
-                .expect("the crate judges the window")
-        });
+        // One of each a round, so that a busy machine weighs on all three alike.
         let native = Harness::<SeasonalHybridEsd>::new(&params).expect("parameters are good");
-        let (native_time, native_verdicts) =
-            time(runs * 3, || native.execute(&window).expect("native run"));
-
         let mut host = FunctionHost::new(module.clone(), params.clone(), unlimited)
             .expect("the function starts");
+        let (mut crate_times, mut native_times, mut wasm_times) = (vec![], vec![], vec![]);
         let mut host_times = Vec::new();
-        let (wasm_time, outcome) = time(runs, || {
-            let outcome = host.run(&window).expect("wasm run");
-            host_times.push(outcome.host_time);
-            outcome
-        });
+        let (mut native_verdicts, mut outcome) = (None, None);
+        for _ in 0..runs {
+            let (took, _) = time(1, || {
+                anomaly_detection::params()
+                    .max_anoms(0.1)
+                    .fit(&values, PERIOD)
+                    .expect("the crate judges the window")
+            });
+            crate_times.push(took);
+            let (took, verdicts) = time(1, || native.execute(&window).expect("native run"));
+            native_times.push(took);
+            native_verdicts = Some(verdicts);
+            let (took, ran) = time(1, || host.run(&window).expect("wasm run"));
+            wasm_times.push(took);
+            host_times.push(ran.host_time);
+            outcome = Some(ran);
+        }
+        let outcome = outcome.expect("at least one run");
         assert_eq!(
-            outcome.verdicts, native_verdicts,
+            Some(&outcome.verdicts),
+            native_verdicts.as_ref(),
             "wasm and native disagree at N={n}"
+        );
+        let (crate_time, native_time, wasm_time) = (
+            median(crate_times),
+            median(native_times),
+            median(wasm_times),
         );
         let host_time = median(host_times);
 
         println!(
-            "| {n} | {crate_time:.2?} | {native_time:.2?} | {wasm_time:.2?} | {:.1}x | {:.2}% ({host_time:.0?}) | {:.0}M | {:.0} |",
+            "| {n} | {crate_time:.2?} | {native_time:.2?} | {wasm_time:.2?} | {:.1}x | {:.1}x | {:.2}% ({host_time:.0?}) | {:.0}M | {:.0} |",
+            wasm_time.as_secs_f64() / crate_time.as_secs_f64(),
             wasm_time.as_secs_f64() / native_time.as_secs_f64(),
             100.0 * host_time.as_secs_f64() / wasm_time.as_secs_f64(),
             outcome.fuel_used as f64 / 1e6,
@@ -126,6 +144,9 @@ fn main() {
         limits.fuel_per_call as f64 / stopped.as_secs_f64() / 1e6
     );
 
+    if let Some(baseline) = std::env::var_os("EDGE_BENCH_ARMHF_BASELINE") {
+        armhf_against(std::path::Path::new(&baseline), wasm_path);
+    }
     deadline_cost(&module);
     worst_cases();
     ceiling_rss();
@@ -163,6 +184,72 @@ fn deadline_cost(module: &FunctionModule) {
         "\nDeadline checks on S-H-ESD (N={n}, period {PERIOD}), median of 21 interleaved: {with_checks:.2?} with checks every 1M fuel, {without:.2?} in one slice: {:+.2}%",
         100.0 * (with_checks.as_secs_f64() / without.as_secs_f64() - 1.0)
     );
+}
+
+/// `edge-agent check` of S-H-ESD (period 24, N=1024) under `qemu-arm`: the 32-bit build
+/// in `target/pi` with this checkout's function against the one in `baseline`, runs
+/// interleaved, the median of each. Whole processes, so the binary's own speed counts.
+fn armhf_against(baseline: &std::path::Path, wasm: &std::path::Path) {
+    let current = edge_tests::workspace()
+        .join("target/pi/thumbv7neon-unknown-linux-gnueabihf/release/edge-agent");
+    let builds = [
+        (
+            "baseline",
+            baseline.join("edge-agent"),
+            baseline.join("edge_anomaly.wasm"),
+        ),
+        ("current", current, wasm.to_path_buf()),
+    ];
+    let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..3 {
+        for (slot, (_, binary, function)) in builds.iter().enumerate() {
+            let output = std::process::Command::new("qemu-arm")
+                .args(["-L", "/usr/arm-linux-gnueabihf"])
+                .arg(binary)
+                .arg("check")
+                .arg(function)
+                .args([
+                    "--param",
+                    "period=24",
+                    "--window",
+                    "1024",
+                    "--deadline-ms",
+                    "600000",
+                ])
+                .output()
+                .expect("qemu-arm runs (make pi-tools)");
+            let errors = String::from_utf8_lossy(&output.stderr);
+            let text = String::from_utf8_lossy(&output.stdout);
+            let ran = text
+                .lines()
+                .find_map(|line| line.strip_prefix("ran"))
+                .and_then(|line| line.split(" in ").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(parse_duration)
+                .unwrap_or_else(|| panic!("no time in `check`'s output: {text}{errors}"));
+            times[slot].push(ran);
+        }
+    }
+    let [baseline_time, current_time] = times.map(median);
+    println!(
+        "\n32-bit ARM (thumbv7neon, `edge-agent check`, N=1024, period 24) under qemu-arm, median of 3 interleaved: {current_time:.2?} against {baseline_time:.2?} for the baseline build ({:.2}x as fast)",
+        baseline_time.as_secs_f64() / current_time.as_secs_f64()
+    );
+}
+
+/// A `Duration`'s `Debug` form as `check` prints it (`65.94ms`, `1.20s`, `812.00µs`).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| c.is_alphabetic() || c == 'µ')?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" | "us" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
 }
 
 /// An edge-ABI module whose `execute` is `body`, with `extra` fields.

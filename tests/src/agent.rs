@@ -296,3 +296,19 @@ pub fn until_health_where(
         std::thread::sleep(Duration::from_millis(25));
     }
 }
+
+/// User plus system CPU time of `pid`, from /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc is there");
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split(' ')
+        .collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    // USER_HZ, which /proc counts in, is 100 on every Linux the agent runs on.
+    ticks / 100.0
+}

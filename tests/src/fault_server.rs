@@ -102,29 +102,17 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn new() -> Self {
-        let ca_key = rcgen::KeyPair::generate().expect("a key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "edge-agent test CA");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("the CA");
-        let key = rcgen::KeyPair::generate().expect("a key");
-        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-            .expect("params");
-        let certificate = params.signed_by(&key, &ca).expect("the server certificate");
+        let pki = crate::pki::Pki::new("edge-agent test CA");
+        let server = pki.issue(&["127.0.0.1", "localhost"], false);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
             .with_no_client_auth()
-            .with_single_cert(
-                vec![certificate.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(server.chain, server.key)
             .expect("the server config");
         Self {
-            ca_pem: ca.pem(),
+            ca_pem: pki.ca_pem,
             config: Arc::new(config),
         }
     }

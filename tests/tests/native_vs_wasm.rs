@@ -87,3 +87,37 @@ fn refusals_are_the_same_natively_and_in_wasmi() {
         "{err}"
     );
 }
+
+/// The largest live window the README promises (N = 4,096) fits the default fuel budget
+/// with room to spare, for periods from the shortest to the longest a window that size
+/// takes, and at the most anomalies the function looks for: the heaviest S-H-ESD asks.
+/// The verdicts match the native build's there too.
+#[test]
+fn a_4096_window_fits_the_default_fuel_budget() {
+    let module = FunctionModule::load(anomaly_wasm()).unwrap();
+    let n = 4096;
+    let budget = Limits::default().fuel_per_call;
+    let mut heaviest = 0;
+    for period in [2usize, 24, 288, 2048] {
+        for max_anoms in ["0.1", "0.49"] {
+            let params = Params::from([
+                ("period", period.to_string()),
+                ("max_anoms", max_anoms.into()),
+            ]);
+            let native = Harness::<SeasonalHybridEsd>::new(&params).unwrap();
+            let mut wasm = FunctionHost::new(module.clone(), params, Limits::default()).unwrap();
+            let values = seasonal_series(n, period, &[n / 5, n / 2, 4 * n / 5]);
+            let window = Window::from_air_quality("s", (0..n as i64).collect(), values);
+            let outcome = wasm
+                .run(&window)
+                .unwrap_or_else(|e| panic!("period {period}, max_anoms {max_anoms}: {e}"));
+            assert_eq!(outcome.verdicts, native.execute(&window).unwrap());
+            heaviest = heaviest.max(outcome.fuel_used);
+        }
+    }
+    // Half the budget: a slower build of the function still fits.
+    assert!(
+        heaviest <= budget / 2,
+        "{heaviest} fuel at N={n}, budget {budget}"
+    );
+}

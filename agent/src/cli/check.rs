@@ -138,7 +138,17 @@ fn check_manifest(
     public_keys: &[String],
     only: Option<&str>,
 ) -> Result<ExitCode> {
-    let location = Location::parse(url).map_err(|e| fail!("--manifest: {e}"))?;
+    // A publisher checks the file just signed by its relative path (the README's command);
+    // an agent's configuration, read with no meaningful working directory, may not.
+    let location = match Location::parse(url) {
+        Ok(location) => location,
+        Err(_) if !url.is_empty() && !url.contains(':') => Location::File(
+            std::env::current_dir()
+                .map_err(|e| fail!("--manifest {url}: the working directory: {e}"))?
+                .join(url),
+        ),
+        Err(e) => return Err(fail!("--manifest: {e}")),
+    };
     let keys = public_keys
         .iter()
         .map(|key| match std::fs::read_to_string(key) {

@@ -312,6 +312,8 @@ fn answer(request_line: &str, collect: &impl Fn() -> Snapshot) -> Answer {
                     Some(pause) => format!("paused: {}", pause.label()),
                     None => "ok".to_owned(),
                 }),
+                // The lines listener open to anyone: a warning, not a failure.
+                "lines": snapshot.lines.as_ref().map(|l| l.exposed.unwrap_or("ok")),
             });
             let status = if snapshot.health == Health::Alive {
                 200
@@ -344,9 +346,8 @@ mod tests {
     use super::*;
     use crate::metrics::{PipelineCounts, SamplerStats};
 
-    fn serving() -> MetricsServer {
-        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        MetricsServer::start(listener, || Snapshot {
+    fn alive() -> Snapshot {
+        Snapshot {
             health: Health::Alive,
             sampler: SamplerStats::default(),
             pipeline: PipelineCounts::default(),
@@ -355,8 +356,12 @@ mod tests {
             start_time_seconds: 0.0,
             lines: None,
             rollout: None,
-        })
-        .unwrap()
+        }
+    }
+
+    fn serving() -> MetricsServer {
+        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        MetricsServer::start(listener, alive).unwrap()
     }
 
     fn exchange(addr: SocketAddr, request: &[u8]) -> String {
@@ -391,6 +396,25 @@ mod tests {
         assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
         let huge = [b'A'; MAX_REQUEST_BYTES + 600];
         assert!(exchange(addr, &huge).starts_with("HTTP/1.1 400 "));
+    }
+
+    #[test]
+    fn health_says_when_the_lines_listener_is_open_to_anyone() {
+        let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let server = MetricsServer::start(listener, || Snapshot {
+            lines: Some(crate::sensor::lines::LinesCounts {
+                exposed: Some(crate::sensor::lines::EXPOSED),
+                ..Default::default()
+            }),
+            ..alive()
+        })
+        .unwrap();
+        let get = exchange(server.local_addr(), b"GET /health HTTP/1.1\r\n\r\n");
+        let (head, body) = get.split_once("\r\n\r\n").unwrap();
+        // A warning, not a failure: still alive.
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{get}");
+        let health: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(health["lines"], crate::sensor::lines::EXPOSED);
     }
 
     #[test]

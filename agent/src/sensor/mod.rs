@@ -39,5 +39,5 @@ pub use bme680::{
 pub use clock::{Clock, ClockSync, ScaledClock, SharedClock, SystemClock, VirtualClock};
 pub use identity::RunId;
 pub use queue::{SampleReader, SampleWriter, sample_queue};
-pub use sample::Sample;
+pub use sample::{Peer, Sample};
 pub use source::{SensorSource, start_sampler};

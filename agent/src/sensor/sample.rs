@@ -3,6 +3,7 @@
 //! data; a change to its fields is a change to the records (`record.rs`) and to the
 //! Elasticsearch template (`ship/client.rs`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -53,6 +54,21 @@ pub struct Sample {
     /// sensor themselves, and the window history is kept per sensor.
     #[serde(skip)]
     pub sensor_id: Option<Arc<str>>,
+    /// Who sent it, when it came over a network (`[source] kind = "lines"`): one
+    /// allocation per connection (or UDP sender), shared by its samples. Not serialised,
+    /// like `sensor_id`: the records carry it.
+    #[serde(skip)]
+    pub peer: Option<Arc<Peer>>,
+}
+
+/// The sender of a line over TCP or UDP, as the records name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its address (an IPv4 client of an IPv6 socket as IPv4).
+    pub address: IpAddr,
+    /// The name in its TLS client certificate (its first DNS subject alternative name),
+    /// when it presented one.
+    pub name: Option<Arc<str>>,
 }
 
 impl Sample {
@@ -73,6 +89,7 @@ impl Sample {
             heater_stable: true,
             burn_in: false,
             sensor_id: None,
+            peer: None,
         }
     }
 
@@ -107,6 +124,13 @@ fn nan_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f32, D::Err
 mod tests {
     use super::*;
 
+    /// The windows' memory bound (`[source]`'s `WINDOWED_SAMPLES`) counts on this size.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_sample_is_72_bytes() {
+        assert_eq!(std::mem::size_of::<Sample>(), 72);
+    }
+
     #[test]
     fn a_skipped_channel_round_trips_through_json_as_null() {
         let sample = Sample {
@@ -123,6 +147,7 @@ mod tests {
             heater_stable: true,
             burn_in: false,
             sensor_id: None,
+            peer: None,
         };
         let json = serde_json::to_value(&sample).unwrap();
         assert!(json["humidity"].is_null() && json["pressure"].is_null());

@@ -372,7 +372,8 @@ fn template_name(index: &str) -> String {
 }
 
 /// The template: `@timestamp` a date, the channels floats, the flags booleans, the ids
-/// keywords; a data stream when asked for.
+/// keywords (the lines sender's address and certificate name too: terms, not ranges, are
+/// what one asks of them); a data stream when asked for.
 pub fn template_body(index: &str, data_stream: bool) -> Value {
     let float = json!({ "type": "float" });
     let keyword = json!({ "type": "keyword" });
@@ -391,6 +392,7 @@ pub fn template_body(index: &str, data_stream: bool) -> Value {
             "is_anomaly": boolean,
             "error": { "type": "text" },
             "window_start": date, "window_end": date,
+            "peer": keyword, "peer_name": keyword,
         }}},
         "_meta": { "managed_by": "edge-agent" },
     });
@@ -696,6 +698,12 @@ mod tests {
             plain["template"]["mappings"]["properties"]["is_anomaly"]["type"],
             "boolean"
         );
+        for sender in ["peer", "peer_name"] {
+            assert_eq!(
+                plain["template"]["mappings"]["properties"][sender]["type"],
+                "keyword"
+            );
+        }
         assert!(plain.get("data_stream").is_none());
         assert!(template_body("air", true).get("data_stream").is_some());
     }

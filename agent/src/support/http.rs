@@ -59,7 +59,7 @@ impl Http {
     pub fn new(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, String> {
         // reqwest leaves the choice of crypto to us; ring is already there for rustls. A
         // second install (the other client) is refused harmlessly.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = crate::support::tls::provider().install_default();
         let mut builder = reqwest::blocking::Client::builder()
             // Each read's own bound, as before; the exchange's is set per request.
             .timeout(timeout)

@@ -10,9 +10,8 @@
 
 use core::cmp::Ordering;
 
-use stlrs::Stl;
-
 use crate::critical::Critical;
+use crate::stl;
 
 /// Which side of the remainder can be anomalous.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,19 +43,13 @@ pub fn detect_with(
     tail: Tail,
 ) -> Result<Vec<usize>, &'static str> {
     let n = series.len();
-    let decomposition = Stl::params()
-        .robust(true)
-        .seasonal_length(n * 10 + 1)
-        .fit(series, period)
-        .map_err(|e| match e {
-            stlrs::Error::Series(message) | stlrs::Error::Parameter(message) => message,
-        })?;
-    let seasonal = decomposition.seasonal();
+    let seasonal = stl::seasonal(series, period, n * 10 + 1)?;
 
-    let median = median_of_sorted(&sorted_values(series, &sorted_indexes(series)));
+    let (lower, upper) = stl::middle_pair(&mut series.to_vec());
+    let median = (lower + upper) / 2.0;
     let remainder: Vec<f32> = series
         .iter()
-        .zip(seasonal)
+        .zip(&seasonal)
         .map(|(value, season)| value - (season + median))
         .collect();
     let mut indexes = sorted_indexes(&remainder);
@@ -65,16 +58,18 @@ pub fn detect_with(
     let max_outliers = (n as f32 * max_anoms) as usize;
     let mut anomalies = Vec::with_capacity(max_outliers);
     let mut significant = 0;
+    // The samples left are `sorted[low..]` (and `indexes[low..]`): see `take`.
+    let mut low = 0;
     for i in 1..=max_outliers {
-        let centre = median_of_sorted(&sorted);
-        let sigma = 1.4826 * median_abs_deviation(&sorted, centre);
+        let left = &sorted[low..];
+        let centre = median_of_sorted(left);
+        let sigma = 1.4826 * median_abs_deviation(left, centre);
         if sigma == 0.0 {
             break;
         }
-        let (index, deviation) = most_extreme(&sorted, centre, tail);
+        let (index, deviation) = most_extreme(left, centre, tail);
         let r = deviation / sigma;
-        anomalies.push(indexes.remove(index));
-        sorted.remove(index);
+        anomalies.push(take(&mut indexes, &mut sorted, &mut low, index));
 
         if critical.exceeded(r, n, i, tail) {
             significant = i;
@@ -121,6 +116,23 @@ pub(crate) fn sorted_indexes(values: &[f32]) -> Vec<usize> {
     indexes
 }
 
+/// Takes position `index` of the samples left (`indexes[*low..]`, `sorted[*low..]`) out,
+/// the rest kept in order, and gives its index. ESD takes from the ends: the last is
+/// popped; one at the low end (or a few places in, past equal deviations) by shifting
+/// those below it up one place and starting the samples left one later, so the bulk never
+/// moves, as it would with `Vec::remove`.
+fn take(indexes: &mut Vec<usize>, sorted: &mut Vec<f32>, low: &mut usize, index: usize) -> usize {
+    let at = *low + index;
+    if at + 1 == sorted.len() {
+        sorted.pop();
+        return indexes.pop().unwrap_or_default();
+    }
+    indexes[*low..=at].rotate_right(1);
+    sorted[*low..=at].rotate_right(1);
+    *low += 1;
+    indexes[*low - 1]
+}
+
 fn sorted_values(values: &[f32], indexes: &[usize]) -> Vec<f32> {
     indexes.iter().map(|&i| values[i]).collect()
 }
@@ -163,36 +175,41 @@ fn most_extreme(sorted: &[f32], centre: f32, tail: Tail) -> (usize, f32) {
 
 /// The median of `|v - centre|` over sorted values, without sorting the deviations:
 /// left of `centre` they grow leftwards, right of it rightwards, so the k-th smallest is
-/// a merge of the two runs. `median_of_sorted` of the deviations, value for value.
+/// the k-th of two sorted runs, found by bisection. `median_of_sorted` of the deviations,
+/// value for value (which of equal deviations sits at a rank does not change its value).
 fn median_abs_deviation(sorted: &[f32], centre: f32) -> f32 {
     let len = sorted.len();
     let split = sorted.partition_point(|&value| value - centre < 0.0);
-    let mut left = split; // next candidate is sorted[left - 1]
-    let mut right = split; // next candidate is sorted[right]
-    let mut take = || {
-        let from_left = (left > 0).then(|| (sorted[left - 1] - centre).abs());
-        let from_right = (right < len).then(|| (sorted[right] - centre).abs());
-        match (from_left, from_right) {
-            (Some(l), Some(r)) if ascending(&l, &r) != Ordering::Greater => {
-                left -= 1;
-                l
-            }
-            (Some(l), None) => {
-                left -= 1;
-                l
-            }
-            (_, Some(r)) => {
-                right += 1;
-                r
-            }
-            (None, None) => 0.0,
-        }
-    };
     let lower_rank = (len - 1) / 2;
-    for _ in 0..lower_rank {
-        take();
-    }
-    let lower = take();
-    let upper = if len / 2 == lower_rank { lower } else { take() };
+    let lower = kth_deviation(sorted, centre, split, lower_rank + 1);
+    let upper = if len / 2 == lower_rank {
+        lower
+    } else {
+        kth_deviation(sorted, centre, split, lower_rank + 2)
+    };
     (lower + upper) / 2.0
+}
+
+/// The `k`-th smallest (from 1, `k <= sorted.len()`) of `|v - centre|`, where the
+/// deviations of `sorted[..split]` grow leftwards and those of `sorted[split..]` rightwards.
+fn kth_deviation(sorted: &[f32], centre: f32, split: usize, k: usize) -> f32 {
+    let (left_len, right_len) = (split, sorted.len() - split);
+    let left = |i: usize| (sorted[split - 1 - i] - centre).abs();
+    let right = |i: usize| (sorted[split + i] - centre).abs();
+    // The fewest the k smallest take from the left run: the first count whose next left
+    // deviation is not below the last right one taken.
+    let (mut from, mut to) = (k.saturating_sub(right_len), k.min(left_len));
+    while from < to {
+        let taken = from + (to - from) / 2;
+        if left(taken) < right(k - taken - 1) {
+            from = taken + 1;
+        } else {
+            to = taken;
+        }
+    }
+    match (from, k - from) {
+        (0, from_right) => right(from_right - 1),
+        (from_left, 0) => left(from_left - 1),
+        (from_left, from_right) => left(from_left - 1).max(right(from_right - 1)),
+    }
 }

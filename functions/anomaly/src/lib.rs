@@ -25,6 +25,7 @@
 pub mod critical;
 pub mod esd;
 pub mod options;
+pub mod stl;
 
 use edge_function::{Error, Function, Params, Verdict, Verdicts, Window, register};
 use esd::Tail;

@@ -3,6 +3,7 @@
 
 use anomaly_detection::{AnomalyDetectionParams, Direction};
 use edge_anomaly::esd::{Tail, detect};
+use edge_anomaly::stl;
 
 struct Rng(u64);
 
@@ -103,4 +104,52 @@ fn same_anomalies_as_the_crate_on_live_sized_windows() {
         assert_eq!(actual, expected.anomalies(), "n={n} period={period}");
         assert!(!actual.is_empty(), "n={n}: no anomalies to compare");
     }
+}
+
+/// The function's STL against `stlrs` (what the crate decomposes with), bit for bit: the
+/// seasonal component of every shape, period and length, short and live-sized, where
+/// ties, zero residuals (robustness weights of 0) and both subseries lengths occur.
+#[test]
+fn same_seasonal_component_as_stlrs_bit_for_bit() {
+    let mut rng = Rng(0x0bad_cafe_dead_beef);
+    let mut cases: Vec<(u64, usize, usize)> = (0..600u64)
+        .map(|case| {
+            let period = 2 + (rng.next() % 40) as usize;
+            (case, period, 2 * period + (rng.next() % 300) as usize)
+        })
+        .collect();
+    cases.extend([
+        (0, 24, 1024),
+        (5, 48, 1024),
+        (1, 60, 1024),
+        (0, 24, 4096),
+        (3, 288, 4096),
+    ]);
+    for (case, period, n) in cases {
+        let values = series(&mut rng, case, n, period);
+        let expected = stlrs::params()
+            .robust(true)
+            .seasonal_length(n * 10 + 1)
+            .fit(&values, period)
+            .unwrap();
+        let actual = stl::seasonal(&values, period, n * 10 + 1).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&actual),
+            bits(expected.seasonal()),
+            "case {case}: n={n} period={period}"
+        );
+    }
+}
+
+#[test]
+fn stl_refuses_what_stlrs_refuses() {
+    assert_eq!(
+        stl::seasonal(&[1.0; 7], 4, 71),
+        Err("series has less than two periods")
+    );
+    assert_eq!(
+        stl::seasonal(&[1.0; 8], 1, 81),
+        Err("period must be at least 2")
+    );
 }

@@ -661,6 +661,7 @@ impl<F: BusFactory> Sampler<F> {
             heater_stable: reading.heater_stable,
             burn_in: assessment.burn_in,
             sensor_id: None,
+            peer: None,
         };
         let unusable = !sample.gas_usable();
         if unusable != self.gas_unusable {

@@ -4,6 +4,9 @@
 //! may cost. A new key goes in [`SourceConfig`], in [`SourceConfig::check`] with a bound,
 //! and in `deploy/config.example.toml`.
 
+use std::net::IpAddr;
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// Which source feeds the ring.
@@ -141,6 +144,72 @@ impl From<TimeWithoutOffset> for String {
     }
 }
 
+/// A network a sender may be in (`[source] allow`): `"192.168.1.0/24"`, `"fd00::/8"`, or
+/// one address (`"::1"`, a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Network {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `address` is in it. An IPv4 client of an IPv6 socket (`::ffff:a.b.c.d`) is
+    /// the IPv4 address it is, so one list serves either kind of socket.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        match (self.base, address.to_canonical()) {
+            (IpAddr::V4(base), IpAddr::V4(address)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(base) & mask == u32::from(address) & mask
+            }
+            (IpAddr::V6(base), IpAddr::V6(address)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(base) & mask == u128::from(address) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl TryFrom<String> for Network {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!(
+                "{:?} {why}: expected an address or a network, e.g. \"192.168.1.0/24\" or \"::1\"",
+                crate::support::text::untrusted(&text)
+            )
+        };
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let base: IpAddr = address.parse().map_err(|_| bad("is not an IP address"))?;
+        let base = base.to_canonical();
+        let most: u8 = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => most,
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= most)
+                .ok_or_else(|| bad(&format!("has a prefix length that is not 0 to {most}")))?,
+        };
+        Ok(Self { base, prefix })
+    }
+}
+
+impl From<Network> for String {
+    fn from(network: Network) -> String {
+        format!("{}/{}", network.base, network.prefix)
+    }
+}
+
 /// The `[source]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -188,6 +257,23 @@ pub struct SourceConfig {
     /// UDP: the socket's receive buffer (`SO_RCVBUF`), bytes; 0 keeps the system's
     /// (`net.core.rmem_default`). The kernel caps it at `net.core.rmem_max`.
     pub udp_receive_buffer_bytes: usize,
+    /// TCP: the server's certificate chain (PEM); with `tls_key`, the listener speaks
+    /// TLS only.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM), readable by the service and not by every user.
+    pub tls_key: Option<PathBuf>,
+    /// With TLS: clients must present a certificate issued by a CA in this file (PEM).
+    pub tls_client_ca: Option<PathBuf>,
+    /// The longest a TLS handshake may take from the accept; then the connection is
+    /// closed, counted, and its place freed.
+    pub tls_handshake_timeout_s: u64,
+    /// Where senders may be (TCP and UDP); empty: anywhere `listen` can be reached from.
+    /// Others are closed (TCP) or dropped (UDP) before a byte of theirs is read, counted.
+    pub allow: Vec<Network>,
+    /// With `tls_client_ca`: a connection speaks for the sensor its certificate names
+    /// (its first DNS subject alternative name) and no other; a line naming another is
+    /// refused (`foreign_sensor`), a line naming none is that sensor's.
+    pub bind_sensor_to_certificate: bool,
 }
 
 impl Default for SourceConfig {
@@ -217,6 +303,12 @@ impl Default for SourceConfig {
             sensor_idle_s: 3600,
             queue: 4096,
             udp_receive_buffer_bytes: 0,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_handshake_timeout_s: 10,
+            allow: Vec::new(),
+            bind_sensor_to_certificate: false,
         }
     }
 }
@@ -242,9 +334,15 @@ pub mod bounds {
     /// Field names: short, printable.
     pub const FIELD_BYTES: RangeInclusive<usize> = 0..=64;
     pub const COLUMNS: RangeInclusive<usize> = 0..=256;
+    /// An ESP32 completes a handshake in about a second (ECDSA P-256 in mbedTLS, 240 MHz).
+    pub const TLS_HANDSHAKE_TIMEOUT_S: RangeInclusive<u64> = 1..=120;
+    /// Networks in `allow`: checked in turn for every connection and datagram.
+    pub const ALLOW: RangeInclusive<usize> = 0..=64;
+
     /// Samples all sensors' windows may hold together (`max_sensors` × `[window] size`):
-    /// 64 bytes each (`size_of::<Sample>()` on 64-bit), so 128 MiB at the bound, within a
-    /// Pi 3's RAM; the default 100 × 1024 is 6.4 MB (`benches/lines.rs` measures it).
+    /// 72 bytes each (`size_of::<Sample>()` on 64-bit, the sender's pointer included), so
+    /// 144 MiB at the bound, within a Pi 3's RAM; the default 100 × 1024 is 7.4 MB
+    /// (`benches/lines.rs` measures it).
     pub const WINDOWED_SAMPLES: usize = 1 << 21;
 }
 
@@ -293,6 +391,13 @@ impl SourceConfig {
                 &bounds::UDP_RECEIVE_BUFFER_BYTES,
             )?;
         }
+        within(
+            "tls_handshake_timeout_s",
+            self.tls_handshake_timeout_s,
+            &bounds::TLS_HANDSHAKE_TIMEOUT_S,
+        )?;
+        within("allow", self.allow.len(), &bounds::ALLOW)?;
+        self.check_tls()?;
         if self.max_sensors.saturating_mul(window_size) > bounds::WINDOWED_SAMPLES {
             return Err((
                 "max_sensors",
@@ -347,6 +452,85 @@ impl SourceConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl SourceConfig {
+    /// TLS is configured whole, for TCP, and its files read and fit together (a key
+    /// that does not match the certificate is refused here, before anything starts).
+    fn check_tls(&self) -> Result<(), (&'static str, String)> {
+        let tls = self.tls_cert.is_some() || self.tls_key.is_some();
+        if tls && self.transport != Transport::Tcp {
+            return Err((
+                if self.tls_cert.is_some() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                },
+                format!(
+                    "TLS is for transport = \"tcp\", not {:?}",
+                    self.transport.name()
+                ),
+            ));
+        }
+        if self.tls_client_ca.is_some() && !tls {
+            return Err((
+                "tls_client_ca",
+                "client certificates need TLS: set tls_cert and tls_key".into(),
+            ));
+        }
+        if self.bind_sensor_to_certificate && self.tls_client_ca.is_none() {
+            return Err((
+                "bind_sensor_to_certificate",
+                "needs client certificates: set tls_client_ca (and tls_cert, tls_key)".into(),
+            ));
+        }
+        for (key, path) in [
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("tls_client_ca", &self.tls_client_ca),
+        ] {
+            if path.as_ref().is_some_and(|path| {
+                path.to_string_lossy()
+                    .chars()
+                    .any(crate::support::text::is_unsafe_char)
+            }) {
+                return Err((
+                    key,
+                    "must not contain control or bidirectional-override characters".into(),
+                ));
+            }
+        }
+        self.tls().map(|_| ())
+    }
+
+    /// The TLS server's configuration from the files, when TLS is configured.
+    pub fn tls(
+        &self,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, (&'static str, String)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                crate::sensor::lines::tls::server_config(cert, key, self.tls_client_ca.as_deref())
+                    .map(Some)
+            }
+            (Some(_), None) => Err(("tls_key", "tls_cert needs its key, tls_key".into())),
+            (None, Some(_)) => Err(("tls_cert", "tls_key needs its certificate, tls_cert".into())),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether the listener may be reached from other machines with nothing between
+    /// them and the feed: a non-loopback `listen` without TLS and without `allow`.
+    pub fn exposed(&self) -> bool {
+        let open = self
+            .listen
+            .trim()
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|addr| !addr.ip().to_canonical().is_loopback());
+        self.transport != Transport::Stdin
+            && open
+            && self.tls_cert.is_none()
+            && self.allow.is_empty()
     }
 }
 
@@ -407,6 +591,122 @@ mod tests {
         let parsed = file("+02:00").unwrap();
         assert_eq!(parsed.source.time_without_offset.minutes(), Some(120));
         assert!(file("CET").is_err());
+    }
+
+    #[test]
+    fn networks_hold_their_addresses_whatever_the_socket_family() {
+        let net = |text: &str| Network::try_from(text.to_owned());
+        let lan = net("192.168.1.0/24").unwrap();
+        assert!(lan.contains("192.168.1.77".parse().unwrap()));
+        assert!(!lan.contains("192.168.2.1".parse().unwrap()));
+        // An IPv4 client of an IPv6 socket is the IPv4 address it is.
+        assert!(lan.contains("::ffff:192.168.1.77".parse().unwrap()));
+        assert!(!lan.contains("::1".parse().unwrap()));
+        let one = net("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(
+            net("0.0.0.0/0")
+                .unwrap()
+                .contains("10.1.2.3".parse().unwrap())
+        );
+        assert!(
+            net("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+        assert_eq!(String::from(net("10.0.0.1").unwrap()), "10.0.0.1/32");
+        for bad in ["", "lan", "10.0.0.0/33", "::/129", "10.0.0.0/x", "10.0.0/8"] {
+            assert!(net(bad).is_err(), "{bad:?}");
+        }
+        let file = crate::config::AgentConfig::parse(
+            "[source]\nkind = \"lines\"\nallow = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n",
+            "agent.toml",
+        );
+        let message = file.unwrap_err().to_string();
+        assert!(
+            message.contains("allow") && message.contains("line 3"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn tls_is_configured_whole_and_for_tcp() {
+        let key = |config: SourceConfig| config.check(1024).unwrap_err().0;
+        let file = |name: &str| Some(PathBuf::from(format!("/nonexistent/{name}")));
+        assert_eq!(
+            key(SourceConfig {
+                transport: Transport::Udp,
+                columns: vec!["value".into()],
+                tls_cert: file("c"),
+                tls_key: file("k"),
+                ..lines()
+            }),
+            "tls_cert"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                tls_cert: file("c"),
+                ..lines()
+            }),
+            "tls_key"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                tls_client_ca: file("ca"),
+                ..lines()
+            }),
+            "tls_client_ca"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                bind_sensor_to_certificate: true,
+                ..lines()
+            }),
+            "bind_sensor_to_certificate"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                tls_cert: file("c"),
+                tls_key: file("k"),
+                ..lines()
+            }),
+            "tls_cert"
+        );
+        assert_eq!(
+            key(SourceConfig {
+                tls_handshake_timeout_s: 0,
+                ..lines()
+            }),
+            "tls_handshake_timeout_s"
+        );
+    }
+
+    #[test]
+    fn only_a_network_address_with_nothing_in_front_is_exposed() {
+        let at = |listen: &str| SourceConfig {
+            listen: listen.into(),
+            ..lines()
+        };
+        assert!(!at("127.0.0.1:7878").exposed());
+        assert!(!at("[::1]:7878").exposed());
+        assert!(at("0.0.0.0:7878").exposed());
+        assert!(at("[::]:7878").exposed());
+        let allowed = SourceConfig {
+            allow: vec![Network::try_from("192.168.1.0/24".to_owned()).unwrap()],
+            ..at("0.0.0.0:7878")
+        };
+        assert!(!allowed.exposed());
+        let tls = SourceConfig {
+            tls_cert: Some("c".into()),
+            ..at("0.0.0.0:7878")
+        };
+        assert!(!tls.exposed());
+        let stdin = SourceConfig {
+            transport: Transport::Stdin,
+            ..at("0.0.0.0:7878")
+        };
+        assert!(!stdin.exposed());
     }
 
     #[test]

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::warn;
 
-use crate::sensor::clock::system_clock_sync;
+use crate::sensor::clock::{SharedClock, SystemClock};
 use crate::sensor::identity::RunId;
 use crate::sensor::lines::parse::{Reading, Refused};
+use crate::sensor::lines::tls::HandshakeFailure;
 use crate::sensor::queue::SampleWriter;
-use crate::sensor::sample::Sample;
+use crate::sensor::sample::{Peer, Sample};
+use crate::sensor::timeline::{ClockEvent, Timeline};
 use crate::support::log_rate::LogRate;
 use crate::support::text;
 use crate::support::wake::Stop;
@@ -66,6 +68,17 @@ pub struct LinesStats {
     pub sensors_expired: AtomicU64,
     /// Times a stream waited for room in a full queue.
     pub queue_waits: AtomicU64,
+    /// TCP connections closed and UDP datagrams dropped because their address is not in
+    /// `allow`, before a byte of theirs was read.
+    pub not_allowed: AtomicU64,
+    /// TLS handshakes that did not finish, by [`HandshakeFailure::index`].
+    pub handshake_failures: [AtomicU64; HandshakeFailure::ALL.len()],
+    /// Steps of the agent's wall clock seen between two lines it stamped on receipt.
+    pub clock_steps_back: AtomicU64,
+    pub clock_steps_forward: AtomicU64,
+    /// Lines stamped on receipt while the clock was not synchronised, or held ahead of a
+    /// clock that stepped back (`clock_synced: false`).
+    pub unsynced_samples: AtomicU64,
     /// Refused-line log lines left out by the rate limit.
     pub log_suppressed: AtomicU64,
     /// Moves while the listener thread turns (at least every 200 ms): its sign of life.
@@ -92,6 +105,17 @@ pub struct LinesCounts {
     pub sensors_active: u64,
     pub sensors_expired: u64,
     pub queue_waits: u64,
+    pub not_allowed: u64,
+    /// What the wall clock did under lines stamped on receipt (the sampler's counters'
+    /// twins: the same metrics add both).
+    pub clock_steps_back: u64,
+    pub clock_steps_forward: u64,
+    pub unsynced_samples: u64,
+    /// TLS handshakes that failed, by reason; `None` without TLS.
+    pub handshake_failures: Option<Vec<(&'static str, u64)>>,
+    /// Why the listener is open to anyone who can reach it (a non-loopback `listen`
+    /// without TLS or `allow`), for `/health`; `None` when it is not.
+    pub exposed: Option<&'static str>,
 }
 
 impl LinesStats {
@@ -130,6 +154,12 @@ impl LinesStats {
             sensors_active: load(&self.sensors_active),
             sensors_expired: load(&self.sensors_expired),
             queue_waits: load(&self.queue_waits),
+            not_allowed: load(&self.not_allowed),
+            clock_steps_back: load(&self.clock_steps_back),
+            clock_steps_forward: load(&self.clock_steps_forward),
+            unsynced_samples: load(&self.unsynced_samples),
+            handshake_failures: None,
+            exposed: None,
         }
     }
 }
@@ -152,6 +182,10 @@ struct Inner {
     last_sweep: Option<Instant>,
     /// Counts admissions: with `fallback_run`, a run id when the kernel gives no random.
     admitted: u64,
+    /// Stamps for lines that carry no time: one timeline for the agent's one clock, so a
+    /// step of the wall clock is seen (and counted) once, whichever sensor's line shows it,
+    /// and stamps never go back for any sensor.
+    timeline: Timeline,
 }
 
 /// The shared end every connection feeds.
@@ -166,6 +200,8 @@ pub struct Feed {
     max_future_ms: i64,
     fallback_run: RunId,
     log: Mutex<LogRate>,
+    /// Stamps lines that carry no time, and judges a line's time against now.
+    clock: SharedClock,
 }
 
 impl Feed {
@@ -191,6 +227,7 @@ impl Feed {
                 sensors: HashMap::new(),
                 last_sweep: None,
                 admitted: 0,
+                timeline: Timeline::new(),
             }),
             stats,
             stop,
@@ -200,7 +237,14 @@ impl Feed {
             max_future_ms: DEFAULT_MAX_FUTURE_MS,
             fallback_run,
             log: Mutex::new(LogRate::new(LOG_BURST, Duration::from_secs(1))),
+            clock: Arc::new(SystemClock::new()),
         }
+    }
+
+    /// Another clock than the system's (a test's virtual one).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Refuses (`future_time`) a line whose time is more than `max_future` ahead of the
@@ -222,6 +266,16 @@ impl Feed {
 
     /// Turns `reading` into the next sample of its sensor and queues it.
     pub fn offer(&self, reading: &Reading<'_>, when_full: WhenFull) -> Result<(), Refused> {
+        self.offer_from(reading, None, when_full)
+    }
+
+    /// [`Self::offer`], the sample naming who sent it.
+    pub fn offer_from(
+        &self,
+        reading: &Reading<'_>,
+        peer: Option<&Arc<Peer>>,
+        when_full: WhenFull,
+    ) -> Result<(), Refused> {
         let mut waited = false;
         loop {
             let mut inner = self.lock();
@@ -237,14 +291,19 @@ impl Feed {
                 self.stop.sleep(ROOM_POLL);
                 continue;
             }
-            return self.queue(&mut inner, reading);
+            return self.queue(&mut inner, reading, peer);
         }
     }
 
-    fn queue(&self, inner: &mut Inner, reading: &Reading<'_>) -> Result<(), Refused> {
+    fn queue(
+        &self,
+        inner: &mut Inner,
+        reading: &Reading<'_>,
+        peer: Option<&Arc<Peer>>,
+    ) -> Result<(), Refused> {
         let name: &str = reading.sensor.as_deref().unwrap_or(&self.default_sensor);
         let now = Instant::now();
-        let received_ms = unix_ms();
+        let received_ms = self.clock.unix_millis();
         // Before anything else: a line from the future must neither take a sensor's place
         // nor become its last time, or every line after it would be refused as going
         // back until that time came.
@@ -258,7 +317,10 @@ impl Feed {
             self.admit(inner, name, now)?;
         }
         let Inner {
-            writer, sensors, ..
+            writer,
+            sensors,
+            timeline,
+            ..
         } = inner;
         // Admitted just above when it was missing.
         let state = sensors.get_mut(name).ok_or(Refused::TooManySensors)?;
@@ -266,10 +328,19 @@ impl Feed {
             Some(ms) if ms < state.last_ms => return Err(Refused::TimeWentBack),
             // The sender's clock: whether it was synchronised is the sender's to know.
             Some(ms) => (ms, true),
-            None => (
-                received_ms.max(state.last_ms),
-                system_clock_sync().is_synced(),
-            ),
+            // The agent's clock: stamped as the sampler stamps, on a timeline that holds
+            // stamps through a step back and marks them (see `sensor/timeline.rs`).
+            None => {
+                let stamp =
+                    timeline.stamp(self.clock.monotonic(), received_ms, self.clock.sync_state());
+                if let Some(event) = stamp.event {
+                    self.note_clock(event, stamp.unix_ms);
+                }
+                if !stamp.clock_synced {
+                    LinesStats::count(&self.stats.unsynced_samples);
+                }
+                (stamp.unix_ms.max(state.last_ms), stamp.clock_synced)
+            }
         };
         let sample = Sample {
             timestamp,
@@ -285,6 +356,7 @@ impl Feed {
             heater_stable: true,
             burn_in: false,
             sensor_id: Some(state.key.clone()),
+            peer: peer.cloned(),
         };
         // Room was checked under this lock and only this writer adds: it is stored.
         writer.push(sample);
@@ -356,32 +428,52 @@ impl Feed {
         note: &str,
     ) {
         LinesStats::count(&self.stats.refused[reason.index()]);
+        self.warn_limited(|| {
+            let shown = String::from_utf8_lossy(&line[..line.len().min(LOG_LINE_BYTES)]);
+            format!(
+                "{origin} line {line_no}: refused ({}): {}{note}",
+                reason.name(),
+                text::untrusted(&shown),
+            )
+        });
+    }
+
+    /// Counts and logs (within the rate limit) a step of the wall clock.
+    fn note_clock(&self, event: ClockEvent, stamped_ms: i64) {
+        let counter = match event {
+            ClockEvent::SteppedBack { .. } => &self.stats.clock_steps_back,
+            ClockEvent::SteppedForward { .. } => &self.stats.clock_steps_forward,
+            ClockEvent::CaughtUp | ClockEvent::FirstSync => return,
+        };
+        LinesStats::count(counter);
+        self.warn_limited(|| match event {
+            ClockEvent::SteppedBack { by_ms } => format!(
+                "the wall clock stepped back by {by_ms} ms; lines are stamped on the monotonic clock from {} until it catches up, marked clock_synced = false",
+                crate::support::timestamp::format(stamped_ms)
+            ),
+            _ => format!(
+                "the wall clock stepped forward; lines are stamped from {}",
+                crate::support::timestamp::format(stamped_ms)
+            ),
+        });
+    }
+
+    /// Logs what `message` makes within the refused lines' rate limit (a flood of bad
+    /// lines and one of bad handshakes or strangers are one flood for the log); the rest
+    /// are counted.
+    pub fn warn_limited(&self, message: impl FnOnce() -> String) {
         let admitted = self.log.lock().map(|mut log| log.allow()).unwrap_or(None);
         match admitted {
-            Some(suppressed) => {
-                let shown = String::from_utf8_lossy(&line[..line.len().min(LOG_LINE_BYTES)]);
-                warn!(
-                    "{origin} line {line_no}: refused ({}): {}{note}{}",
-                    reason.name(),
-                    text::untrusted(&shown),
-                    LogRate::note(suppressed)
-                );
-            }
+            Some(suppressed) => warn!("{}{}", message(), LogRate::note(suppressed)),
             None => LinesStats::count(&self.stats.log_suppressed),
         }
-    }
-}
-
-fn unix_ms() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
-        Err(_) => 0,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sensor::clock::{Clock, ClockSync, VirtualClock};
     use crate::sensor::queue::sample_queue;
     use std::borrow::Cow;
 
@@ -410,6 +502,54 @@ mod tests {
         (feed, reader)
     }
 
+    /// Lines stamped on receipt go through the sampler's timeline: a step back of the wall
+    /// clock is counted once (not once per sensor), stamps hold on the monotonic clock and
+    /// are marked until it catches up, and lines before the first sync are marked too.
+    #[test]
+    fn lines_stamped_on_receipt_hold_and_count_a_clock_step() {
+        let clock = Arc::new(VirtualClock::default());
+        clock.set_sync(ClockSync::Unsynced);
+        let (feed, reader) = feed(64, 4);
+        let feed = feed.with_clock(clock.clone());
+        let second = Duration::from_secs(1);
+        let offer = |sensor: &str| {
+            feed.offer(&reading(sensor, None, 1.0), WhenFull::Drop)
+                .unwrap();
+            clock.advance(second);
+        };
+        offer("a");
+        clock.set_sync(ClockSync::Synced);
+        offer("a");
+        offer("b");
+        clock.step_wall(-60_000);
+        offer("a");
+        offer("b");
+        let stats = feed.stats().clone();
+        let mut samples = Vec::new();
+        reader.drain_into(&mut samples);
+        let stamps: Vec<(i64, bool)> = samples
+            .iter()
+            .map(|s| (s.timestamp - 1_767_225_600_000, s.clock_synced))
+            .collect();
+        // Before the sync: marked. After the step: held a second apart on the monotonic
+        // clock, marked, for either sensor.
+        assert_eq!(
+            stamps,
+            [
+                (0, false),
+                (1_000, true),
+                (2_000, true),
+                (3_000, false),
+                (4_000, false)
+            ]
+        );
+        assert_eq!(stats.clock_steps_back.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.clock_steps_forward.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.unsynced_samples.load(Ordering::Relaxed), 3);
+        let counts = stats.counts("tcp");
+        assert_eq!((counts.clock_steps_back, counts.unsynced_samples), (1, 3));
+    }
+
     #[test]
     fn each_sensor_has_its_own_run_and_sequence() {
         let (feed, reader) = feed(16, 4);
@@ -436,7 +576,7 @@ mod tests {
     fn a_time_too_far_ahead_is_refused_and_does_not_poison_the_sensor() {
         let (feed, reader) = feed(16, 4);
         let feed = feed.with_max_future(Duration::from_secs(60));
-        let now = unix_ms();
+        let now = SystemClock::new().unix_millis();
         assert_eq!(
             feed.offer(&reading("a", Some(now + 3_600_000), 1.0), WhenFull::Drop),
             Err(Refused::FutureTime)

@@ -1,13 +1,16 @@
 //! The transports: a TCP acceptor with a thread per client (at most `max_connections`,
-//! each closed after `idle_timeout_s` of silence), a UDP socket (one or more lines per
-//! datagram), and a reader of standard input (or any stream, for tests). Each reads lines
-//! bounded by `max_line_bytes` before they are buffered, parses them and hands them to
-//! the [`Feed`]. A client's bad line is counted and logged, never the end of its
+//! each closed after `idle_timeout_s` of silence; with TLS, each handshake done within
+//! `tls_handshake_timeout_s`), a UDP socket (one or more lines per datagram), and a
+//! reader of standard input (or any stream, for tests). A sender outside `allow` is
+//! closed or dropped before a byte of it is read. Each reads lines bounded by
+//! `max_line_bytes` before they are buffered, parses them and hands them to the
+//! [`Feed`], naming who sent them ([`Sender`]). A client's bad line is counted and logged, never the end of its
 //! connection. A change to how bytes become lines goes here; to what a line means, in
 //! `parse`.
 
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -15,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 
-use crate::sensor::lines::config::SourceConfig;
+use crate::sensor::lines::config::{Network, SourceConfig};
 use crate::sensor::lines::feed::{Feed, LinesStats, WhenFull};
-use crate::sensor::lines::parse::{LineParser, Parsed, Refused};
+use crate::sensor::lines::parse::{LineParser, MAX_SENSOR_ID_BYTES, Parsed, Reading, Refused};
+use crate::sensor::lines::tls::{self, HandshakeFailure};
+use crate::sensor::sample::Peer;
 use crate::support::log_rate::LogRate;
 use crate::support::wake::Stop;
 
@@ -145,16 +150,59 @@ impl LineBuffer {
     }
 }
 
+/// Who a stream's (or a datagram's) lines come from.
+#[derive(Debug)]
+pub struct Sender {
+    /// For log lines: `tcp 192.168.1.7:50112`, `stdin`.
+    pub origin: String,
+    /// On each sample; `None` for standard input.
+    pub peer: Option<Arc<Peer>>,
+    /// With `bind_sensor_to_certificate`: the one sensor it may speak for.
+    pub sensor: Option<Arc<str>>,
+}
+
+impl Sender {
+    /// A local stream's (standard input's): no peer, any sensor.
+    pub fn local(origin: &str) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            peer: None,
+            sensor: None,
+        }
+    }
+
+    /// `reading` as this sender may send it: its own sensor when bound to one (a line
+    /// naming none is that sensor's), any otherwise.
+    fn speaking_for<'a>(&'a self, reading: Reading<'a>) -> Result<Reading<'a>, Refused> {
+        let Some(own) = &self.sensor else {
+            return Ok(reading);
+        };
+        match &reading.sensor {
+            Some(named) if **named != **own => Err(Refused::ForeignSensor),
+            _ => Ok(Reading {
+                sensor: Some(Cow::Borrowed(own)),
+                ..reading
+            }),
+        }
+    }
+}
+
+/// Whether `allow` lets `address` send: an empty list lets anyone.
+pub fn allowed(allow: &[Network], address: IpAddr) -> bool {
+    allow.is_empty() || allow.iter().any(|network| network.contains(address))
+}
+
 /// One line through the parser into the feed, counted either way.
 pub fn handle_line(
     feed: &Feed,
     parser: &mut LineParser,
     when_full: WhenFull,
-    origin: &str,
+    sender: &Sender,
     line_no: u64,
     line: &[u8],
 ) {
     let stats = feed.stats();
+    let origin = sender.origin.as_str();
     let Ok(text) = std::str::from_utf8(line) else {
         feed.refuse(Refused::Malformed, origin, line_no, line);
         return;
@@ -166,7 +214,9 @@ pub fn handle_line(
             LinesStats::count(&stats.headers);
             Ok(())
         }
-        Ok(Parsed::Reading(reading)) => feed.offer(&reading, when_full),
+        Ok(Parsed::Reading(reading)) => sender
+            .speaking_for(reading)
+            .and_then(|reading| feed.offer_from(&reading, sender.peer.as_ref(), when_full)),
         Err(reason) => Err(reason),
     };
     match outcome {
@@ -189,11 +239,11 @@ fn take_line(
     buffer: &mut LineBuffer,
     feed: &Feed,
     parser: &mut LineParser,
-    origin: &str,
+    sender: &Sender,
     line_no: &mut u64,
 ) {
     *line_no = line_no.saturating_add(1);
-    handle_line(feed, parser, WhenFull::Wait, origin, *line_no, &buffer.line);
+    handle_line(feed, parser, WhenFull::Wait, sender, *line_no, &buffer.line);
     buffer.line.clear();
 }
 
@@ -238,10 +288,11 @@ pub fn read_stream(
     let mut parser = LineParser::new(config);
     let mut buffer = LineBuffer::new(config.max_line_bytes);
     let mut line_no: u64 = 0;
+    let sender = Sender::local(origin);
     while !stop.is_stopped() {
         match buffer.next(&mut reader) {
             Ok(LineEvent::Line) => {
-                take_line(&mut buffer, feed, &mut parser, origin, &mut line_no);
+                take_line(&mut buffer, feed, &mut parser, &sender, &mut line_no);
                 LinesStats::count(&feed.stats().heartbeat);
             }
             Ok(LineEvent::TooLong) => {
@@ -267,6 +318,7 @@ pub fn serve_tcp(
     listener: TcpListener,
     feed: Arc<Feed>,
     config: Arc<SourceConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: Arc<Stop>,
 ) {
     let stats = feed.stats().clone();
@@ -281,6 +333,12 @@ pub fn serve_tcp(
         LinesStats::count(&stats.heartbeat);
         match listener.accept() {
             Ok((stream, peer)) => {
+                if !allowed(&config.allow, peer.ip()) {
+                    LinesStats::count(&stats.not_allowed);
+                    feed.warn_limited(|| format!("lines over TCP: {peer} is not in allow; closed"));
+                    drop(stream);
+                    continue;
+                }
                 connections.retain(|c| !c.is_finished());
                 if connections.len() >= config.max_connections {
                     LinesStats::count(&stats.connections_refused);
@@ -296,10 +354,11 @@ pub fn serve_tcp(
                 }
                 LinesStats::count(&stats.connections);
                 let (feed, config, stop) = (feed.clone(), config.clone(), stop.clone());
+                let tls = tls.clone();
                 let spawned = std::thread::Builder::new()
                     .name("lines-client".into())
                     .stack_size(CONNECTION_STACK)
-                    .spawn(move || serve_client(stream, peer, &feed, &config, &stop));
+                    .spawn(move || serve_client(stream, peer, &feed, &config, tls.as_ref(), &stop));
                 match spawned {
                     Ok(handle) => connections.push(handle),
                     Err(e) => warn!("lines over TCP: no thread for {peer}: {e}"),
@@ -342,15 +401,19 @@ fn serve_client(
     peer: SocketAddr,
     feed: &Feed,
     config: &SourceConfig,
+    tls: Option<&Arc<rustls::ServerConfig>>,
     stop: &Stop,
 ) {
     let stats = feed.stats().clone();
     let _open = Open::new(&stats);
-    let origin = format!("tcp {peer}");
-    // Accepted sockets may inherit the listener's non-blocking mode on some systems.
+    let origin = format!("{} {peer}", if tls.is_some() { "tls" } else { "tcp" });
+    let handshake = Duration::from_secs(config.tls_handshake_timeout_s);
+    // Accepted sockets may inherit the listener's non-blocking mode on some systems. A
+    // write happens only in a handshake: one that cannot finish within its bound fails.
     if let Err(e) = stream
         .set_nonblocking(false)
         .and_then(|()| stream.set_read_timeout(Some(TURN)))
+        .and_then(|()| stream.set_write_timeout(Some(handshake)))
     {
         warn!("{origin}: cannot set a read timeout ({e}); closed");
         return;
@@ -363,11 +426,12 @@ fn serve_client(
         // The idle timeout still closes it; keepalive only finds a dead peer sooner.
         debug!("{origin}: no TCP keepalive ({e})");
     }
+    let Some((inner, sender)) = secure(stream, peer, origin, feed, config, tls, stop) else {
+        return;
+    };
+    let origin = sender.origin.as_str();
     let idle = Duration::from_secs(config.idle_timeout_s);
-    let mut reader = BufReader::new(Counted {
-        inner: stream,
-        bytes: 0,
-    });
+    let mut reader = BufReader::new(Counted { inner, bytes: 0 });
     let mut parser = LineParser::new(config);
     let mut buffer = LineBuffer::new(config.max_line_bytes);
     let mut line_no: u64 = 0;
@@ -378,7 +442,7 @@ fn serve_client(
     debug!("{origin}: connected");
     loop {
         if stop.is_stopped() {
-            abandon(&mut buffer, feed, &origin, &mut line_no);
+            abandon(&mut buffer, feed, origin, &mut line_no);
             return;
         }
         let event = buffer.next(&mut reader);
@@ -389,18 +453,18 @@ fn serve_client(
         }
         match event {
             Ok(LineEvent::Line) => {
-                take_line(&mut buffer, feed, &mut parser, &origin, &mut line_no);
+                take_line(&mut buffer, feed, &mut parser, &sender, &mut line_no);
             }
             Ok(LineEvent::TooLong) => {
                 line_no = line_no.saturating_add(1);
-                too_long(feed, &origin, line_no);
+                too_long(feed, origin, line_no);
             }
             Ok(LineEvent::Unterminated) => {
                 debug!(
                     "{origin}: closed by the client in the middle of line {}",
                     line_no.saturating_add(1)
                 );
-                abandon(&mut buffer, feed, &origin, &mut line_no);
+                abandon(&mut buffer, feed, origin, &mut line_no);
                 return;
             }
             Ok(LineEvent::End) => {
@@ -418,17 +482,86 @@ fn serve_client(
                             ""
                         }
                     );
-                    abandon(&mut buffer, feed, &origin, &mut line_no);
+                    abandon(&mut buffer, feed, origin, &mut line_no);
                     return;
                 }
             }
             Err(e) => {
                 debug!("{origin}: {e}; closed after {line_no} lines");
-                abandon(&mut buffer, feed, &origin, &mut line_no);
+                abandon(&mut buffer, feed, origin, &mut line_no);
                 return;
             }
         }
     }
+}
+
+/// The client's stream as lines are read from it, and who it is: the plain socket, or
+/// the plaintext of a TLS connection once its handshake is done (bounded by
+/// `tls_handshake_timeout_s`; a failure counted and closed). One line reader for both.
+fn secure(
+    stream: TcpStream,
+    peer: SocketAddr,
+    origin: String,
+    feed: &Feed,
+    config: &SourceConfig,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+    stop: &Stop,
+) -> Option<(Box<dyn Read>, Sender)> {
+    let address = peer.ip().to_canonical();
+    let Some(tls) = tls else {
+        let peer = Some(Arc::new(Peer {
+            address,
+            name: None,
+        }));
+        let sender = Sender {
+            origin,
+            peer,
+            sensor: None,
+        };
+        return Some((Box::new(stream), sender));
+    };
+    let within = Duration::from_secs(config.tls_handshake_timeout_s);
+    let failed = |failure: HandshakeFailure, why: &str| {
+        LinesStats::count(&feed.stats().handshake_failures[failure.index()]);
+        feed.warn_limited(|| {
+            format!(
+                "{origin}: TLS handshake failed ({}): {}; closed",
+                failure.name(),
+                crate::support::text::untrusted(why)
+            )
+        });
+    };
+    let stream = match tls::accept(stream, tls, within, stop) {
+        Ok(stream) => stream,
+        Err(_) if stop.is_stopped() => return None,
+        Err((failure, why)) => {
+            failed(failure, &why);
+            return None;
+        }
+    };
+    let name = tls::certificate_name(&stream.conn);
+    let sensor = match &name {
+        _ if !config.bind_sensor_to_certificate => None,
+        Some(name) if name.len() <= MAX_SENSOR_ID_BYTES => Some(name.clone()),
+        _ => {
+            failed(
+                HandshakeFailure::Certificate,
+                "bind_sensor_to_certificate: the client certificate names no sensor \
+                 (a DNS subject alternative name of at most 128 bytes)",
+            );
+            return None;
+        }
+    };
+    let sender = Sender {
+        origin: match &name {
+            Some(name) => format!("{origin} ({name})"),
+            None => origin,
+        },
+        peer: Some(Arc::new(Peer { address, name })),
+        sensor,
+    };
+    debug!("{}: TLS handshake done", sender.origin);
+    Some((Box::new(stream), sender))
 }
 
 /// The UDP socket: each datagram is one or more lines. Datagrams never wait for room in
@@ -442,6 +575,8 @@ pub fn serve_udp(socket: UdpSocket, feed: Arc<Feed>, config: Arc<SourceConfig>, 
     let mut datagram = vec![0u8; DATAGRAM_BYTES];
     let mut parser = LineParser::new(&config);
     let mut line_no: u64 = 0;
+    // One sender's datagrams in a row share their peer: no allocation each.
+    let mut last_peer: Option<Arc<Peer>> = None;
     while !stop.is_stopped() {
         LinesStats::count(&stats.heartbeat);
         let (len, peer) = match socket.recv_from(&mut datagram) {
@@ -456,7 +591,26 @@ pub fn serve_udp(socket: UdpSocket, feed: Arc<Feed>, config: Arc<SourceConfig>, 
                 continue;
             }
         };
-        let origin = format!("udp {peer}");
+        if !allowed(&config.allow, peer.ip()) {
+            LinesStats::count(&stats.not_allowed);
+            feed.warn_limited(|| format!("lines over UDP: {peer} is not in allow; dropped"));
+            continue;
+        }
+        let address = peer.ip().to_canonical();
+        let shared = match last_peer.take() {
+            Some(last) if last.address == address => last,
+            _ => Arc::new(Peer {
+                address,
+                name: None,
+            }),
+        };
+        last_peer = Some(shared.clone());
+        let sender = Sender {
+            origin: format!("udp {peer}"),
+            peer: Some(shared),
+            sensor: None,
+        };
+        let origin = sender.origin.as_str();
         let body = datagram.get(..len).unwrap_or_default();
         for line in body.split(|&b| b == b'\n') {
             if line.is_empty() || line == b"\r" {
@@ -464,10 +618,10 @@ pub fn serve_udp(socket: UdpSocket, feed: Arc<Feed>, config: Arc<SourceConfig>, 
             }
             line_no = line_no.saturating_add(1);
             if line.len() > config.max_line_bytes {
-                too_long(&feed, &origin, line_no);
+                too_long(&feed, origin, line_no);
                 continue;
             }
-            handle_line(&feed, &mut parser, WhenFull::Drop, &origin, line_no, line);
+            handle_line(&feed, &mut parser, WhenFull::Drop, &sender, line_no, line);
         }
     }
 }

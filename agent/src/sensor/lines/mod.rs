@@ -3,19 +3,22 @@
 //! the same windows, functions, spool and shipper see them. Each sample names its sensor
 //! ([`crate::sensor::Sample::sensor_id`]) and the pipeline keeps windows per sensor.
 //!
-//! Layout: [`config`] the `[source]` section · [`parse`] a line into a reading, or why
-//! not · [`feed`] readings into samples (the sensor table, the queue policy, the
-//! counters) · [`listener`] bytes into lines, per transport · this file starts one and
-//! hands back its [`LinesHandle`]. Imports run config → parse → feed → listener → here.
+//! Layout: [`config`] the `[source]` section · [`tls`] the TLS server's configuration
+//! and handshake · [`parse`] a line into a reading, or why not · [`feed`] readings into
+//! samples (the sensor table, the queue policy, the counters) · [`listener`] bytes into
+//! lines, per transport, and who sent them · this file starts one and hands back its
+//! [`LinesHandle`]. Imports run tls → config → parse → feed → listener → here.
 //!
 //! Bounds: a line is at most `max_line_bytes` before it is buffered; at most
 //! `max_connections` TCP clients (a thread and a line buffer each), closed after
-//! `idle_timeout_s`; at most `max_sensors` sensors; at most `queue` samples waiting.
+//! `idle_timeout_s`, and with TLS after `tls_handshake_timeout_s` if their handshake is
+//! not done; at most `max_sensors` sensors; at most `queue` samples waiting.
 
 pub mod config;
 pub mod feed;
 pub mod listener;
 pub mod parse;
+pub mod tls;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -27,7 +30,9 @@ use std::time::Duration;
 use log::{info, warn};
 use thiserror::Error;
 
-pub use config::{Format, SourceConfig, SourceKind, TimeFormat, TimeWithoutOffset, Transport};
+pub use config::{
+    Format, Network, SourceConfig, SourceKind, TimeFormat, TimeWithoutOffset, Transport,
+};
 pub use feed::{Feed, LinesCounts, LinesStats, WhenFull};
 pub use parse::{LineParser, Parsed, Reading, Refused};
 
@@ -43,7 +48,12 @@ pub enum LinesError {
     },
     #[error("cannot start the lines reader thread: {0}")]
     Thread(std::io::Error),
+    #[error("[source] {0}: {1}")]
+    Tls(&'static str, String),
 }
+
+/// What `/health` says of a listener anyone who can reach it may feed.
+pub const EXPOSED: &str = "open to the network without TLS or allow: anyone who can reach it may send any sensor's samples";
 
 /// A running lines source. Dropping it stops it (and waits for its threads, but for a
 /// standard input blocked in a read, which is left to the process's exit).
@@ -56,6 +66,14 @@ pub struct LinesHandle {
     ended: Arc<AtomicBool>,
     /// UDP: where the kernel counts the datagrams it dropped.
     kernel_drops: Option<listener::KernelDrops>,
+    /// What the counts say beyond the counters: TLS on, the listener exposed.
+    notes: Notes,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Notes {
+    tls: bool,
+    exposed: bool,
 }
 
 impl LinesHandle {
@@ -69,14 +87,23 @@ impl LinesHandle {
     }
 
     pub fn counts(&self) -> LinesCounts {
-        counts(&self.stats, self.transport.name(), self.kernel_drops)
+        counts(
+            &self.stats,
+            self.transport.name(),
+            self.kernel_drops,
+            self.notes,
+        )
     }
 
     /// Reads the counts later, from another thread (the metrics server).
     pub fn counter(&self) -> impl Fn() -> LinesCounts + Send + Sync + 'static {
-        let (stats, transport, drops) =
-            (self.stats.clone(), self.transport.name(), self.kernel_drops);
-        move || counts(&stats, transport, drops)
+        let (stats, transport, drops, notes) = (
+            self.stats.clone(),
+            self.transport.name(),
+            self.kernel_drops,
+            self.notes,
+        );
+        move || counts(&stats, transport, drops, notes)
     }
 
     /// A finite stream (standard input) has ended: every line of it is in the queue or
@@ -126,9 +153,18 @@ fn counts(
     stats: &LinesStats,
     transport: &'static str,
     drops: Option<listener::KernelDrops>,
+    notes: Notes,
 ) -> LinesCounts {
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     LinesCounts {
         kernel_drops: drops.and_then(|d| d.read()),
+        handshake_failures: notes.tls.then(|| {
+            tls::HandshakeFailure::ALL
+                .iter()
+                .map(|f| (f.name(), load(&stats.handshake_failures[f.index()])))
+                .collect()
+        }),
+        exposed: notes.exposed.then_some(EXPOSED),
         ..stats.counts(transport)
     }
 }
@@ -178,6 +214,7 @@ pub fn start_reader(
         local_addr: None,
         ended,
         kernel_drops: None,
+        notes: Notes::default(),
     })
 }
 
@@ -190,6 +227,14 @@ fn start_socket(
     let bind_error = |source| LinesError::Bind {
         addr: addr.to_owned(),
         source,
+    };
+    // Checked with the configuration already: this is its second reading of the files.
+    let tls = config
+        .tls()
+        .map_err(|(key, why)| LinesError::Tls(key, why))?;
+    let notes = Notes {
+        tls: tls.is_some(),
+        exposed: config.exposed(),
     };
     let (stop, stats, feed) = parts(config, default_sensor, writer);
     let shared = Arc::new(config.clone());
@@ -220,16 +265,27 @@ fn start_socket(
             let local = listener.local_addr().map_err(bind_error)?;
             let thread = std::thread::Builder::new()
                 .name("lines-tcp".into())
-                .spawn(move || listener::serve_tcp(listener, feed, shared, thread_stop));
+                .spawn(move || listener::serve_tcp(listener, feed, shared, tls, thread_stop));
             (local, thread)
         }
     };
     let thread = thread.map_err(LinesError::Thread)?;
     info!(
-        "reading {:?} lines over {} on {local_addr}",
+        "reading {:?} lines over {}{} on {local_addr}",
         config.format,
-        config.transport.name()
+        config.transport.name(),
+        match (notes.tls, config.tls_client_ca.is_some()) {
+            (true, true) => " with TLS and client certificates",
+            (true, false) => " with TLS",
+            _ => "",
+        }
     );
+    if notes.exposed {
+        warn!(
+            "[source] listen = {:?}: {EXPOSED}; set tls_cert and tls_key, or allow (README, \"Lines from other sensors\")",
+            config.listen
+        );
+    }
     Ok(LinesHandle {
         transport: config.transport,
         stop,
@@ -238,6 +294,7 @@ fn start_socket(
         local_addr: Some(local_addr),
         ended: Arc::new(AtomicBool::new(false)),
         kernel_drops,
+        notes,
     })
 }
 

@@ -39,10 +39,13 @@ pub enum Refused {
     /// standard input, a client closed while idle): it may have been cut short (`12` of
     /// `123`), so it is not judged.
     Incomplete,
+    /// A line naming a sensor other than its connection's client certificate's, with
+    /// `bind_sensor_to_certificate`: one device may not speak for another.
+    ForeignSensor,
 }
 
 impl Refused {
-    pub const ALL: [Refused; 12] = [
+    pub const ALL: [Refused; 13] = [
         Self::Malformed,
         Self::TooLong,
         Self::MissingValue,
@@ -55,6 +58,7 @@ impl Refused {
         Self::QueueFull,
         Self::FutureTime,
         Self::Incomplete,
+        Self::ForeignSensor,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +75,7 @@ impl Refused {
             Self::QueueFull => "queue_full",
             Self::FutureTime => "future_time",
             Self::Incomplete => "incomplete",
+            Self::ForeignSensor => "foreign_sensor",
         }
     }
 
