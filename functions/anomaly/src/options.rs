@@ -110,28 +110,22 @@ impl Default for Options {
 impl Options {
     /// The options' parameters, checked; `period` is the instance's.
     pub fn from_params(params: &Params, period: usize) -> Result<Self, Error> {
-        let got = |name: &str| params.raw(name).unwrap_or_default().trim().to_owned();
+        // One message for every refusal: each `format!` costs the wasm build its own code.
+        let refuse = |name: &str, rule: &str| {
+            let got = params.raw(name).unwrap_or_default().trim();
+            Error::new(format!("parameter `{name}` must be {rule}, got `{got}`"))
+        };
         let longterm_period = params.get::<usize>("longterm_period")?;
         if longterm_period.is_some_and(|span| span < period.saturating_mul(2)) {
-            return Err(Error::new(format!(
-                "parameter `longterm_period` must be at least two seasons ({} samples with \
-                 period {period}), got {}",
-                period.saturating_mul(2),
-                got("longterm_period")
-            )));
+            return Err(refuse(
+                "longterm_period",
+                "at least two seasons (2 x `period` samples)",
+            ));
         }
-        let threshold = Threshold::parse(params.raw("threshold")).ok_or_else(|| {
-            Error::new(format!(
-                "parameter `threshold` must be `none`, `med_max`, `p95` or `p99`, got `{}`",
-                got("threshold")
-            ))
-        })?;
-        let precision = Precision::parse(params.raw("critical")).ok_or_else(|| {
-            Error::new(format!(
-                "parameter `critical` must be `auto`, `f32` or `f64`, got `{}`",
-                got("critical")
-            ))
-        })?;
+        let threshold = Threshold::parse(params.raw("threshold"))
+            .ok_or_else(|| refuse("threshold", "`none`, `med_max`, `p95` or `p99`"))?;
+        let precision = Precision::parse(params.raw("critical"))
+            .ok_or_else(|| refuse("critical", "`auto`, `f32` or `f64`"))?;
         Ok(Self {
             longterm_period,
             threshold,

@@ -317,7 +317,7 @@ fn bad_options_are_refused_with_the_name() {
     let cases: &[(&[(&str, &str)], &str)] = &[
         (
             &[("period", "7"), ("longterm_period", "13")],
-            "`longterm_period` must be at least two seasons (14 samples",
+            "`longterm_period` must be at least two seasons (2 x `period` samples), got `13`",
         ),
         (&[("longterm_period", "x")], "`longterm_period`"),
         (&[("threshold", "p90")], "`threshold` must be"),
