@@ -203,6 +203,33 @@ fn nacks_are_survived_and_each_change_of_state_logged_once() {
     assert_eq!(count_logs(log::Level::Warn, "BME680 fault"), 2);
 }
 
+/// What /health and the status line say is the failure now, not the commonest so far: a
+/// bus that starts failing otherwise after many "not found" says so at its first failure.
+#[test]
+fn the_sensor_state_names_the_latest_failure_not_the_commonest() {
+    let mut rig = rig(Scenario::Clean);
+    rig.chip.inject(Fault::WrongChipId {
+        id: 0x55,
+        reads: 1000,
+    });
+    let stats = rig.run_until(|stats| stats.not_found >= 6);
+    let state = stats.failing().expect("failing");
+    assert!(state.contains("no BME680 answers"), "{state}");
+    rig.chip.inject(Fault::BusError { transactions: 3 });
+    let stats = rig.run_until(|stats| stats.bus_errors >= 1);
+    assert!(stats.not_found > stats.bus_errors, "{stats:?}");
+    assert_eq!(stats.last_fault, Some(FaultKind::Bus));
+    let state = stats.failing().expect("still failing");
+    assert!(state.contains("the bus fails"), "{state}");
+    assert!(
+        state.starts_with(&format!(
+            "not answering: {} reads failed in a row",
+            stats.consecutive_failures
+        )),
+        "{state}"
+    );
+}
+
 #[test]
 fn wrong_chip_id_at_start_is_retried_until_the_chip_answers() {
     let mut rig = rig(Scenario::Clean);

@@ -77,6 +77,9 @@ pub struct SamplerStats {
     pub baseline_save_errors: u64,
     /// Failures since the last good reading.
     pub consecutive_failures: u32,
+    /// The kind of the latest failure (kept after a recovery; `failing` reads it only
+    /// while `consecutive_failures` > 0).
+    pub last_fault: Option<FaultKind>,
     /// Changes of state (faults, recoveries, gas usability), logged or not.
     pub state_changes: u64,
     /// Changes of state left out of the log by the rate limit (still counted and recorded).
@@ -91,24 +94,23 @@ pub struct SamplerStats {
 
 impl SamplerStats {
     /// The sensor's state in a few words, for `/health` and the status line: `None` while
-    /// reads succeed; else how many failed in a row and the commonest kind of failure so
-    /// far (a loose wire reads as the bus failing, a missing chip as not found).
+    /// reads succeed; else how many failed in a row and the kind of the latest failure
+    /// (a loose wire reads as the bus failing, a missing chip as not found). The latest,
+    /// not the commonest so far: a bus that appears after an hour of "does not open" and
+    /// then fails otherwise must say so at once.
     pub fn failing(&self) -> Option<String> {
         if self.consecutive_failures == 0 {
             return None;
         }
-        let kinds = [
-            (self.open_errors, "the I2C device does not open"),
-            (self.not_found, "no BME680 answers at its address"),
-            (self.bus_errors, "the bus fails"),
-            (self.no_data, "no new data"),
-            (self.driver_panics, "the driver panicked"),
-        ];
-        let why = kinds
-            .iter()
-            .filter(|(n, _)| *n > 0)
-            .max_by_key(|(n, _)| *n)
-            .map_or("reads fail", |(_, why)| why);
+        let why = match self.last_fault {
+            Some(FaultKind::Open) => "the I2C device does not open",
+            Some(FaultKind::NotFound) => "no BME680 answers at its address",
+            Some(FaultKind::Bus) => "the bus fails",
+            Some(FaultKind::NoData) => "no new data",
+            Some(FaultKind::DriverPanic) => "the driver panicked",
+            Some(FaultKind::Runaway) => "the driver does not finish (chip stuck?)",
+            None => "reads fail",
+        };
         Some(format!(
             "not answering: {} reads failed in a row ({why})",
             self.consecutive_failures
@@ -538,6 +540,7 @@ impl<F: BusFactory> Sampler<F> {
         self.monitor.update(|stats| {
             stats.failures += 1;
             stats.consecutive_failures = consecutive;
+            stats.last_fault = Some(kind);
             match kind {
                 FaultKind::Bus => stats.bus_errors += 1,
                 FaultKind::NotFound => stats.not_found += 1,
