@@ -19,7 +19,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ use crate::registry::{Poller, PollerConfig, RolloutCell};
 use crate::sensor::lines::{self, SourceKind};
 use crate::sensor::source::{SensorSource, start_sampler};
 use crate::sensor::{SharedClock, SystemClock, sample_queue};
-use crate::sink::{Both, NdjsonSink, Sink, SpoolSink};
+use crate::sink::{Both, NdjsonCounters, NdjsonSink, Sink, SpoolSink};
 use crate::support::text::short_sha;
 use crate::support::wake::Wake;
 use crate::watch::{WatchConfig, Watcher};
@@ -284,14 +284,15 @@ impl Agent {
             Some(es) => Some(Upstream::start(&config, es)?),
             None => None,
         };
-        let (sink, output_unwritten, output_only_copy) = sink(&config, upstream.as_ref());
+        let (sink, output, output_only_copy) = sink(&config, upstream.as_ref());
         let identity = Identity {
             host_id: config.agent.host_id.clone().unwrap_or_else(host_name),
             sensor_id: config.agent.sensor_id.clone(),
         };
         let stats = Arc::new(PipelineStats {
             swap: swap_stats,
-            output_unwritten: output_unwritten.unwrap_or_default(),
+            output_unwritten: output.unwritten,
+            output_rotations: output.rotations,
             ..PipelineStats::default()
         });
         let (candidates_tx, candidates_rx) = mpsc::channel();
@@ -424,31 +425,33 @@ impl Agent {
 
 /// Verdicts go to the spool when there is an upstream (with `[output] path` as a local
 /// copy besides it), to the NDJSON output otherwise. A file the disk refuses now is opened
-/// at a later write (counted, not fatal). The count of verdicts the NDJSON output refused
-/// comes too, and whether that output is their only copy.
+/// at a later write (counted, not fatal). The NDJSON output's counters come too (zero
+/// without one), and whether that output is the verdicts' only copy.
 fn sink(
     config: &AgentConfig,
     upstream: Option<&Upstream>,
-) -> (Box<dyn Sink>, Option<Arc<AtomicU64>>, bool) {
+) -> (Box<dyn Sink>, NdjsonCounters, bool) {
     let ndjson = |path: Option<&Path>| match path {
-        Some(path) => NdjsonSink::append_to_or_degraded(path),
+        Some(path) => {
+            NdjsonSink::append_to_or_degraded(path, config.output.max_mib.saturating_mul(1 << 20))
+        }
         None => NdjsonSink::stdout(),
     };
     match (upstream, &config.output.path) {
-        (Some(upstream), None) => (Box::new(upstream.sink()), None, false),
+        (Some(upstream), None) => (Box::new(upstream.sink()), NdjsonCounters::default(), false),
         (Some(upstream), Some(_)) => {
             let copy = ndjson(config.output.file());
-            let unwritten = copy.unwritten();
+            let counters = copy.counters();
             let both = Both {
                 spool: upstream.sink(),
                 copy,
             };
-            (Box::new(both), Some(unwritten), false)
+            (Box::new(both), counters, false)
         }
         (None, _) => {
             let only = ndjson(config.output.file());
-            let unwritten = only.unwritten();
-            (Box::new(only), Some(unwritten), true)
+            let counters = only.counters();
+            (Box::new(only), counters, true)
         }
     }
 }

@@ -70,6 +70,7 @@ pub struct PipelineCounts {
     pub sensors_active: u64,
     pub sensors_evicted: u64,
     pub output_unwritten: u64,
+    pub output_rotations: u64,
 }
 
 impl PipelineCounts {
@@ -77,7 +78,7 @@ impl PipelineCounts {
         let swap = load_counters!(SwapCounts from stats.swap, [swaps, refused, rolled_back, startup_fallbacks]);
         load_counters!(
             Self from stats,
-            [samples, windows, failed_windows, verdicts, anomalies, history_errors, fuel_last, sensors_active, sensors_evicted, output_unwritten],
+            [samples, windows, failed_windows, verdicts, anomalies, history_errors, fuel_last, sensors_active, sensors_evicted, output_unwritten, output_rotations],
             swaps: swap.swaps,
             swaps_refused: swap.refused,
             swaps_rolled_back: swap.rolled_back,
@@ -613,6 +614,11 @@ pub fn render(snapshot: &Snapshot) -> String {
         "edge_agent_output_unwritten_total",
         "Verdicts the NDJSON output ([output] path or standard output) could not write: a full disk, a closed pipe.",
         p.output_unwritten,
+    );
+    out.counter(
+        "edge_agent_output_rotations_total",
+        "Times the NDJSON output file reached [output] max_mib and was renamed to <path>.1.",
+        p.output_rotations,
     );
     if let Some(lines) = &snapshot.lines {
         let source = [("source", lines.transport)];

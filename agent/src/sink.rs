@@ -18,17 +18,35 @@ use std::time::Duration;
 
 use crate::record::VerdictRecord;
 use crate::spool::{SampleMark, Spool, SpoolError};
-use crate::support::check::{Refusal, creatable};
+use crate::support::check::{Refusal, creatable, within};
 use crate::support::log_rate::LogRate;
 use serde::{Deserialize, Serialize};
 
+/// `[output] max_mib`'s range: a file of at least 1 MiB, at most 16 GiB (twice that on
+/// disk with the rotated one).
+pub const OUTPUT_MAX_MIB: std::ops::RangeInclusive<u64> = 1..=16_384;
+
 /// `[output]`: where verdicts go: without an upstream, the only copy; with one, a local
 /// copy besides the spool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputSection {
     /// An NDJSON file to append to; standard output when absent or `-`.
     pub path: Option<PathBuf>,
+    /// The file's bound. A window's records that would take it past this go to a new file,
+    /// the full one renamed `<path>.1` (replacing the one before), so the copy never takes
+    /// more than twice this on disk. A Pi in a cupboard for a year would otherwise fill
+    /// its card with it.
+    pub max_mib: u64,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_mib: 64,
+        }
+    }
 }
 
 impl OutputSection {
@@ -39,6 +57,7 @@ impl OutputSection {
 
     /// The rules serde cannot express.
     pub fn check(&self) -> Result<(), Refusal> {
+        within("output.max_mib", self.max_mib, &OUTPUT_MAX_MIB)?;
         match self.file() {
             Some(path) => creatable("output.path", path),
             None => Ok(()),
@@ -58,6 +77,15 @@ pub trait Sink: Send {
     }
 }
 
+/// The NDJSON output's counters, shared with the metrics.
+#[derive(Debug, Default, Clone)]
+pub struct NdjsonCounters {
+    /// Records that could not be written (a full disk, a closed pipe).
+    pub unwritten: Arc<AtomicU64>,
+    /// Times the file reached its bound and was rotated.
+    pub rotations: Arc<AtomicU64>,
+}
+
 /// One JSON object per line. A window's records are serialised whole before any byte is
 /// written, so a failing write (a full disk) loses whole records, counted; and a line cut
 /// by one is ended before the next write, so the records after it stay readable.
@@ -67,6 +95,8 @@ pub struct NdjsonSink {
     torn: bool,
     /// Records that could not be written (a full disk, a closed pipe).
     unwritten: Arc<AtomicU64>,
+    /// Times the file reached its bound and was rotated.
+    rotations: Arc<AtomicU64>,
     log: LogRate,
 }
 
@@ -75,28 +105,28 @@ impl NdjsonSink {
         Self::new(Box::new(io::stdout()))
     }
 
-    pub fn append_to(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self::new(Box::new(file)))
-    }
-
     /// Appends to `path`, or, when it cannot be opened now (a read-only or full disk),
-    /// opens it at a later write: a disk that refuses is counted, not fatal.
-    pub fn append_to_or_degraded(path: &Path) -> Self {
-        let file = match OpenOptions::new().create(true).append(true).open(path) {
-            Ok(file) => Some(file),
-            Err(e) => {
-                log::error!(
-                    "cannot open {}: {e}; verdicts written there are counted as lost until it opens",
-                    path.display()
-                );
-                None
-            }
-        };
-        Self::new(Box::new(LazyFile {
+    /// opens it at a later write: a disk that refuses is counted, not fatal. Past
+    /// `max_bytes` the file is rotated once (`[output] max_mib`).
+    pub fn append_to_or_degraded(path: &Path, max_bytes: u64) -> Self {
+        let rotations = Arc::new(AtomicU64::new(0));
+        let mut file = OutputFile {
             path: path.to_owned(),
-            file,
-        }))
+            file: None,
+            size: 0,
+            at_line_start: true,
+            max_bytes,
+            rotations: rotations.clone(),
+        };
+        if let Err(e) = file.open() {
+            log::error!(
+                "cannot open {}: {e}; verdicts written there are counted as lost until it opens",
+                path.display()
+            );
+        }
+        let mut sink = Self::new(Box::new(file));
+        sink.rotations = rotations;
+        sink
     }
 
     pub fn new(out: Box<dyn Write + Send>) -> Self {
@@ -104,6 +134,7 @@ impl NdjsonSink {
             out,
             torn: false,
             unwritten: Arc::new(AtomicU64::new(0)),
+            rotations: Arc::new(AtomicU64::new(0)),
             log: LogRate::every(Duration::from_secs(60)),
         }
     }
@@ -111,6 +142,14 @@ impl NdjsonSink {
     /// Records that could not be written, for metrics.
     pub fn unwritten(&self) -> Arc<AtomicU64> {
         self.unwritten.clone()
+    }
+
+    /// Its counters, shared with the metrics.
+    pub fn counters(&self) -> NdjsonCounters {
+        NdjsonCounters {
+            unwritten: self.unwritten.clone(),
+            rotations: self.rotations.clone(),
+        }
     }
 
     /// Writes `records`; answers how many were written whole, and the error that stopped
@@ -182,26 +221,74 @@ impl Sink for NdjsonSink {
     }
 }
 
-/// A file opened at the first write that can open it.
-struct LazyFile {
-    path: std::path::PathBuf,
+/// The output file: opened at the first write that can open it, and rotated at its bound.
+struct OutputFile {
+    path: PathBuf,
     file: Option<std::fs::File>,
+    /// Bytes in the file now.
+    size: u64,
+    /// The last byte written ended a line (or nothing is written yet): a new file may begin.
+    at_line_start: bool,
+    max_bytes: u64,
+    rotations: Arc<AtomicU64>,
 }
 
-impl Write for LazyFile {
+impl OutputFile {
+    fn open(&mut self) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = file.metadata()?.len();
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// `<path>.1`, the file before this one.
+    fn rotated_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".1");
+        PathBuf::from(name)
+    }
+
+    /// The full file becomes `<path>.1` (the one before goes) and a new one begins. When
+    /// the rename fails the write fails too, counted: the bound holds either way.
+    fn rotate(&mut self) -> io::Result<()> {
+        let rotated = self.rotated_path();
+        std::fs::rename(&self.path, &rotated)?;
+        self.file = None;
+        self.rotations.fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            "output {} reached {} bytes: renamed to {}, a new file begun",
+            self.path.display(),
+            self.size,
+            rotated.display()
+        );
+        self.open()
+    }
+}
+
+impl Write for OutputFile {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         if self.file.is_none() {
-            self.file = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            );
+            self.open()?;
         }
-        match self.file.as_mut() {
-            Some(file) => file.write(bytes),
-            None => Err(io::Error::other("not open")),
+        // A window's records arrive in one call, so a new file begins with a whole line.
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if self.at_line_start && self.size > 0 && self.size.saturating_add(len) > self.max_bytes {
+            self.rotate()?;
         }
+        let written = match self.file.as_mut() {
+            Some(file) => file.write(bytes)?,
+            None => return Err(io::Error::other("not open")),
+        };
+        self.size = self
+            .size
+            .saturating_add(u64::try_from(written).unwrap_or(u64::MAX));
+        if let Some(&last) = bytes.get(..written).and_then(<[u8]>::last) {
+            self.at_line_start = last == b'\n';
+        }
+        Ok(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -424,12 +511,59 @@ mod tests {
         assert_eq!(unwritten.load(Ordering::Relaxed), 6);
     }
 
+    /// Windows of records into a file bounded at 2 KiB: it rotates, the two files together
+    /// never pass twice the bound plus a window, each begins and ends with a whole line,
+    /// and the newest records are all there, in order, across the rotation.
+    #[test]
+    fn the_output_file_rotates_at_its_bound_and_loses_no_line_across() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        let max = 2048;
+        let mut sink = NdjsonSink::append_to_or_degraded(&path, max);
+        let counters = sink.counters();
+        let mut largest_window = 0;
+        for window in 0..40 {
+            let records: Vec<_> = (0..3).map(|i| record(window * 3 + i)).collect();
+            let before = std::fs::metadata(&path).map_or(0, |m| m.len());
+            sink.emit(&records).unwrap();
+            let after = std::fs::metadata(&path).unwrap().len();
+            if after > before {
+                largest_window = largest_window.max(after - before);
+            }
+        }
+        assert_eq!(counters.unwritten.load(Ordering::Relaxed), 0);
+        let rotations = counters.rotations.load(Ordering::Relaxed);
+        assert!(rotations >= 2, "{rotations} rotations");
+        let rotated = dir.path().join("out.ndjson.1");
+        let (old, new) = (
+            std::fs::read_to_string(&rotated).unwrap(),
+            std::fs::read_to_string(&path).unwrap(),
+        );
+        for text in [&old, &new] {
+            assert!(text.len() as u64 <= max, "{} bytes", text.len());
+            assert!(text.ends_with('\n'));
+        }
+        let seqs: Vec<u64> = old
+            .lines()
+            .chain(new.lines())
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                value["seq"].as_u64().unwrap()
+            })
+            .collect();
+        let expected: Vec<u64> = (120 - seqs.len() as u64..120).collect();
+        assert_eq!(seqs, expected, "the newest records, in order, none lost");
+        assert!(largest_window < max);
+        // Nothing else in the folder: one rotated file, not a series.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
     #[test]
     fn a_file_that_cannot_be_opened_yet_is_opened_at_a_later_write() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("later");
         let path = folder.join("out.ndjson");
-        let mut sink = NdjsonSink::append_to_or_degraded(&path);
+        let mut sink = NdjsonSink::append_to_or_degraded(&path, 1 << 20);
         let unwritten = sink.unwritten();
         assert!(sink.emit(&[record(1)]).is_ok());
         assert_eq!(unwritten.load(Ordering::Relaxed), 1);

@@ -81,6 +81,7 @@ fn every_bad_value_is_exit_78_naming_key_and_line_and_nothing_is_created() {
             4,
         ),
         case("spool 0", "[spool]\nmax_mib = 0\n", "spool.max_mib", 4),
+        case("output 0", "[output]\nmax_mib = 0\n", "output.max_mib", 4),
         case(
             "a spool path naming a folder",
             &format!("[spool]\npath = \"{}\"\n", dir.path().display()),

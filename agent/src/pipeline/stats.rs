@@ -97,6 +97,8 @@ pub struct PipelineStats {
     /// Verdicts the NDJSON output (`[output] path` or standard output) could not write:
     /// the sink's own count, shared so that the metrics say where they went.
     pub output_unwritten: Arc<AtomicU64>,
+    /// Times the NDJSON output file reached its bound and was rotated (the sink's count).
+    pub output_rotations: Arc<AtomicU64>,
 }
 
 impl PipelineStats {
