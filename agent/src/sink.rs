@@ -110,14 +110,7 @@ impl NdjsonSink {
     /// `max_bytes` the file is rotated once (`[output] max_mib`).
     pub fn append_to_or_degraded(path: &Path, max_bytes: u64) -> Self {
         let rotations = Arc::new(AtomicU64::new(0));
-        let mut file = OutputFile {
-            path: path.to_owned(),
-            file: None,
-            size: 0,
-            at_line_start: true,
-            max_bytes,
-            rotations: rotations.clone(),
-        };
+        let mut file = OutputFile::new(path, max_bytes, rotations.clone());
         if let Err(e) = file.open() {
             log::error!(
                 "cannot open {}: {e}; verdicts written there are counted as lost until it opens",
@@ -227,19 +220,54 @@ struct OutputFile {
     file: Option<std::fs::File>,
     /// Bytes in the file now.
     size: u64,
-    /// The last byte written ended a line (or nothing is written yet): a new file may begin.
-    at_line_start: bool,
+    /// Nothing written since the last flush: the next write starts a window's records, so
+    /// a new file may begin there (a short write's rest never goes to another file).
+    window_start: bool,
+    /// A regular file, which can be rotated; a pipe, a device or `/dev/stdout` cannot.
+    rotatable: bool,
     max_bytes: u64,
     rotations: Arc<AtomicU64>,
+    /// Rotations that could not be done (the bound not kept, nothing lost), for the log.
+    refused: LogRate,
 }
 
 impl OutputFile {
+    fn new(path: &Path, max_bytes: u64, rotations: Arc<AtomicU64>) -> Self {
+        Self {
+            path: path.to_owned(),
+            file: None,
+            size: 0,
+            window_start: true,
+            rotatable: false,
+            max_bytes,
+            rotations,
+            refused: LogRate::every(Duration::from_secs(60)),
+        }
+    }
+
+    /// Opens (or creates) the file. One cut off inside a line (a power cut mid-write) is
+    /// ended first, so the next record starts a line of its own.
     fn open(&mut self) -> io::Result<()> {
-        let file = OpenOptions::new()
+        use std::os::unix::fs::FileExt as _;
+        // Write-only, as a pipe must be opened: a reader of our own would keep a pipe
+        // whose reader went away from ever failing.
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
-        self.size = file.metadata()?.len();
+        let metadata = file.metadata()?;
+        self.rotatable = metadata.is_file();
+        self.size = metadata.len();
+        if self.rotatable && self.size > 0 {
+            let mut last = [0u8];
+            let ends_a_line = std::fs::File::open(&self.path)
+                .and_then(|reader| reader.read_exact_at(&mut last, self.size.saturating_sub(1)))
+                .map_or(true, |()| last[0] == b'\n');
+            if !ends_a_line {
+                file.write_all(b"\n")?;
+                self.size = self.size.saturating_add(1);
+            }
+        }
         self.file = Some(file);
         Ok(())
     }
@@ -251,19 +279,51 @@ impl OutputFile {
         PathBuf::from(name)
     }
 
-    /// The full file becomes `<path>.1` (the one before goes) and a new one begins. When
-    /// the rename fails the write fails too, counted: the bound holds either way.
+    /// Whether `path` is still the file written to: another tool (logrotate) may have
+    /// moved it away, and renaming what is at `path` now would lose the wrong file.
+    fn still_at_path(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let (Some(file), Ok(at_path)) = (&self.file, std::fs::metadata(&self.path)) else {
+            return false;
+        };
+        file.metadata()
+            .is_ok_and(|open| open.dev() == at_path.dev() && open.ino() == at_path.ino())
+    }
+
+    /// The full file becomes `<path>.1` (the one before goes) and a new one begins. A file
+    /// moved away by someone else is not renamed: a new one begins at `path`. A rename that
+    /// fails (`<path>.1` a folder, the folder read-only) keeps the file growing, said once a
+    /// minute: the verdicts matter more than the bound, and the log says why it is not kept.
     fn rotate(&mut self) -> io::Result<()> {
         let rotated = self.rotated_path();
-        std::fs::rename(&self.path, &rotated)?;
+        if self.still_at_path() {
+            if let Err(e) = std::fs::rename(&self.path, &rotated) {
+                if let Some(suppressed) = self.refused.allow() {
+                    log::error!(
+                        "output {} is past its bound ({} bytes) and cannot be renamed to {}: {e}; \
+                         writing on{}",
+                        self.path.display(),
+                        self.max_bytes,
+                        rotated.display(),
+                        LogRate::note(suppressed)
+                    );
+                }
+                return Ok(());
+            }
+            self.rotations.fetch_add(1, Ordering::Relaxed);
+            log::info!(
+                "output {} reached {} bytes: renamed to {}",
+                self.path.display(),
+                self.size,
+                rotated.display()
+            );
+        } else {
+            log::info!(
+                "output {} was moved away by another program: a new file begun",
+                self.path.display()
+            );
+        }
         self.file = None;
-        self.rotations.fetch_add(1, Ordering::Relaxed);
-        log::info!(
-            "output {} reached {} bytes: renamed to {}, a new file begun",
-            self.path.display(),
-            self.size,
-            rotated.display()
-        );
         self.open()
     }
 }
@@ -273,11 +333,15 @@ impl Write for OutputFile {
         if self.file.is_none() {
             self.open()?;
         }
-        // A window's records arrive in one call, so a new file begins with a whole line.
         let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        if self.at_line_start && self.size > 0 && self.size.saturating_add(len) > self.max_bytes {
+        if self.window_start
+            && self.rotatable
+            && self.size > 0
+            && self.size.saturating_add(len) > self.max_bytes
+        {
             self.rotate()?;
         }
+        self.window_start = false;
         let written = match self.file.as_mut() {
             Some(file) => file.write(bytes)?,
             None => return Err(io::Error::other("not open")),
@@ -285,13 +349,11 @@ impl Write for OutputFile {
         self.size = self
             .size
             .saturating_add(u64::try_from(written).unwrap_or(u64::MAX));
-        if let Some(&last) = bytes.get(..written).and_then(<[u8]>::last) {
-            self.at_line_start = last == b'\n';
-        }
         Ok(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.window_start = true;
         self.file.as_mut().map_or(Ok(()), Write::flush)
     }
 }
@@ -556,6 +618,79 @@ mod tests {
         assert!(largest_window < max);
         // Nothing else in the folder: one rotated file, not a series.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    fn emit_windows(sink: &mut NdjsonSink, windows: i64) {
+        for window in 0..windows {
+            let records: Vec<_> = (0..3).map(|i| record(window * 3 + i)).collect();
+            sink.emit(&records).unwrap();
+        }
+    }
+
+    /// A power cut mid-line left half a record: the next record starts a line of its own.
+    #[test]
+    fn a_file_cut_inside_a_line_is_ended_before_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        std::fs::write(&path, b"{\"seq\":0}\n{\"half").unwrap();
+        let mut sink = NdjsonSink::append_to_or_degraded(&path, 1 << 20);
+        emit_windows(&mut sink, 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines[1], "{\"half");
+        assert!(
+            lines[2..]
+                .iter()
+                .all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok())
+        );
+    }
+
+    /// Moved away by another program (logrotate): that file is left alone, a new one begun.
+    #[test]
+    fn a_file_moved_away_by_another_program_is_not_rotated_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        let mut sink = NdjsonSink::append_to_or_degraded(&path, 2048);
+        let counters = sink.counters();
+        emit_windows(&mut sink, 3);
+        let moved = dir.path().join("out.ndjson.moved");
+        std::fs::rename(&path, &moved).unwrap();
+        std::fs::write(&path, b"").unwrap(); // what logrotate's `create` leaves
+        emit_windows(&mut sink, 20);
+        assert_eq!(
+            std::fs::read_to_string(&moved).unwrap().lines().count() % 3,
+            0
+        );
+        assert!(std::fs::read_to_string(&moved).unwrap().len() <= 2048);
+        assert!(!std::fs::read_to_string(&path).unwrap().is_empty());
+        assert_eq!(counters.unwritten.load(Ordering::Relaxed), 0);
+    }
+
+    /// A rename that cannot be done (`<path>.1` is a folder) loses nothing: the file grows
+    /// past its bound, and the log says why.
+    #[test]
+    fn a_rotation_that_cannot_rename_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        std::fs::create_dir(dir.path().join("out.ndjson.1")).unwrap();
+        let mut sink = NdjsonSink::append_to_or_degraded(&path, 1024);
+        let counters = sink.counters();
+        emit_windows(&mut sink, 20);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 60);
+        assert_eq!(counters.unwritten.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.rotations.load(Ordering::Relaxed), 0);
+    }
+
+    /// What is not a regular file (a device, a pipe) is never renamed.
+    #[test]
+    fn a_device_is_not_rotated() {
+        let mut sink = NdjsonSink::append_to_or_degraded(Path::new("/dev/null"), 1);
+        let counters = sink.counters();
+        emit_windows(&mut sink, 5);
+        assert_eq!(counters.rotations.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.unwritten.load(Ordering::Relaxed), 0);
+        assert!(Path::new("/dev/null").exists());
     }
 
     #[test]
