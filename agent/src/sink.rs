@@ -93,10 +93,8 @@ pub struct NdjsonSink {
     out: Box<dyn Write + Send>,
     /// The last write stopped inside a line.
     torn: bool,
-    /// Records that could not be written (a full disk, a closed pipe).
-    unwritten: Arc<AtomicU64>,
-    /// Times the file reached its bound and was rotated.
-    rotations: Arc<AtomicU64>,
+    /// Records that could not be written; rotations of the file.
+    counters: NdjsonCounters,
     log: LogRate,
 }
 
@@ -109,40 +107,32 @@ impl NdjsonSink {
     /// opens it at a later write: a disk that refuses is counted, not fatal. Past
     /// `max_bytes` the file is rotated once (`[output] max_mib`).
     pub fn append_to_or_degraded(path: &Path, max_bytes: u64) -> Self {
-        let rotations = Arc::new(AtomicU64::new(0));
-        let mut file = OutputFile::new(path, max_bytes, rotations.clone());
+        let counters = NdjsonCounters::default();
+        let mut file = OutputFile::new(path, max_bytes, counters.rotations.clone());
         if let Err(e) = file.open() {
             log::error!(
                 "cannot open {}: {e}; verdicts written there are counted as lost until it opens",
                 path.display()
             );
         }
-        let mut sink = Self::new(Box::new(file));
-        sink.rotations = rotations;
-        sink
+        Self {
+            counters,
+            ..Self::new(Box::new(file))
+        }
     }
 
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             out,
             torn: false,
-            unwritten: Arc::new(AtomicU64::new(0)),
-            rotations: Arc::new(AtomicU64::new(0)),
+            counters: NdjsonCounters::default(),
             log: LogRate::every(Duration::from_secs(60)),
         }
     }
 
-    /// Records that could not be written, for metrics.
-    pub fn unwritten(&self) -> Arc<AtomicU64> {
-        self.unwritten.clone()
-    }
-
     /// Its counters, shared with the metrics.
     pub fn counters(&self) -> NdjsonCounters {
-        NdjsonCounters {
-            unwritten: self.unwritten.clone(),
-            rotations: self.rotations.clone(),
-        }
+        self.counters.clone()
     }
 
     /// Writes `records`; answers how many were written whole, and the error that stopped
@@ -195,7 +185,9 @@ impl Sink for NdjsonSink {
         let (whole, failure) = self.write(records)?;
         if let Some(e) = failure {
             let lost = records.len().saturating_sub(whole);
-            self.unwritten.fetch_add(lost as u64, Ordering::Relaxed);
+            self.counters
+                .unwritten
+                .fetch_add(lost as u64, Ordering::Relaxed);
             if let Some(suppressed) = self.log.allow() {
                 log::error!(
                     "cannot write {lost} verdicts to the output: {e}{}",
@@ -537,7 +529,7 @@ mod tests {
     fn a_disk_filling_mid_record_loses_whole_records_and_no_later_line() {
         let disk = Filling::default();
         let mut sink = NdjsonSink::new(Box::new(disk.clone()));
-        let unwritten = sink.unwritten();
+        let unwritten = sink.counters().unwritten;
         let first: Vec<_> = (0..3).map(|i| record(1_700_000_000_000 + i)).collect();
         let one_line = serde_json::to_vec(&first[0]).unwrap().len() + 1;
         // Room for one record and half of the next.
@@ -565,7 +557,7 @@ mod tests {
     #[test]
     fn a_full_disk_is_counted_not_fatal() {
         let mut sink = NdjsonSink::new(Box::new(Full));
-        let unwritten = sink.unwritten();
+        let unwritten = sink.counters().unwritten;
         let records: Vec<_> = (0..3).map(|i| record(1_700_000_000_000 + i)).collect();
         assert!(sink.emit(&records).is_ok());
         assert!(sink.emit(&records).is_ok());
@@ -699,7 +691,7 @@ mod tests {
         let folder = dir.path().join("later");
         let path = folder.join("out.ndjson");
         let mut sink = NdjsonSink::append_to_or_degraded(&path, 1 << 20);
-        let unwritten = sink.unwritten();
+        let unwritten = sink.counters().unwritten;
         assert!(sink.emit(&[record(1)]).is_ok());
         assert_eq!(unwritten.load(Ordering::Relaxed), 1);
         std::fs::create_dir(&folder).unwrap();
